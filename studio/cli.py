@@ -1,0 +1,173 @@
+"""``deploy-studio``: the headless face of the studio. Every command can answer in JSON.
+
+Errors the user can act on print one line (file, problem, fix) and exit with code 2; ``--debug``
+shows the traceback. Heavy libraries load inside the commands, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from typing import Any
+
+from studio import __version__
+from studio.errors import StudioError
+
+EXIT_USAGE = 2
+
+
+def _add_model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a model file (.pt .onnx .yaml .cfg) or zoo:NAME")
+    parser.add_argument("--trust", action="store_true",
+                        help="allow a pickle-based file to run code outside the allow-list (only for files you trust)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deploy-studio", description="Take a trained model to an edge device.")
+    parser.add_argument("--version", action="version", version=f"deploy-studio {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command")
+
+    zoo = commands.add_parser("zoo", help="list the models that ship inside installed packages")
+    zoo.add_argument("--json", action="store_true")
+
+    info = commands.add_parser("info", help="format, task, inputs, labels, params, GFLOPs, size, provenance")
+    _add_model(info)
+    info.add_argument("--json", action="store_true")
+
+    predict = commands.add_parser("predict", help="run a model on an image, folder, video or camera")
+    _add_model(predict)
+    predict.add_argument("source", help="image, folder of images, video file, or camera index (0)")
+    predict.add_argument("--runtime", choices=["ort", "torch"], default="ort")
+    predict.add_argument("--conf", type=float, default=0.25, help="score threshold (default 0.25)")
+    predict.add_argument("--iou", type=float, default=None, help="NMS IoU (default: the model family's own)")
+    predict.add_argument("--imgsz", type=int, default=None, help="input size for models with dynamic input")
+    predict.add_argument("--threads", type=int, default=2)
+    predict.add_argument("--max-frames", type=int, default=30, help="frames to run from a video or camera")
+    predict.add_argument("--json", action="store_true")
+
+    bench = commands.add_parser("bench", help="per-stage latency percentiles, memory, size, after warm-up")
+    _add_model(bench)
+    bench.add_argument("--runtime", choices=["ort", "torch", "ultralytics"], default="ort")
+    bench.add_argument("--imgsz", type=int, default=None)
+    bench.add_argument("--threads", type=int, default=1)
+    bench.add_argument("--runs", type=int, default=50)
+    bench.add_argument("--warmup", type=int, default=5)
+    bench.add_argument("--source", default=None, help="frames to use (default: the bundled bikes.mp4)")
+    bench.add_argument("--graph-level", default="all", help="onnxruntime graph optimisation level")
+    bench.add_argument("--check-bare", action="store_true",
+                       help="also time a bare InferenceSession.run after each frame (ORT only)")
+    bench.add_argument("--json", action="store_true")
+
+    demo = commands.add_parser("demo", help="headless demo: zoo:yolov8s-fall on the bundled bikes.mp4")
+    demo.add_argument("--model", default="zoo:yolov8s-fall")
+    demo.add_argument("--source", default=None)
+    demo.add_argument("--frames", type=int, default=120)
+    demo.add_argument("--threads", type=int, default=2)
+    return parser
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from studio import zoo
+
+    rows = [{"name": e.name, "task": e.task, "package": e.package, "available": e.available(),
+             "loads": e.loadable(), "licence": e.licence, "description": e.description} for e in zoo.ENTRIES]
+    if args.json:
+        _print_json(rows)
+        return 0
+    for row in rows:
+        state = "ready" if row["available"] and row["loads"] else ("later" if not row["loads"] else "not installed")
+        print(f"zoo:{row['name']:<20} {row['task']:<9} {state:<13} {row['description']}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from studio.loaders import load_model
+
+    summary = load_model(args.model, trust=args.trust).summary()
+    if args.json:
+        _print_json(summary)
+        return 0
+    from studio.report_text import info_text
+
+    print(info_text(summary))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from studio.loaders import load_model
+    from studio.predict_cmd import run_predict
+
+    handle = load_model(args.model, trust=args.trust)
+    report = run_predict(handle, args.source, runtime=args.runtime, conf=args.conf, iou=args.iou,
+                         imgsz=args.imgsz, threads=args.threads, max_frames=args.max_frames)
+    if args.json:
+        _print_json(report)
+        return 0
+    from studio.report_text import predict_text
+
+    print(predict_text(report))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from studio.bench import BenchSettings, run_bench
+    from studio.loaders import load_model
+
+    handle = load_model(args.model, trust=args.trust)
+    settings = BenchSettings(runtime=args.runtime, imgsz=args.imgsz, threads=args.threads, runs=args.runs,
+                             warmup=args.warmup, source=args.source, graph_level=args.graph_level,
+                             check_bare=args.check_bare)
+    report = run_bench(handle, settings)
+    if args.json:
+        _print_json(report)
+        return 0
+    from studio.report_text import bench_text
+
+    print(bench_text(report))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from studio.demo import run_demo
+
+    print(run_demo(args.model, source=args.source, frames=args.frames, threads=args.threads))
+    return 0
+
+
+COMMANDS = {"zoo": cmd_zoo, "info": cmd_info, "predict": cmd_predict, "bench": cmd_bench, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except StudioError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"deploy-studio: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("deploy-studio: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not bad input: say so, and where to look
+        if args.debug:
+            traceback.print_exc()
+        first = (str(exc).splitlines() or [""])[0][:200]
+        print(f"deploy-studio: internal error: {type(exc).__name__}: {first} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

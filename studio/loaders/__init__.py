@@ -1,0 +1,91 @@
+"""``load_model(spec)``: any supported model file, or ``zoo:NAME``, becomes a ``ModelHandle``.
+
+Loaders are listed in one table by file suffix; each lives in its own module and is imported only
+when used, so that opening the app never pays for torch or Ultralytics up front.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.errors import BadInputError
+from studio.model import ModelHandle
+
+ZOO_PREFIX = "zoo:"
+
+
+@dataclass(frozen=True)
+class LoaderSpec:
+    name: str
+    suffixes: tuple[str, ...]
+    target: str  # "module:function", imported on first use
+    description: str
+
+    def load(self, path: Path, *, trust: bool) -> ModelHandle:
+        module_name, _, func = self.target.partition(":")
+        return getattr(importlib.import_module(module_name), func)(path, trust=trust)
+
+
+LOADERS: tuple[LoaderSpec, ...] = (
+    LoaderSpec("ultralytics-pt", (".pt",), "studio.loaders.ultralytics_pt:load",
+               "Ultralytics checkpoint (detect, segment, classify, pose, obb)"),
+    LoaderSpec("ultralytics-yaml", (".yaml", ".yml"), "studio.loaders.ultralytics_yaml:load",
+               "Ultralytics model definition, built with random weights"),
+    LoaderSpec("onnx", (".onnx",), "studio.loaders.onnx_file:load",
+               "ONNX graph (Ultralytics-exported detectors recognised, any other as a tensor model)"),
+    LoaderSpec("darknet", (".cfg", ".weights"), "studio.loaders.darknet:load",
+               "Darknet .cfg with its .weights beside it"),
+    LoaderSpec("torch-weights", (".pth", ".bin", ".safetensors"), "studio.loaders.state_dict:load",
+               "bare PyTorch weights (refused: they carry no architecture)"),
+)
+
+
+def accepted_suffixes() -> list[str]:
+    return sorted({suffix for spec in LOADERS for suffix in spec.suffixes})
+
+
+def loader_for(path: Path) -> LoaderSpec:
+    suffix = path.suffix.lower()
+    for spec in LOADERS:
+        if suffix in spec.suffixes:
+            return spec
+    raise BadInputError(
+        f"unknown model format '{path.suffix or '(no extension)'}'",
+        path=path,
+        fix=f"the studio opens {', '.join(accepted_suffixes())} files and zoo:NAME (see 'deploy-studio zoo')",
+    )
+
+
+def check_readable_file(path: Path) -> None:
+    """Refuse a missing, empty or unreadable path with a message that names it."""
+    if not path.exists():
+        raise BadInputError("no such file", path=path, fix="check the path, or use zoo:NAME for a bundled model")
+    if path.is_dir():
+        raise BadInputError("is a folder, not a model file", path=path,
+                            fix=f"give a model file ({', '.join(accepted_suffixes())})")
+    if path.stat().st_size == 0:
+        raise BadInputError("the file is empty (0 bytes)", path=path, fix="re-export or re-download the model")
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise BadInputError(f"cannot read the file ({exc.strerror})", path=path, fix="check its permissions") from exc
+
+
+def load_model(spec: str | Path, *, trust: bool = False) -> ModelHandle:
+    """Load ``spec`` (a path or ``zoo:NAME``). Raises ``StudioError`` subclasses for bad input.
+
+    ``trust`` allows a pickle-based checkpoint to run code outside the allow-list; never set it for
+    a file the user has not vouched for.
+    """
+    text = str(spec)
+    if text.startswith(ZOO_PREFIX):
+        from studio import zoo
+
+        return zoo.load(text[len(ZOO_PREFIX):], trust=trust)
+    path = Path(text).expanduser()
+    loader = loader_for(path)
+    check_readable_file(path)
+    return loader.load(path, trust=trust)

@@ -1,0 +1,86 @@
+"""What the Ultralytics loaders share: turning a YOLO ``nn.Module`` into a ``ModelHandle``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from studio.complexity import torch_gflops, torch_params
+from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
+
+# Post-processing family per Ultralytics task (see studio.runtime.decoders).
+_DECODERS = {
+    Task.DETECT: "yolo",
+    Task.SEGMENT: "yolo",
+    Task.POSE: "yolo",
+    Task.OBB: "yolo-obb",
+    Task.CLASSIFY: "classify-probs",
+}
+
+
+def labels_of(names: Any, count: int | None = None) -> tuple[str, ...]:
+    """Ultralytics keeps names as {index: name} (or a list in old files); return them in index order."""
+    if isinstance(names, dict):
+        return tuple(str(names[key]) for key in sorted(names, key=int))
+    if isinstance(names, (list, tuple)):
+        return tuple(str(name) for name in names)
+    return tuple(f"class{i}" for i in range(count or 0))
+
+
+def imgsz_pair(value: Any, default: int = 640) -> tuple[int, int]:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        return int(value[0]), int(value[0])
+    return (int(value), int(value)) if value else (default, default)
+
+
+def is_end2end(model: Any) -> bool:
+    head = model.model[-1] if hasattr(model, "model") else None
+    return bool(getattr(head, "end2end", False))
+
+
+def handle_from_module(
+    model: Any, *, path: Path, fmt: str, provenance: Provenance, imgsz: tuple[int, int], random_weights: bool
+) -> ModelHandle:
+    """Describe a loaded Ultralytics model. ``model`` must already be in eval mode on the CPU."""
+    from ultralytics.nn.tasks import guess_model_task
+
+    task = Task(getattr(model, "task", None) or guess_model_task(model))
+    model.task = str(task)  # Ultralytics' exporter and predictor read it (its own loader sets it too)
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    model.args = {**DEFAULT_CFG_DICT, **(getattr(model, "args", None) or {})}  # as Ultralytics' own loader does
+    stride = int(max(model.stride.tolist())) if hasattr(model, "stride") else 32
+    channels = int(getattr(model, "yaml", {}).get("channels", 3))
+    labels = labels_of(getattr(model, "names", None), getattr(model, "nc", None))
+    classify = task == Task.CLASSIFY
+    image_input = ImageInput(
+        size=imgsz,
+        resize=Resize.CENTER_CROP if classify else Resize.LETTERBOX,
+        stride=stride,
+        dynamic=not classify,
+    )
+    gflops, method = torch_gflops(model, (1, channels, *imgsz))
+    decoder = _DECODERS.get(task, "tensor")
+    if decoder == "yolo" and is_end2end(model):
+        decoder = "yolo-end2end"
+    return ModelHandle(
+        name=path.stem,
+        format=fmt,
+        task=task,
+        decoder=decoder,
+        labels=labels,
+        image_input=image_input,
+        inputs=(TensorSpec("images", (1, channels, "height", "width"), "float32"),),
+        outputs=(),
+        size_bytes=path.stat().st_size,
+        provenance=provenance,
+        params=torch_params(model),
+        gflops=gflops,
+        gflops_method=method,
+        random_weights=random_weights,
+        source_paths=(path,),
+        torch_module=model,
+        metadata={"family": "ultralytics", "stride": str(stride), "channels": str(channels)},
+    )

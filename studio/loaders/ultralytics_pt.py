@@ -1,0 +1,44 @@
+"""Ultralytics ``.pt`` checkpoints, unpickled through the allow-list of ``studio.safe_pickle``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from studio.errors import BadInputError
+from studio.hashing import sha256_file
+from studio.loaders.ultralytics_common import handle_from_module, imgsz_pair
+from studio.model import ModelHandle, Provenance
+from studio.safe_pickle import safe_torch_load
+
+
+def load(path: Path, *, trust: bool = False) -> ModelHandle:
+    import torch
+
+    checkpoint = safe_torch_load(path, trust=trust)
+    if isinstance(checkpoint, torch.nn.Module):  # torch.save(model) instead of an Ultralytics checkpoint
+        checkpoint = {"model": checkpoint}
+    if not isinstance(checkpoint, dict):
+        raise BadInputError(f"holds a {type(checkpoint).__name__}, not a model", path=path,
+                            fix="save the model with Ultralytics (model.save) or export it to ONNX")
+    module = checkpoint.get("ema") or checkpoint.get("model")
+    if not isinstance(module, torch.nn.Module):
+        keys = ", ".join(list(map(str, checkpoint))[:5])
+        raise BadInputError(f"is not an Ultralytics checkpoint (no 'model' entry; keys: {keys})", path=path,
+                            fix="a bare state_dict has no architecture: export the model to ONNX where it is defined")
+    if not hasattr(module, "yaml") or not hasattr(module, "model"):
+        raise BadInputError(f"holds a {type(module).__name__}, not an Ultralytics YOLO model", path=path,
+                            fix="export it to ONNX in the code that defines it, and open the .onnx")
+    module = module.float().eval()
+    for param in module.parameters():
+        param.requires_grad_(False)
+    train_args = checkpoint.get("train_args") or {}
+    module.args = dict(train_args)
+    imgsz = imgsz_pair(train_args.get("imgsz") or module.args.get("imgsz"))
+    provenance = Provenance(
+        path=str(path.resolve()),
+        sha256=sha256_file(path),
+        loader="ultralytics-pt" + (" (trusted: full unpickling)" if trust else " (weights_only allow-list)"),
+        note=f"ultralytics {checkpoint.get('version', '?')}, licence {checkpoint.get('license', 'unstated')}",
+    )
+    return handle_from_module(module, path=path, fmt="ultralytics-pt", provenance=provenance, imgsz=imgsz,
+                              random_weights=False)

@@ -1,0 +1,72 @@
+"""Ultralytics model definitions (``yolo11n.yaml`` …): real architectures with RANDOM weights.
+
+Useful for shape, export and speed work on every architecture; meaningless for accuracy, and the
+handle says so (``random_weights``) wherever it is shown.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from studio.errors import BadInputError
+from studio.hashing import sha256_file
+from studio.loaders.ultralytics_common import handle_from_module
+from studio.model import ModelHandle, Provenance
+
+
+def load(path: Path, *, trust: bool = False) -> ModelHandle:
+    return _build(path, str(path))
+
+
+def load_bundled(name: str) -> ModelHandle:
+    """A definition that ships inside Ultralytics, by its scaled name (``yolo11n.yaml``)."""
+    from ultralytics.utils.checks import check_yaml
+
+    # Ultralytics stores one file per family (yolo11.yaml) and reads the scale from the name (the "n").
+    unscaled = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", name)
+    source = Path(check_yaml(unscaled, hard=False) or name)
+    return _build(source, name, display=Path(name).stem)
+
+
+def _build(path: Path, spec: str, display: str | None = None) -> ModelHandle:
+    import torch
+    from ultralytics.nn.tasks import guess_model_task, yaml_model_load
+
+    try:
+        cfg = yaml_model_load(spec)
+    except Exception as exc:
+        raise BadInputError(f"not a readable YAML file ({str(exc).splitlines()[0][:120]})", path=path,
+                            fix="give an Ultralytics model definition such as yolo11n.yaml") from exc
+    if not isinstance(cfg, dict) or "backbone" not in cfg or "head" not in cfg:
+        raise BadInputError("not an Ultralytics model definition (no 'backbone' and 'head')", path=path,
+                            fix="give a model yaml such as yolo11n.yaml (dataset yamls are not models)")
+    task = guess_model_task(cfg)
+    model_class = _model_class(task)
+    torch.manual_seed(0)  # the same random weights every time, so runs are comparable
+    try:
+        module = model_class(cfg, verbose=False).float().eval()
+    except Exception as exc:
+        raise BadInputError(f"Ultralytics cannot build this definition ({str(exc).splitlines()[0][:120]})",
+                            path=path, fix="check the layer list against Ultralytics' own yaml files") from exc
+    for param in module.parameters():
+        param.requires_grad_(False)
+    module.args = {}
+    size = int(cfg.get("imgsz", 640)) if isinstance(cfg.get("imgsz", 640), int) else 640
+    provenance = Provenance(path=str(path.resolve()), sha256=sha256_file(path), loader="ultralytics-yaml",
+                            note=f"{spec}: architecture only, weights are random (seed 0)")
+    handle = handle_from_module(module, path=path, fmt="ultralytics-yaml", provenance=provenance,
+                                imgsz=(size, size), random_weights=True)
+    return handle.replace(name=display) if display else handle
+
+
+def _model_class(task: str):
+    from ultralytics.nn import tasks
+
+    return {
+        "detect": tasks.DetectionModel,
+        "segment": tasks.SegmentationModel,
+        "pose": tasks.PoseModel,
+        "obb": tasks.OBBModel,
+        "classify": tasks.ClassificationModel,
+    }.get(task, tasks.DetectionModel)

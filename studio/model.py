@@ -1,0 +1,126 @@
+"""The one type every loader returns: a model, whatever its origin, with what the runtimes need to feed it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class Task(StrEnum):
+    DETECT = "detect"
+    SEGMENT = "segment"
+    CLASSIFY = "classify"
+    POSE = "pose"
+    OBB = "obb"
+    EMBED = "embed"
+    GENERATE = "generate"
+    TENSOR = "tensor"  # a generic graph: inputs and outputs are known, their meaning is not
+
+
+class Resize(StrEnum):
+    """How an image becomes the network input."""
+
+    LETTERBOX = "letterbox"  # keep aspect, pad with grey (Ultralytics)
+    STRETCH = "stretch"  # plain resize to the input size (Darknet, OpenCV DNN's blobFromImage)
+    CENTER_CROP = "center_crop"  # shorter side to size/0.875, then a central square (ImageNet classifiers)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape (ints, or strings for symbolic dimensions) and element type of one tensor."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """How to turn a BGR frame into the network's input tensor."""
+
+    size: tuple[int, int]  # (height, width) the model was made for
+    resize: Resize = Resize.LETTERBOX
+    rgb: bool = True
+    mean: float = 0.0
+    scale: float = 1 / 255.0  # tensor = (pixel - mean) * scale
+    stride: int = 32  # rectangular letterbox pads to a multiple of this
+    dynamic: bool = False  # the graph accepts other spatial sizes (rectangular inference)
+    pad_value: int = 114
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["size"] = list(self.size)
+        data["resize"] = str(self.resize)
+        return data
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a model came from: enough to find it again and to know it has not changed."""
+
+    path: str
+    sha256: str
+    loader: str
+    zoo_name: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """One loaded model. Immutable: a compression step returns a new handle.
+
+    ``torch_module`` is set when a PyTorch module exists; ``onnx_path`` when an ONNX graph exists.
+    ``decoder`` names the post-processing family the runtimes use (see ``studio.runtime.decoders``).
+    """
+
+    name: str
+    format: str
+    task: Task
+    decoder: str
+    labels: tuple[str, ...]
+    image_input: ImageInput | None
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    size_bytes: int
+    provenance: Provenance
+    params: int | None = None
+    gflops: float | None = None
+    gflops_method: str = ""
+    random_weights: bool = False
+    source_paths: tuple[Path, ...] = ()
+    onnx_path: Path | None = None
+    torch_module: Any = field(default=None, repr=False, compare=False)
+    metadata: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def replace(self, **changes: Any) -> ModelHandle:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def display_name(self) -> str:
+        """The name as shown anywhere: random weights are always flagged."""
+        return f"{self.name} [RANDOM WEIGHTS]" if self.random_weights else self.name
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready description (what ``deploy-studio info`` prints)."""
+        return {
+            "name": self.display_name,
+            "format": self.format,
+            "task": str(self.task),
+            "random_weights": self.random_weights,
+            "inputs": [spec.as_dict() for spec in self.inputs],
+            "outputs": [spec.as_dict() for spec in self.outputs],
+            "image_input": self.image_input.as_dict() if self.image_input else None,
+            "labels": list(self.labels),
+            "params": self.params,
+            "gflops": None if self.gflops is None else round(self.gflops, 3),
+            "gflops_method": self.gflops_method,
+            "size_mb": round(self.size_bytes / 1e6, 3),
+            "provenance": dataclasses.asdict(self.provenance),
+            "metadata": dict(self.metadata),
+        }

@@ -1,0 +1,65 @@
+"""Plain-text renderings of the CLI's JSON documents (the JSON is the source of truth)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def info_text(summary: dict[str, Any]) -> str:
+    lines = [
+        f"model      {summary['name']}",
+        f"format     {summary['format']}",
+        f"task       {summary['task']}",
+    ]
+    lines += [f"input      {i['name']} {i['shape']} {i['dtype']}" for i in summary["inputs"]]
+    lines += [f"output     {o['name']} {o['shape']} {o['dtype']}" for o in summary["outputs"]]
+    labels = summary["labels"]
+    shown = ", ".join(labels[:8]) + (f" … ({len(labels)} in all)" if len(labels) > 8 else "")
+    lines += [
+        f"labels     {shown or '(none)'}",
+        f"params     {summary['params']:,}" if summary["params"] is not None else "params     unknown",
+        f"GFLOPs     {summary['gflops']}  ({summary['gflops_method']})",
+        f"size       {summary['size_mb']} MB",
+        f"sha256     {summary['provenance']['sha256']}",
+        f"source     {summary['provenance']['path']}  [{summary['provenance']['loader']}]",
+    ]
+    if summary["provenance"]["note"]:
+        lines.append(f"note       {summary['provenance']['note']}")
+    if summary["random_weights"]:
+        lines.append("WARNING    random weights: outputs are meaningless; use it for shape, export and speed only")
+    return "\n".join(lines)
+
+
+def stage_table(latency: dict[str, dict[str, float]]) -> str:
+    rows = ["stage      p50 ms   p95 ms   p99 ms"]
+    for stage in ("pre", "infer", "post", "total"):
+        item = latency[stage]
+        rows.append(f"{stage:<8} {item['p50']:>8.2f} {item['p95']:>8.2f} {item['p99']:>8.2f}")
+    return "\n".join(rows)
+
+
+def bench_text(report: dict[str, Any]) -> str:
+    lines = [
+        f"{report['model']} on {report['runtime']}, input {report['input_shape']}, {report['threads']} thread(s)",
+        stage_table(report["latency_ms"]),
+        f"fps {report['fps']}  peak RSS {report['peak_rss_mb']} MB  model {report['model_size_mb']} MB  "
+        f"params {report['params']}  GFLOPs {report['gflops']}",
+        f"method: {report['method']['summary']}; {report['method']['frames']}",
+    ]
+    if "check" in report:
+        check = report["check"]
+        lines.append(f"check: bare InferenceSession.run p50 {check['bare_session_run_p50_ms']} ms, "
+                     f"pipeline infer / bare = {check['infer_p50_over_bare_p50']}")
+    return "\n".join(lines)
+
+
+def predict_text(report: dict[str, Any]) -> str:
+    lines = [f"{report['model']} ({report['task']}) on {report['source']} with {report['runtime']}"]
+    for frame in report["frames"][:10]:
+        items = ", ".join(f"{r['label']} {r['score']:.2f}" for r in frame["results"][:8]) or "nothing"
+        lines.append(f"frame {frame['frame']:>3}: {items}")
+    if len(report["frames"]) > 10:
+        lines.append(f"… {len(report['frames']) - 10} more frame(s)")
+    counts = ", ".join(f"{k} {v}" for k, v in report["counts_per_class"].items()) or "none"
+    lines.append(f"per class over {len(report['frames'])} frame(s): {counts}")
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""One frame in, one result out, with the time of each stage: the studio's inference pipeline."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from studio.errors import UnsupportedError
+from studio.model import ModelHandle
+from studio.runtime.backends import Backend
+from studio.runtime.decoders import DECODERS, DEFAULT_IOU, DecodeOptions
+from studio.runtime.preprocess import prepare
+from studio.runtime.results import Prediction, StageTimes
+
+
+def target_size(handle: ModelHandle, backend: Backend, imgsz: int | None) -> tuple[tuple[int, int], bool]:
+    """The input (height, width) to letterbox into, and whether a smaller rectangle is allowed."""
+    fixed = backend.fixed_input_hw()
+    if fixed is not None:
+        return fixed, False  # a static graph takes exactly its own size; --imgsz cannot change it
+    spec = handle.image_input
+    size = (imgsz, imgsz) if imgsz else spec.size
+    stride = spec.stride
+    if size[0] % stride or size[1] % stride:
+        raise UnsupportedError(f"--imgsz {imgsz} is not a multiple of the model's stride {stride}",
+                               fix=f"use e.g. {max(stride, (size[0] // stride) * stride)}")
+    return size, spec.dynamic
+
+
+class Predictor:
+    """Pre-process → backend → decode for one model; call it with a BGR frame."""
+
+    def __init__(self, handle: ModelHandle, backend: Backend, *, conf: float = 0.25, iou: float | None = None,
+                 imgsz: int | None = None, top_k: int = 5):
+        if handle.image_input is None:
+            raise UnsupportedError(f"{handle.name} does not take images; the studio cannot feed it frames",
+                                   fix="use 'deploy-studio bench' on it, which feeds tensors of its input shape")
+        if handle.decoder not in DECODERS:
+            raise UnsupportedError(f"{handle.name}: {handle.task} outputs are not decoded yet",
+                                   fix="detect, segment and pose (boxes) and classify models are supported")
+        self.handle, self.backend = handle, backend
+        self.decode = DECODERS[handle.decoder]
+        self.options = DecodeOptions(conf=conf, iou=iou if iou is not None else DEFAULT_IOU.get(handle.decoder, 0.7),
+                                     top_k=top_k)
+        self.target_hw, self.rect = target_size(handle, backend, imgsz)
+        self.last_input: np.ndarray | None = None  # kept for measurement cross-checks (bench)
+
+    def __call__(self, frame: np.ndarray) -> Prediction:
+        start = time.perf_counter()
+        tensor, geometry = prepare(frame, self.handle.image_input, self.target_hw, self.rect)
+        prepared = time.perf_counter()
+        outputs = self.backend.run(tensor)
+        inferred = time.perf_counter()
+        result = self.decode(outputs, geometry, self.handle.labels, self.options)
+        done = time.perf_counter()
+        self.last_input = tensor
+        times = StageTimes((prepared - start) * 1e3, (inferred - prepared) * 1e3, (done - inferred) * 1e3)
+        return Prediction(result, times, tuple(tensor.shape))
+
+
+def make_backend(handle: ModelHandle, runtime: str, *, threads: int = 1, graph_level: str = "all",
+                 provider: str | None = None) -> Backend:
+    """The backend named ``runtime`` ("ort" or "torch") for ``handle``; ORT exports an ONNX graph when needed."""
+    from studio.runtime.backends import OrtBackend, TorchBackend
+
+    if runtime == "ort":
+        from studio.runtime.onnx_export import ensure_onnx
+
+        return OrtBackend(ensure_onnx(handle), threads=threads, graph_level=graph_level, provider=provider)
+    if runtime == "torch":
+        fixed = None if (handle.image_input and handle.image_input.dynamic) else _static_hw(handle)
+        return TorchBackend(handle.torch_module, threads=threads, fixed_hw=fixed)
+    raise UnsupportedError(f"unknown runtime '{runtime}'", fix="choose ort or torch (or ultralytics for bench)")
+
+
+def _static_hw(handle: ModelHandle) -> tuple[int, int] | None:
+    return handle.image_input.size if handle.image_input else None

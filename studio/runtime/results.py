@@ -1,0 +1,86 @@
+"""What a prediction returns: detections or a classification, plus the time each stage took."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Milliseconds spent in each stage of one frame (perf_counter around each stage)."""
+
+    pre: float
+    infer: float
+    post: float
+
+    @property
+    def total(self) -> float:
+        return self.pre + self.infer + self.post
+
+
+@dataclass
+class Detections:
+    """Boxes in original-image pixels (x1, y1, x2, y2), sorted by score, highest first."""
+
+    boxes: np.ndarray  # (N, 4) float32
+    scores: np.ndarray  # (N,) float32
+    class_ids: np.ndarray  # (N,) int64
+    labels: tuple[str, ...]  # every class name of the model, indexed by class id
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def label(self, index: int) -> str:
+        class_id = int(self.class_ids[index])
+        return self.labels[class_id] if class_id < len(self.labels) else f"class{class_id}"
+
+    def as_list(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "label": self.label(i),
+                "class_id": int(self.class_ids[i]),
+                "score": round(float(self.scores[i]), 4),
+                "box_xyxy": [round(float(v), 1) for v in self.boxes[i]],
+            }
+            for i in range(len(self))
+        ]
+
+    @classmethod
+    def empty(cls, labels: tuple[str, ...]) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), labels)
+
+
+@dataclass
+class Classification:
+    """The top-k classes with their probabilities, highest first."""
+
+    class_ids: np.ndarray
+    scores: np.ndarray
+    labels: tuple[str, ...]
+
+    def as_list(self) -> list[dict[str, Any]]:
+        return [
+            {"label": self.labels[int(c)] if int(c) < len(self.labels) else f"class{int(c)}",
+             "class_id": int(c), "score": round(float(s), 5)}
+            for c, s in zip(self.class_ids, self.scores, strict=True)
+        ]
+
+
+@dataclass
+class RawOutputs:
+    """A tensor model's outputs, for graphs whose meaning the studio does not know."""
+
+    arrays: list[np.ndarray] = field(default_factory=list)
+
+    def as_list(self) -> list[dict[str, Any]]:
+        return [{"shape": list(a.shape), "dtype": str(a.dtype)} for a in self.arrays]
+
+
+@dataclass
+class Prediction:
+    result: Detections | Classification | RawOutputs
+    times: StageTimes
+    input_shape: tuple[int, ...]

@@ -1,0 +1,73 @@
+"""Shared fixtures: real models from the zoo packages and real media, loaded once per session.
+
+The studio's cache (exported ONNX graphs) goes to a fresh folder per test session, so every run
+exercises the export path as a new user's first run does.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_CACHE = tempfile.mkdtemp(prefix="deploy-studio-test-cache-")
+os.environ["DEPLOY_STUDIO_CACHE"] = _CACHE
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="session")
+def fall_handle():
+    from studio.loaders import load_model
+
+    return load_model("zoo:yolov8s-fall")
+
+
+@pytest.fixture(scope="session")
+def darknet_handle():
+    from studio.loaders import load_model
+
+    return load_model("zoo:yolov3-tiny-coco")
+
+
+@pytest.fixture(scope="session")
+def effnet_handle():
+    from studio.loaders import load_model
+
+    return load_model("zoo:efficientnet-lite0")
+
+
+@pytest.fixture(scope="session")
+def bus_path() -> Path:
+    from studio.media import bundled_image
+
+    return bundled_image("bus.jpg")
+
+
+@pytest.fixture(scope="session")
+def zidane_path() -> Path:
+    from studio.media import bundled_image
+
+    return bundled_image("zidane.jpg")
+
+
+@pytest.fixture(scope="session")
+def bikes_path() -> Path:
+    from studio.media import bundled_video
+
+    return bundled_video("bikes.mp4")
+
+
+@pytest.fixture(scope="session")
+def bikes_frames(bikes_path):
+    from studio.sources import take_frames
+
+    return take_frames(bikes_path, 20)
+
+
+@pytest.fixture(scope="session")
+def fall_onnx(fall_handle) -> Path:
+    from studio.runtime.onnx_export import ensure_onnx
+
+    return ensure_onnx(fall_handle)

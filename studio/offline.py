@@ -23,10 +23,20 @@ OFFLINE_ENV = {
 }
 
 
+# Native libraries print to stderr behind Python's back (FFmpeg: "moov atom not found"); the studio
+# reports those failures itself, in one line, so their own chatter is turned down unless asked for.
+QUIET_ENV = {
+    "OPENCV_FFMPEG_LOGLEVEL": "-8",
+    "OPENCV_LOG_LEVEL": "ERROR",
+}
+
+
 def apply() -> None:
     """Set the offline switches (without overriding a user's explicit choice of config folder)."""
     for key, value in OFFLINE_ENV.items():
         os.environ[key] = value
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
     # Ultralytics writes a settings file on import; give it a folder we own instead of ~/.config.
     config = Path(os.environ.get("YOLO_CONFIG_DIR") or cache_dir() / "ultralytics")
     config.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,7 @@ class ImageInput:
     stride: int = 32  # rectangular letterbox pads to a multiple of this
     dynamic: bool = False  # the graph accepts other spatial sizes (rectangular inference)
     pad_value: int = 114
+    crop_fraction: float = 0.875  # CENTER_CROP: the crop's share of the shorter side (Ultralytics uses 1.0)
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

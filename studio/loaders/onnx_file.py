@@ -65,7 +65,7 @@ def _image_input(spec: TensorSpec, size: tuple[int, int] | None, stride: int, re
         return None
     fixed = isinstance(shape[2], int) and isinstance(shape[3], int) and shape[2] > 0 and shape[3] > 0
     hw = (int(shape[2]), int(shape[3])) if fixed else (size or (640, 640))
-    return ImageInput(size=hw, resize=resize, stride=stride, dynamic=not fixed)
+    return ImageInput(size=hw, resize=resize, stride=stride, dynamic=not fixed, crop_fraction=1.0)
 
 
 def load(path: Path, *, trust: bool = False) -> ModelHandle:

@@ -60,6 +60,7 @@ def handle_from_module(
         resize=Resize.CENTER_CROP if classify else Resize.LETTERBOX,
         stride=stride,
         dynamic=not classify,
+        crop_fraction=1.0,  # Ultralytics' classify_transforms: shorter side to size, then a centre crop
     )
     gflops, method = torch_gflops(model, (1, channels, *imgsz))
     decoder = _DECODERS.get(task, "tensor")

@@ -52,7 +52,8 @@ def _build(path: Path, spec: str, display: str | None = None) -> ModelHandle:
     for param in module.parameters():
         param.requires_grad_(False)
     module.args = {}
-    size = int(cfg.get("imgsz", 640)) if isinstance(cfg.get("imgsz", 640), int) else 640
+    default = 224 if task == "classify" else 640  # Ultralytics' own training defaults per task
+    size = cfg["imgsz"] if isinstance(cfg.get("imgsz"), int) else default
     provenance = Provenance(path=str(path.resolve()), sha256=sha256_file(path), loader="ultralytics-yaml",
                             note=f"{spec}: architecture only, weights are random (seed 0)")
     handle = handle_from_module(module, path=path, fmt="ultralytics-yaml", provenance=provenance,

@@ -80,7 +80,7 @@ def prepare(frame: np.ndarray, spec: ImageInput, target_hw: tuple[int, int], rec
         geometry = letterbox_geometry(orig_hw, target_hw, spec.stride, rect)
         image = letterbox(frame, geometry, spec.pad_value)
     elif spec.resize == Resize.CENTER_CROP:
-        image, geometry = center_crop(frame, target_hw)
+        image, geometry = center_crop(frame, target_hw, spec.crop_fraction)
     else:
         image = cv2.resize(frame, (target_hw[1], target_hw[0]), interpolation=cv2.INTER_LINEAR)
         geometry = Geometry(orig_hw, target_hw, (target_hw[1] / orig_hw[1], target_hw[0] / orig_hw[0]), (0, 0))

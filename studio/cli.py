@@ -61,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
                        help="also time a bare InferenceSession.run after each frame (ORT only)")
     bench.add_argument("--json", action="store_true")
 
+    plugins = commands.add_parser("plugins", help="every installed plugin with its kind and settings schema")
+    plugins.add_argument("--json", action="store_true")
+
+    optimize = commands.add_parser("optimize", help="apply a recipe; write the model, report.json and the recipe")
+    _add_model(optimize)
+    optimize.add_argument("--recipe", required=True, help="a recipe TOML file (ordered plugin steps)")
+    optimize.add_argument("-o", "--out", required=True, help="output folder (new or empty; --force to replace)")
+    optimize.add_argument("--force", action="store_true", help="replace results already in the output folder")
+    optimize.add_argument("--threads", type=int, default=1, help="threads for the latency comparison")
+    optimize.add_argument("--runs", type=int, default=20, help="frames timed per model")
+    optimize.add_argument("--json", action="store_true")
+
     demo = commands.add_parser("demo", help="headless demo: zoo:yolov8s-fall on the bundled bikes.mp4")
     demo.add_argument("--model", default="zoo:yolov8s-fall")
     demo.add_argument("--source", default=None)
@@ -134,6 +146,40 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from studio.plugin_api import settings_schema
+    from studio.registry import default_registry
+
+    registry = default_registry()
+    rows = [{"id": p.id, "title": p.title, "kind": str(p.kind), "settings_version": p.settings_version,
+             "settings": settings_schema(p.Settings)} for p in registry.plugins.values()]
+    if args.json:
+        _print_json({"plugins": rows, "problems": registry.problems})
+        return 0
+    for row in rows:
+        names = ", ".join(entry["name"] for entry in row["settings"])
+        print(f"{row['id']:<24} {row['kind']:<10} {row['title']}  [{names}]")
+    for problem in registry.problems:
+        print(f"skipped: {problem}")
+    return 0
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from studio.optimize import run_optimize
+    from studio.progress import stderr_progress
+    from studio.tasks import TaskContext
+
+    report = run_optimize(args.model, args.recipe, args.out, force=args.force, threads=args.threads,
+                          runs=args.runs, trust=args.trust, ctx=TaskContext(on_progress=stderr_progress()))
+    if args.json:
+        _print_json(report)
+        return 0
+    from studio.report_text import optimize_text
+
+    print(optimize_text(report))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from studio.demo import run_demo
 
@@ -141,7 +187,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"zoo": cmd_zoo, "info": cmd_info, "predict": cmd_predict, "bench": cmd_bench, "demo": cmd_demo}
+COMMANDS = {"zoo": cmd_zoo, "info": cmd_info, "predict": cmd_predict, "bench": cmd_bench, "demo": cmd_demo,
+            "plugins": cmd_plugins, "optimize": cmd_optimize}
 
 
 def main(argv: list[str] | None = None) -> int:

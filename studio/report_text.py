@@ -63,3 +63,19 @@ def predict_text(report: dict[str, Any]) -> str:
     counts = ", ".join(f"{k} {v}" for k, v in report["counts_per_class"].items()) or "none"
     lines.append(f"per class over {len(report['frames'])} frame(s): {counts}")
     return "\n".join(lines)
+
+
+def optimize_text(report: dict[str, Any]) -> str:
+    base, variant, fidelity = report["baseline"], report["variant"], report["fidelity"]
+    lines = [
+        f"{report['model']}: {' → '.join(step['plugin'] for step in report['recipe']['steps'])}",
+        "              size MB   p50 ms   p95 ms",
+        f"baseline   {base['size_mb']:>9.2f} {base['latency_ms']['p50']:>8.2f} {base['latency_ms']['p95']:>8.2f}",
+        f"variant    {variant['size_mb']:>9.2f} {variant['latency_ms']['p50']:>8.2f} "
+        f"{variant['latency_ms']['p95']:>8.2f}",
+        f"speed-up {report['speedup_p50']}×, size ×{report['size_ratio']}, fidelity {fidelity['metric']} "
+        f"{fidelity['value']}",
+        f"written: {report['output']}",
+    ]
+    lines += [f"warning: {w}" for w in report["warnings"]]
+    return "\n".join(lines)

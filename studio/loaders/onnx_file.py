@@ -32,7 +32,7 @@ def _read(path: Path) -> Any:
     return model
 
 
-def _specs(values: Any, initializers: set[str]) -> tuple[TensorSpec, ...]:
+def tensor_specs(values: Any, initializers: set[str]) -> tuple[TensorSpec, ...]:
     specs = []
     for value in values:
         if value.name in initializers:
@@ -71,7 +71,7 @@ def _image_input(spec: TensorSpec, size: tuple[int, int] | None, stride: int, re
 def load(path: Path, *, trust: bool = False) -> ModelHandle:
     model = _read(path)
     initializers = {init.name for init in model.graph.initializer}
-    inputs, outputs = _specs(model.graph.input, initializers), _specs(model.graph.output, set())
+    inputs, outputs = tensor_specs(model.graph.input, initializers), tensor_specs(model.graph.output, set())
     meta = _ultralytics_meta(model)
     shape_classes = None if meta else _looks_like_yolo(inputs, outputs)
     if meta:

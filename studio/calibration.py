@@ -1,0 +1,86 @@
+"""Frames for calibration and distillation: an image folder, a video, or the bundled media.
+
+The default set is disjoint from the fidelity frame set (``studio.evaluate.frames``) so that a
+variant is never scored on the frames it was calibrated on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.errors import BadInputError
+from studio.media import bundled_video
+from studio.model import ModelHandle
+from studio.runtime.preprocess import prepare
+from studio.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_video, read_image
+
+
+def _spread(count: int, samples: int) -> list[int]:
+    return sorted({int(i) for i in np.linspace(0, count - 1, num=min(samples, count))}) if count else []
+
+
+def _video_frames(path: Path, samples: int, start: int = 0, step: int | None = None) -> list[np.ndarray]:
+    video = open_video(path)
+    try:
+        total = video.frame_count or 10_000
+        stride = step or max(1, total // max(samples, 1))
+        frames = []
+        for index, frame in enumerate(video):
+            if index >= start and (index - start) % stride == 0:
+                frames.append(frame)
+                if len(frames) >= samples:
+                    break
+        return frames
+    finally:
+        video.close()
+
+
+def _folder_frames(folder: Path, samples: int, ctx: Any) -> tuple[list[np.ndarray], list[str]]:
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    frames, skipped = [], []
+    for index in _spread(len(images), samples):
+        if ctx is not None:
+            ctx.check_cancelled()
+        try:
+            frames.append(read_image(images[index]))
+        except BadInputError:
+            skipped.append(images[index].name)  # a corrupt image is skipped and counted, not fatal
+    return frames, skipped
+
+
+def calibration_frames(source: Path | None, samples: int, ctx: Any = None) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Up to ``samples`` BGR frames and a note of where they came from (and what was skipped)."""
+    skipped: list[str] = []
+    if source is None:
+        # bikes.mp4 frames 5, 15, 25 … (the fidelity set uses 0, 10, 20 …), then Big Buck Bunny.
+        frames = _video_frames(bundled_video("bikes.mp4"), min(samples, 25), start=5, step=10)
+        if len(frames) < samples:
+            frames += _video_frames(bundled_video("bigbuckbunny.mp4"), samples - len(frames))
+        name = "bundled bikes.mp4 (frames 5, 15, …) and bigbuckbunny.mp4"
+    else:
+        source = Path(source).expanduser()
+        name = str(source)
+        if source.is_dir():
+            frames, skipped = _folder_frames(source, samples, ctx)
+        elif source.suffix.lower() in VIDEO_SUFFIXES:
+            frames = _video_frames(source, samples)
+        elif source.exists():
+            frames = [read_image(source)]
+        else:
+            raise BadInputError("no such calibration file or folder", path=source,
+                                fix="give an image folder, a video, or leave it empty for the bundled media")
+    if not frames:
+        raise BadInputError(f"no usable frames ({len(skipped)} unreadable image(s) skipped)", path=name,
+                            fix="give a folder of images or a video with readable frames")
+    return frames, {"source": name, "frames": len(frames), "skipped": skipped}
+
+
+def model_inputs(handle: ModelHandle, frames: list[np.ndarray], fixed_hw: tuple[int, int] | None = None
+                 ) -> list[np.ndarray]:
+    """Pre-process frames exactly as inference will (same letterbox, same rectangle rule)."""
+    spec = handle.image_input
+    target, rect = (fixed_hw, False) if fixed_hw else (spec.size, spec.dynamic)
+    return [prepare(frame, spec, target, rect)[0] for frame in frames]

@@ -1,0 +1,69 @@
+"""How faithfully a variant reproduces its baseline on the same frames.
+
+Detectors: the baseline's detections (conf ≥ 0.25) are the targets, the variant's (conf ≥ 0.001)
+the predictions; mAP50 and mAP50-95 over the frame set. Classifiers: top-1 agreement and top-5
+overlap. Tensor models: cosine similarity of the flattened outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from studio.evaluate.detection_map import FrameBoxes, mean_average_precision
+from studio.runtime.results import Classification, Detections
+
+TARGET_CONF = 0.25  # the baseline's operating point: what the user would see as its detections
+PREDICTION_CONF = 0.001  # the variant's full ranking, as mAP evaluation needs
+
+
+def detection_fidelity(baseline: list[Detections], variant: list[Detections]) -> dict[str, Any]:
+    frames = [FrameBoxes(v.boxes, v.scores, v.class_ids, b.boxes, b.class_ids)
+              for b, v in zip(baseline, variant, strict=True)]
+    result = mean_average_precision(frames)
+    return {"metric": "map50", "value": result["map50"], **result,
+            "method": f"variant detections (conf ≥ {PREDICTION_CONF}) scored against the baseline's "
+                      f"(conf ≥ {TARGET_CONF}) as targets, Ultralytics ap_per_class"}
+
+
+def classification_fidelity(baseline: list[Classification], variant: list[Classification]) -> dict[str, Any]:
+    top1 = np.mean([int(b.class_ids[0]) == int(v.class_ids[0]) for b, v in zip(baseline, variant, strict=True)])
+    top5 = np.mean([len(set(b.class_ids[:5].tolist()) & set(v.class_ids[:5].tolist())) / 5
+                    for b, v in zip(baseline, variant, strict=True)])
+    return {"metric": "top1_agreement", "value": round(float(top1), 4), "top1_agreement": round(float(top1), 4),
+            "top5_overlap": round(float(top5), 4), "frames": len(baseline),
+            "method": "share of frames whose top-1 class equals the baseline's; mean top-5 set overlap"}
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.reshape(-1).astype(np.float64), b.reshape(-1).astype(np.float64)
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+
+def tensor_fidelity(baseline: list[list[np.ndarray]], variant: list[list[np.ndarray]]) -> dict[str, Any]:
+    values = [cosine(b[0], v[0]) for b, v in zip(baseline, variant, strict=True)]
+    return {"metric": "cosine", "value": round(float(np.mean(values)), 5), "min": round(float(np.min(values)), 5),
+            "frames": len(values), "method": "mean cosine similarity of the first output, flattened"}
+
+
+def compare_predictors(baseline_predictor: Any, variant_predictor: Any, frames: list[np.ndarray],
+                       ctx: Any | None = None) -> dict[str, Any]:
+    """Run both predictors on ``frames`` and score the variant against the baseline."""
+    base_results, variant_results = [], []
+    for index, frame in enumerate(frames):
+        if ctx is not None:
+            ctx.progress(index / len(frames), "measuring fidelity")
+        base_results.append(baseline_predictor(frame).result)
+        variant_results.append(variant_predictor(frame).result)
+    return compare_results(base_results, variant_results)
+
+
+def compare_results(base_results: list[Any], variant_results: list[Any]) -> dict[str, Any]:
+    """Score already computed results (same frames, same order) by the kind of result they are."""
+    first = base_results[0]
+    if isinstance(first, Detections):
+        return detection_fidelity(base_results, variant_results)
+    if isinstance(first, Classification):
+        return classification_fidelity(base_results, variant_results)
+    return tensor_fidelity([r.arrays for r in base_results], [r.arrays for r in variant_results])

@@ -1,0 +1,165 @@
+"""``deploy-studio optimize``: replay a recipe on a model, measure baseline and variant, write OUT_DIR.
+
+Everything is built in a staging folder beside OUT_DIR and moved in at the end, so OUT_DIR never
+holds half a result; the source model is only ever read.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.errors import StudioError
+from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF, compare_predictors
+from studio.evaluate.frames import FRAME_SET_NOTE, fidelity_frames
+from studio.loaders import load_model
+from studio.media import bundled_video
+from studio.metrics import summarize_ms
+from studio.model import ModelHandle
+from studio.recipe import apply_recipe, load_recipe, save_recipe, validate_recipe
+from studio.registry import default_registry
+from studio.sources import take_frames
+from studio.tasks import TaskContext
+
+OUTPUT_FILES = ("model.onnx", "report.json", "recipe.toml")
+
+
+def _check_out_dir(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise StudioError("exists and is not a folder", path=out_dir, fix="choose another output folder")
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        raise StudioError("the output folder is not empty", path=out_dir,
+                          fix="choose an empty or new folder, or pass --force to replace its results")
+
+
+def graph_ops(path: Path) -> dict[str, int]:
+    """Operator counts of a graph (how a reader sees that INT8 nodes are really there)."""
+    import onnx
+
+    return dict(Counter(node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node))
+
+
+def measure_pair(baseline: ModelHandle, variant: ModelHandle, *, threads: int, runs: int,
+                 ctx: TaskContext) -> tuple[dict[str, float], dict[str, float]]:
+    """Inference latency of both on the same frames, interleaved (alternating order) in one run."""
+    from studio.runtime.predictor import Predictor, make_backend
+
+    predictors = [Predictor(h, make_backend(h, "ort", threads=threads)) for h in (baseline, variant)]
+    frames = take_frames(bundled_video("bikes.mp4"), runs + 3)
+    timings: list[list[float]] = [[], []]
+    for index, frame in enumerate(frames):
+        ctx.progress(index / len(frames), "measuring latency")
+        order = (0, 1) if index % 2 == 0 else (1, 0)
+        for which in order:
+            start = time.perf_counter()
+            predictors[which](frame)
+            if index >= 3:  # the first frames warm both sessions up
+                timings[which].append((time.perf_counter() - start) * 1e3)
+    return summarize_ms(timings[0]), summarize_ms(timings[1])
+
+
+def _fidelity(baseline: ModelHandle, variant: ModelHandle, threads: int, frames: int, ctx: TaskContext) -> dict:
+    from studio.runtime.predictor import Predictor, make_backend
+
+    base = Predictor(baseline, make_backend(baseline, "ort", threads=threads), conf=TARGET_CONF)
+    candidate = Predictor(variant, make_backend(variant, "ort", threads=threads), conf=PREDICTION_CONF)
+    result = compare_predictors(base, candidate, fidelity_frames(frames), ctx)
+    return result | {"frame_set": FRAME_SET_NOTE.format(n=frames)}
+
+
+def _side(handle: ModelHandle, graph: Path, latency: dict[str, float]) -> dict[str, Any]:
+    return {"name": handle.display_name, "file": str(graph), "size_mb": round(graph.stat().st_size / 1e6, 3),
+            "params": handle.params, "gflops": None if handle.gflops is None else round(handle.gflops, 3),
+            "latency_ms": latency, "ops": graph_ops(graph)}
+
+
+def run_optimize(model_spec: str, recipe_path: Path, out_dir: Path, *, force: bool = False, threads: int = 1,
+                 runs: int = 20, fidelity_frames_count: int = 25, trust: bool = False,
+                 ctx: TaskContext | None = None) -> dict[str, Any]:
+    ctx = ctx or TaskContext()
+    out_dir = Path(out_dir).expanduser().resolve()
+    _check_out_dir(out_dir, force)
+    recipe = load_recipe(Path(recipe_path))
+    registry = default_registry()
+    validate_recipe(recipe, registry)  # every setting checked before any work starts
+    baseline = load_model(model_spec, trust=trust)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    try:
+        ctx.workdir = staging / "work"
+        recipe_ctx = ctx.sub(0.0, 0.7)
+        variant = apply_recipe(baseline, recipe, registry, recipe_ctx)
+        ctx.reports.extend(recipe_ctx.reports)
+        from studio.runtime.onnx_export import ensure_onnx
+
+        base_graph, variant_graph = ensure_onnx(baseline), ensure_onnx(variant)
+        base_latency, variant_latency = measure_pair(baseline, variant, threads=threads, runs=runs,
+                                                     ctx=ctx.sub(0.7, 0.85))
+        fidelity = _fidelity(baseline, variant, threads, fidelity_frames_count, ctx.sub(0.85, 1.0))
+        result = staging / "result"
+        result.mkdir()
+        shutil.copyfile(variant_graph, result / "model.onnx")
+        save_recipe(recipe, result / "recipe.toml")
+        report = _report(baseline, variant, base_graph, result / "model.onnx", base_latency, variant_latency,
+                         fidelity, recipe, ctx, threads, runs, out_dir)
+        _write_json(result / "report.json", report)
+        _publish(result, out_dir)
+        return report
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _report(baseline, variant, base_graph, variant_graph, base_latency, variant_latency, fidelity, recipe, ctx,
+            threads, runs, out_dir) -> dict[str, Any]:
+    speedup = base_latency["p50"] / variant_latency["p50"]
+    warnings = []
+    if speedup < 1.0:
+        warnings.append(f"the variant is slower than the baseline here ({speedup:.2f}× of its speed)")
+    return {
+        "model": baseline.display_name,
+        "recipe": recipe.as_dict(),
+        "output": str(out_dir / "model.onnx"),
+        "baseline": _side(baseline, base_graph, base_latency),
+        "variant": _side(variant, variant_graph, variant_latency) | {"file": str(out_dir / "model.onnx")},
+        "speedup_p50": round(speedup, 3),
+        "size_ratio": round(variant_graph.stat().st_size / base_graph.stat().st_size, 4),
+        "fidelity": fidelity,
+        "steps": ctx.reports,
+        "warnings": warnings,
+        "method": {
+            "latency": f"onnxruntime, {threads} thread(s), {runs} bikes.mp4 frames after 3 warm-up, baseline and "
+                       "variant interleaved in alternating order, pre + inference + post per frame",
+            "size": "bytes of each ONNX file (the baseline is its float ONNX graph)",
+            "gflops": baseline.gflops_method,
+        },
+    }
+
+
+def _write_json(path: Path, data: Any) -> None:
+    import json
+
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _publish(result: Path, out_dir: Path) -> None:
+    """Move the finished files into ``out_dir``: one rename for a new folder, else one per file."""
+    if not out_dir.exists():
+        os.rename(result, out_dir)
+        return
+    for name in OUTPUT_FILES:
+        os.replace(result / name, out_dir / name)

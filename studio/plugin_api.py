@@ -1,0 +1,158 @@
+"""The plugin contract. Plugins (quantize, prune, low-rank, early exit, export) know only this module.
+
+A plugin is a class with ``id``, ``title``, ``kind``, ``Settings`` (a dataclass whose fields are made
+with ``option``), ``settings_version``, ``check(model) -> reasons`` and
+``apply(model, settings, ctx) -> ModelHandle``. The GUI builds its panel from ``settings_schema``,
+and recipes and the CLI read settings through ``settings_from_dict`` — the same fields everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from studio.errors import StudioError
+from studio.model import ModelHandle
+from studio.tasks import TaskContext
+
+
+class Kind(StrEnum):
+    QUANTIZE = "quantize"
+    PRUNE = "prune"
+    LOWRANK = "lowrank"
+    EARLY_EXIT = "early_exit"
+    EXPORT = "export"
+
+
+class SettingsError(StudioError):
+    """A setting is unknown, of the wrong type, or out of bounds."""
+
+
+def option(default: Any, *, label: str, help: str = "", min: float | None = None,
+           max: float | None = None, choices: tuple[Any, ...] | None = None) -> Any:
+    """A settings field with what a UI needs to show it and a validator needs to check it."""
+    meta = {"label": label, "help": help, "min": min, "max": max, "choices": choices}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    id: ClassVar[str]
+    title: ClassVar[str]
+    kind: ClassVar[Kind]
+    Settings: ClassVar[type]
+    settings_version: ClassVar[int]
+
+    def check(self, model: ModelHandle) -> list[str]: ...
+
+    def apply(self, model: ModelHandle, settings: Any, ctx: TaskContext) -> ModelHandle: ...
+
+
+def _type_name(annotation: Any) -> tuple[str, tuple[Any, ...] | None, bool]:
+    """(kind, literal choices, optional) for a settings annotation."""
+    optional = False
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(annotation))
+        annotation = args[0] if len(args) == 1 else annotation
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return "choice", typing.get_args(annotation), optional
+    if origin in (list, tuple):
+        return "list", None, optional
+    names = {bool: "bool", int: "int", float: "float", str: "str", Path: "path"}
+    return names.get(annotation, "str"), None, optional
+
+
+def settings_schema(settings_cls: type) -> list[dict[str, Any]]:
+    """One entry per field: name, type, default, label, help, min, max, choices, optional."""
+    hints = typing.get_type_hints(settings_cls)
+    schema = []
+    for field in dataclasses.fields(settings_cls):
+        kind, literal, optional = _type_name(hints[field.name])
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        meta = dict(field.metadata)
+        schema.append({
+            "name": field.name, "type": kind, "optional": optional,
+            "default": str(default) if isinstance(default, Path) else default,
+            "label": meta.get("label", field.name), "help": meta.get("help", ""),
+            "min": meta.get("min"), "max": meta.get("max"),
+            "choices": list(literal or meta.get("choices") or []) or None,
+        })
+    return schema
+
+
+def _coerce(entry: dict[str, Any], value: Any, plugin_id: str) -> Any:
+    name, kind = entry["name"], entry["type"]
+    where = f"{plugin_id}: setting '{name}'"
+    if value is None:
+        if entry["optional"]:
+            return None
+        raise SettingsError(f"{where} cannot be empty", fix=f"give a {kind}")
+    try:
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise TypeError
+            coerced: Any = value
+        elif kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            coerced = int(value)
+        elif kind == "float":
+            if isinstance(value, bool):
+                raise TypeError
+            coerced = float(value)
+        elif kind == "path":
+            coerced = Path(str(value)).expanduser()
+        elif kind == "list":
+            if not isinstance(value, (list, tuple)):
+                raise TypeError
+            coerced = [str(v) for v in value]
+        else:
+            coerced = value if kind == "choice" else str(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{where} should be a {kind}, got {value!r}") from None
+    if entry["choices"] and coerced not in entry["choices"]:
+        raise SettingsError(f"{where} is {coerced!r}", fix=f"choose one of {', '.join(map(repr, entry['choices']))}")
+    low, high = entry["min"], entry["max"]
+    if kind in ("int", "float") and ((low is not None and coerced < low) or (high is not None and coerced > high)):
+        raise SettingsError(f"{where} is {coerced}, outside {low}..{high}", fix=f"use a value from {low} to {high}")
+    return coerced
+
+
+def settings_from_dict(plugin: Any, data: dict[str, Any] | None, version: int | None = None) -> Any:
+    """Validated settings for ``plugin`` from plain data (a recipe step, CLI options, a GUI panel).
+
+    Data written for an older ``settings_version`` is passed through the plugin's ``migrate`` first.
+    """
+    data = dict(data or {})
+    current = plugin.settings_version
+    if version is not None and version != current:
+        if version > current or not hasattr(plugin, "migrate"):
+            raise SettingsError(f"{plugin.id}: settings version {version} is not readable by this version "
+                                f"({current})", fix="update Deploy Studio, or re-save the recipe")
+        data = plugin.migrate(data, version)
+    schema = {entry["name"]: entry for entry in settings_schema(plugin.Settings)}
+    unknown = sorted(set(data) - set(schema))
+    if unknown:
+        raise SettingsError(f"{plugin.id}: unknown setting(s) {', '.join(unknown)}",
+                            fix=f"known settings: {', '.join(schema)}")
+    values = {name: _coerce(schema[name], value, plugin.id) for name, value in data.items()}
+    return plugin.Settings(**values)
+
+
+def settings_to_dict(settings: Any) -> dict[str, Any]:
+    """Plain, TOML-ready data (paths as strings, None left out) for a settings object."""
+    out = {}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if value is None:
+            continue
+        out[field.name] = str(value) if isinstance(value, Path) else value
+    return out

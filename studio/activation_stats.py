@@ -37,7 +37,8 @@ class _Moments:
         e1, e2, e3, e4 = self.sums / max(self.count, 1)
         variance = max(e2 - e1 * e1, 1e-30)
         m4 = e4 - 4 * e1 * e3 + 6 * e1 * e1 * e2 - 3 * e1**4
-        return {"min": self.low, "max": self.high, "std": variance**0.5, "kurtosis": m4 / variance**2 - 3}
+        return {"min": float(self.low), "max": float(self.high), "std": float(variance**0.5),
+                "kurtosis": float(m4 / variance**2 - 3)}
 
 
 def activation_report(onnx_path: Path, inputs: list[np.ndarray], ctx: Any = None, top: int = 15) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def activation_report(onnx_path: Path, inputs: list[np.ndarray], ctx: Any = None
 
 
 def _row(node: Any, tensor: str, s: dict[str, float]) -> dict[str, Any]:
-    flagged = s["kurtosis"] > KURTOSIS_FLAG
+    flagged = bool(s["kurtosis"] > KURTOSIS_FLAG)
     return {"node": node.name, "op": node.op_type, "tensor": tensor, "min": round(s["min"], 4),
             "max": round(s["max"], 4), "kurtosis": round(s["kurtosis"], 2), "flagged": flagged,
             "why": f"heavy-tailed (kurtosis {s['kurtosis']:.0f})" if flagged else "", "score": s["kurtosis"]}

@@ -149,7 +149,7 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
+    if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, Path):
         return str(value)

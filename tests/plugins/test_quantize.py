@@ -1,0 +1,123 @@
+"""Quantization plugins on real zoo models: the measured effect, asserted on the files they write."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+
+from studio.hashing import sha256_file
+from studio.optimize import graph_ops, run_optimize
+from studio.recipe import Recipe, Step, apply_recipe, save_recipe
+from studio.registry import default_registry
+from studio.tasks import TaskContext
+
+
+def _recipe(tmp_path: Path, plugin: str, **settings) -> Path:
+    path = tmp_path / f"{plugin}.toml"
+    save_recipe(Recipe((Step(plugin, settings, 1),)), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def static_report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("static")
+    recipe = _recipe(tmp, "quantize.static_int8", samples=16)
+    return run_optimize("zoo:yolov3-tiny-coco", recipe, tmp / "out", runs=6, fidelity_frames_count=12)
+
+
+def test_static_int8_writes_a_smaller_qdq_graph(static_report):
+    out = Path(static_report["output"])
+    assert out.exists() and (out.parent / "report.json").exists() and (out.parent / "recipe.toml").exists()
+    ops = graph_ops(out)
+    assert ops.get("QuantizeLinear", 0) > 20 and ops.get("DequantizeLinear", 0) > 20
+    assert static_report["size_ratio"] < 0.35  # INT8 weights: about a quarter of FP32
+    assert json.loads((out.parent / "report.json").read_text())["variant"]["ops"] == ops
+
+
+def test_static_int8_report_has_latency_and_fidelity(static_report):
+    for side in ("baseline", "variant"):
+        latency = static_report[side]["latency_ms"]
+        assert latency["p50"] > 0 and latency["p95"] >= latency["p50"]
+        assert static_report[side]["params"] > 0 and static_report[side]["size_mb"] > 0
+    fidelity = static_report["fidelity"]
+    assert fidelity["metric"] == "map50" and fidelity["targets"] > 5
+    assert 0.5 < fidelity["map50"] <= 0.995  # YOLOv3-tiny survives plain INT8 well
+    assert "map50_95" in fidelity and fidelity["frames"] == 12
+
+
+def test_static_int8_reports_calibration_and_activation_outliers(static_report):
+    details = {k: v for d in static_report["steps"][0]["details"] for k, v in d.items()}
+    assert details["calibration"]["frames"] == 16
+    outliers = details["activation_outliers"]
+    assert outliers["tensors"] > 10 and outliers["rows"]
+    assert {"node", "min", "max", "kurtosis", "flagged"} <= outliers["rows"][0].keys()
+
+
+def test_replaying_a_recipe_gives_the_same_model(darknet_handle, tmp_path):
+    registry = default_registry()
+    recipe = Recipe((Step("quantize.static_int8", {"samples": 8, "outlier_report": False}, 1),))
+    hashes = []
+    for run in range(2):
+        ctx = TaskContext(workdir=tmp_path / f"run{run}")
+        hashes.append(sha256_file(apply_recipe(darknet_handle, recipe, registry, ctx).onnx_path))
+    assert hashes[0] == hashes[1]
+
+
+def test_dynamic_int8_on_convolutions(darknet_handle, tmp_path):
+    recipe = _recipe(tmp_path, "quantize.dynamic_int8", ops="all")
+    report = run_optimize("zoo:yolov3-tiny-coco", recipe, tmp_path / "out", runs=4, fidelity_frames_count=4)
+    assert graph_ops(Path(report["output"])).get("ConvInteger", 0) > 5
+    assert report["size_ratio"] < 0.35
+    # The report says plainly when the variant is slower (ConvInteger usually is on x86).
+    assert bool(report["warnings"]) == (report["speedup_p50"] < 1.0)
+
+
+def test_dynamic_int8_linear_only_on_a_conv_net_says_there_is_nothing_to_do(darknet_handle, tmp_path):
+    ctx = TaskContext(workdir=tmp_path)
+    plugin = default_registry().get("quantize.dynamic_int8")
+    plugin.apply(darknet_handle, plugin.Settings(ops="linear"), ctx)
+    assert any("no MatMul/Gemm node" in r.get("warning", "") for r in ctx.reports)
+
+
+def test_fp16_halves_the_file_and_keeps_fp32_io(darknet_handle, tmp_path):
+    plugin = default_registry().get("quantize.fp16")
+    variant = plugin.apply(darknet_handle, plugin.Settings(), TaskContext(workdir=tmp_path))
+    from studio.runtime.onnx_export import ensure_onnx
+
+    ratio = variant.size_bytes / ensure_onnx(darknet_handle).stat().st_size
+    assert 0.45 < ratio < 0.55
+    graph = onnx.load(str(variant.onnx_path)).graph
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in graph.initializer)
+
+
+@pytest.mark.slow
+def test_mixed_int8_finds_the_yolo_head_by_measuring(fall_handle, tmp_path):
+    """Plain INT8 of yolov8s-fall finds nothing (STACK.md); sensitivity must find what to keep in float."""
+    plugin = default_registry().get("quantize.mixed_int8")
+    ctx = TaskContext(workdir=tmp_path)
+    variant = plugin.apply(fall_handle, plugin.Settings(samples=8, fidelity_frames=8), ctx)
+    report = ctx.reports[-1]
+    assert report["fidelity_full_int8"] < 0.5
+    assert report["target_met"] and report["fidelity_final"] >= 0.9
+    assert report["sensitivity"][0]["unit"].startswith("/model.22")  # measured most harmful: the head
+    assert report["kept_in_float"] and len(report["kept_in_float"]) <= 3
+    statuses = {row["status"] for row in report["sensitivity"]}
+    assert statuses == {"kept in float", "quantized"}
+    ops = graph_ops(variant.onnx_path)
+    assert ops.get("QuantizeLinear", 0) > 50  # most of the network is still INT8
+
+
+def test_activation_report_flags_the_yolo_head_concat(fall_handle, tmp_path):
+    from plugins.quantize.common import calibration_inputs, prepared_float_graph
+    from studio.activation_stats import activation_report
+
+    ctx = TaskContext(workdir=tmp_path)
+    tensors, _ = calibration_inputs(fall_handle, None, 4, ctx)
+    report = activation_report(prepared_float_graph(fall_handle, ctx), tensors)
+    flagged = [row for row in report["rows"] if row["flagged"]]
+    assert any(row["op"] == "Concat" and row["node"].startswith("/model.22") and row["max"] > 100
+               for row in flagged), flagged[:3]

@@ -37,6 +37,7 @@ class BenchSettings:
     source: str | None = None
     graph_level: str = "all"
     check_bare: bool = False
+    spin: bool = False
 
 
 def _frames(settings: BenchSettings) -> tuple[list[np.ndarray], str]:
@@ -113,7 +114,8 @@ def _make_step(handle: ModelHandle, settings: BenchSettings):
         return step, runner.describe, handle.source_paths[0], lambda: state.get("shape")
     from studio.runtime.predictor import Predictor, make_backend
 
-    backend = make_backend(handle, settings.runtime, threads=settings.threads, graph_level=settings.graph_level)
+    backend = make_backend(handle, settings.runtime, threads=settings.threads, graph_level=settings.graph_level,
+                           spin=settings.spin)
     predictor = Predictor(handle, backend, imgsz=settings.imgsz)
     model_file = getattr(backend, "path", None) or (handle.source_paths[0] if handle.source_paths else None)
     return (_PredictorStep(predictor), backend.describe, model_file,
@@ -169,7 +171,8 @@ def _bench_tensor_model(handle: ModelHandle, settings: BenchSettings) -> dict[st
         raise UnsupportedError(f"{handle.name} is a tensor model; only --runtime ort can bench it")
     from studio.runtime.backends import OrtBackend
 
-    backend = OrtBackend(handle.onnx_path, threads=settings.threads, graph_level=settings.graph_level)
+    backend = OrtBackend(handle.onnx_path, threads=settings.threads, graph_level=settings.graph_level,
+                         spin=settings.spin)
     rng = np.random.default_rng(0)
     feed = {}
     for spec in handle.inputs:

@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=int, default=5)
     bench.add_argument("--source", default=None, help="frames to use (default: the bundled bikes.mp4)")
     bench.add_argument("--graph-level", default="all", help="onnxruntime graph optimisation level")
+    bench.add_argument("--spin", action="store_true",
+                       help="let onnxruntime's idle threads busy-wait (faster alone, slower beside other work)")
     bench.add_argument("--check-bare", action="store_true",
                        help="also time a bare InferenceSession.run after each frame (ORT only)")
     bench.add_argument("--json", action="store_true")
@@ -71,7 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     optimize.add_argument("--force", action="store_true", help="replace results already in the output folder")
     optimize.add_argument("--threads", type=int, default=1, help="threads for the latency comparison")
     optimize.add_argument("--runs", type=int, default=20, help="frames timed per model")
+    optimize.add_argument("--labels", default=None, help="a labelled folder (YOLO or COCO): adds true mAP")
     optimize.add_argument("--json", action="store_true")
+
+    evaluate = commands.add_parser("evaluate", help="true mAP of a detector on a labelled folder (YOLO or COCO)")
+    _add_model(evaluate)
+    evaluate.add_argument("labels", help="folder with images/ and labels/ (YOLO) or images and a COCO .json")
+    evaluate.add_argument("--threads", type=int, default=2)
+    evaluate.add_argument("--json", action="store_true")
 
     demo = commands.add_parser("demo", help="headless demo: zoo:yolov8s-fall on the bundled bikes.mp4")
     demo.add_argument("--model", default="zoo:yolov8s-fall")
@@ -135,7 +144,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     handle = load_model(args.model, trust=args.trust)
     settings = BenchSettings(runtime=args.runtime, imgsz=args.imgsz, threads=args.threads, runs=args.runs,
                              warmup=args.warmup, source=args.source, graph_level=args.graph_level,
-                             check_bare=args.check_bare)
+                             check_bare=args.check_bare, spin=args.spin)
     report = run_bench(handle, settings)
     if args.json:
         _print_json(report)
@@ -170,13 +179,27 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from studio.tasks import TaskContext
 
     report = run_optimize(args.model, args.recipe, args.out, force=args.force, threads=args.threads,
-                          runs=args.runs, trust=args.trust, ctx=TaskContext(on_progress=stderr_progress()))
+                          runs=args.runs, trust=args.trust, labels_dir=args.labels,
+                          ctx=TaskContext(on_progress=stderr_progress()))
     if args.json:
         _print_json(report)
         return 0
     from studio.report_text import optimize_text
 
     print(optimize_text(report))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from studio.loaders import load_model
+    from studio.optimize import true_accuracy
+
+    result = true_accuracy(load_model(args.model, trust=args.trust), args.labels, threads=args.threads)
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"mAP50 {result['map50']}  mAP50-95 {result['map50_95']}  precision {result['precision']}  "
+          f"recall {result['recall']}  ({result['targets']} labelled boxes in {result['frames']} images)")
     return 0
 
 
@@ -188,7 +211,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"zoo": cmd_zoo, "info": cmd_info, "predict": cmd_predict, "bench": cmd_bench, "demo": cmd_demo,
-            "plugins": cmd_plugins, "optimize": cmd_optimize}
+            "plugins": cmd_plugins, "optimize": cmd_optimize, "evaluate": cmd_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from studio.loaders import load_model
 from studio.media import bundled_video
 from studio.metrics import summarize_ms
 from studio.model import ModelHandle
-from studio.recipe import apply_recipe, load_recipe, save_recipe, validate_recipe
+from studio.recipe import apply_recipe, load_recipe, resolved_recipe, save_recipe
 from studio.registry import default_registry
 from studio.sources import take_frames
 from studio.tasks import TaskContext
@@ -80,15 +80,24 @@ def _side(handle: ModelHandle, graph: Path, latency: dict[str, float]) -> dict[s
             "latency_ms": latency, "ops": graph_ops(graph)}
 
 
+def true_accuracy(handle: ModelHandle, labels_dir: Path, threads: int = 2) -> dict[str, Any]:
+    """mAP of ``handle`` against a labelled folder (YOLO or COCO format)."""
+    from studio.evaluate.labelled import labelled_map, load_labelled
+    from studio.runtime.predictor import Predictor, make_backend
+
+    items = load_labelled(Path(labels_dir), handle.labels)
+    predictor = Predictor(handle, make_backend(handle, "ort", threads=threads), conf=PREDICTION_CONF)
+    return labelled_map(predictor, items) | {"labels": str(labels_dir)}
+
+
 def run_optimize(model_spec: str, recipe_path: Path, out_dir: Path, *, force: bool = False, threads: int = 1,
                  runs: int = 20, fidelity_frames_count: int = 25, trust: bool = False,
-                 ctx: TaskContext | None = None) -> dict[str, Any]:
+                 labels_dir: Path | None = None, ctx: TaskContext | None = None) -> dict[str, Any]:
     ctx = ctx or TaskContext()
     out_dir = Path(out_dir).expanduser().resolve()
     _check_out_dir(out_dir, force)
-    recipe = load_recipe(Path(recipe_path))
     registry = default_registry()
-    validate_recipe(recipe, registry)  # every setting checked before any work starts
+    recipe = resolved_recipe(load_recipe(Path(recipe_path)), registry)  # every setting checked before any work
     baseline = load_model(model_spec, trust=trust)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
@@ -103,12 +112,16 @@ def run_optimize(model_spec: str, recipe_path: Path, out_dir: Path, *, force: bo
         base_latency, variant_latency = measure_pair(baseline, variant, threads=threads, runs=runs,
                                                      ctx=ctx.sub(0.7, 0.85))
         fidelity = _fidelity(baseline, variant, threads, fidelity_frames_count, ctx.sub(0.85, 1.0))
+        accuracy = ({"baseline": true_accuracy(baseline, labels_dir), "variant": true_accuracy(variant, labels_dir)}
+                    if labels_dir else None)
         result = staging / "result"
         result.mkdir()
         shutil.copyfile(variant_graph, result / "model.onnx")
         save_recipe(recipe, result / "recipe.toml")
         report = _report(baseline, variant, base_graph, result / "model.onnx", base_latency, variant_latency,
                          fidelity, recipe, ctx, threads, runs, out_dir)
+        if accuracy:
+            report["accuracy"] = accuracy
         _write_json(result / "report.json", report)
         _publish(result, out_dir)
         return report

@@ -101,6 +101,13 @@ def validate_recipe(recipe: Recipe, registry: Any) -> list[tuple[Any, Any]]:
                                                            step.settings_version)) for step in recipe.steps]
 
 
+def resolved_recipe(recipe: Recipe, registry: Any) -> Recipe:
+    """The same steps with every setting written out (defaults included) and the current versions,
+    so that a replay does not depend on the defaults of a later release."""
+    return Recipe(tuple(Step(plugin.id, settings_to_dict(settings), plugin.settings_version)
+                        for plugin, settings in validate_recipe(recipe, registry)))
+
+
 def apply_recipe(model: ModelHandle, recipe: Recipe, registry: Any, ctx: TaskContext) -> ModelHandle:
     """Run every step in order; each returns a new handle (the source model is never modified)."""
     planned = validate_recipe(recipe, registry)

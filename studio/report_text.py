@@ -77,5 +77,9 @@ def optimize_text(report: dict[str, Any]) -> str:
         f"{fidelity['value']}",
         f"written: {report['output']}",
     ]
+    if "accuracy" in report:
+        acc = report["accuracy"]
+        lines.append(f"true mAP50 on {acc['baseline']['labels']}: baseline {acc['baseline']['map50']}, "
+                     f"variant {acc['variant']['map50']}")
     lines += [f"warning: {w}" for w in report["warnings"]]
     return "\n".join(lines)

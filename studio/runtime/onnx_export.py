@@ -37,7 +37,13 @@ def _versions() -> str:
 
 
 def cached_onnx_path(handle: ModelHandle) -> Path:
-    key = hashlib.sha256(f"{handle.provenance.sha256}|{handle.format}|{_versions()}".encode()).hexdigest()[:16]
+    from studio import __version__
+
+    # The module's printed structure is part of the key: the same weights built differently (a loader
+    # fix, another activation) must not reuse a graph exported from the old structure.
+    structure = hashlib.sha256(repr(handle.torch_module).encode()).hexdigest()
+    parts = f"{handle.provenance.sha256}|{handle.format}|{structure}|{_versions()}|studio{__version__}"
+    key = hashlib.sha256(parts.encode()).hexdigest()[:16]
     return cache_dir() / "onnx" / f"{handle.name}-{key}.onnx"
 
 

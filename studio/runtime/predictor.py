@@ -60,14 +60,15 @@ class Predictor:
 
 
 def make_backend(handle: ModelHandle, runtime: str, *, threads: int = 1, graph_level: str = "all",
-                 provider: str | None = None) -> Backend:
+                 provider: str | None = None, spin: bool = False) -> Backend:
     """The backend named ``runtime`` ("ort" or "torch") for ``handle``; ORT exports an ONNX graph when needed."""
     from studio.runtime.backends import OrtBackend, TorchBackend
 
     if runtime == "ort":
         from studio.runtime.onnx_export import ensure_onnx
 
-        return OrtBackend(ensure_onnx(handle), threads=threads, graph_level=graph_level, provider=provider)
+        return OrtBackend(ensure_onnx(handle), threads=threads, graph_level=graph_level, provider=provider,
+                          spin=spin)
     if runtime == "torch":
         fixed = None if (handle.image_input and handle.image_input.dynamic) else _static_hw(handle)
         return TorchBackend(handle.torch_module, threads=threads, fixed_hw=fixed)

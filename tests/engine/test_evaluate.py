@@ -81,3 +81,11 @@ def test_coco_folder_matches_yolo_folder(yolo_folder, darknet_handle):
     again = load_labelled(yolo_folder, names)
     for a, b in zip(items, again, strict=True):
         assert np.allclose(a.boxes, b.boxes, atol=1e-3) and list(a.classes) == list(b.classes)
+
+
+def test_evaluate_command_reads_a_labelled_folder(yolo_folder):
+    from tests.engine.cli_helpers import run_json
+
+    result = run_json("evaluate", "zoo:yolov3-tiny-coco", yolo_folder)
+    assert result["targets"] == 8 and result["frames"] == 2
+    assert 0.3 < result["map50"] <= 1.0

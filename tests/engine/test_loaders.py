@@ -107,10 +107,20 @@ def test_darknet_weights_that_do_not_fit(tmp_path, darknet_handle):
         load_model(tmp_path / "net.cfg")
 
 
-def test_efficientnet_classifies_the_bundled_images(effnet_handle):
+def test_efficientnet_classifies_the_bundled_images(effnet_handle, bus_path, zidane_path):
+    import cv2
+
+    from studio.runtime.predictor import Predictor, make_backend
+
     assert effnet_handle.task == Task.CLASSIFY and len(effnet_handle.labels) == 1000
     assert effnet_handle.labels[0] == "tench"
     assert 4_500_000 < effnet_handle.params < 4_800_000
+    predictor = Predictor(effnet_handle, make_backend(effnet_handle, "torch", threads=1))
+    bus = {item["label"] for item in predictor(cv2.imread(str(bus_path))).result.as_list()}
+    zidane = {item["label"] for item in predictor(cv2.imread(str(zidane_path))).result.as_list()}
+    # Real weights with the real activations (ReLU6) see a bus and a man in a suit.
+    assert bus & {"minibus", "school bus", "trolleybus", "passenger car", "streetcar", "moving van"}, bus
+    assert zidane & {"suit", "Windsor tie", "bow tie"}, zidane
 
 
 def test_source_model_is_never_written(fall_handle, fall_onnx):

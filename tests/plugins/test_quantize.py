@@ -21,11 +21,29 @@ def _recipe(tmp_path: Path, plugin: str, **settings) -> Path:
     return path
 
 
+LABELS = Path(__file__).resolve().parents[1] / "data" / "labelled" / "labels"
+
+
 @pytest.fixture(scope="module")
-def static_report(tmp_path_factory):
+def static_report(tmp_path_factory, bus_path, zidane_path):
+    import shutil
+
     tmp = tmp_path_factory.mktemp("static")
+    labelled = tmp / "labelled"
+    (labelled / "images").mkdir(parents=True)
+    for image in (bus_path, zidane_path):
+        shutil.copy(image, labelled / "images" / image.name)
+    shutil.copytree(LABELS, labelled / "labels")
     recipe = _recipe(tmp, "quantize.static_int8", samples=16)
-    return run_optimize("zoo:yolov3-tiny-coco", recipe, tmp / "out", runs=6, fidelity_frames_count=12)
+    return run_optimize("zoo:yolov3-tiny-coco", recipe, tmp / "out", runs=6, fidelity_frames_count=12,
+                        labels_dir=labelled)
+
+
+def test_true_accuracy_of_baseline_and_variant(static_report):
+    accuracy = static_report["accuracy"]
+    for side in ("baseline", "variant"):
+        assert accuracy[side]["targets"] == 8
+        assert 0.2 < accuracy[side]["map50"] <= 1.0
 
 
 def test_static_int8_writes_a_smaller_qdq_graph(static_report):
@@ -35,6 +53,15 @@ def test_static_int8_writes_a_smaller_qdq_graph(static_report):
     assert ops.get("QuantizeLinear", 0) > 20 and ops.get("DequantizeLinear", 0) > 20
     assert static_report["size_ratio"] < 0.35  # INT8 weights: about a quarter of FP32
     assert json.loads((out.parent / "report.json").read_text())["variant"]["ops"] == ops
+
+
+def test_the_saved_recipe_spells_out_every_setting(static_report):
+    from studio.recipe import load_recipe
+
+    saved = load_recipe(Path(static_report["output"]).parent / "recipe.toml")
+    step = saved.steps[0]
+    assert step.plugin == "quantize.static_int8" and step.settings_version == 1
+    assert step.settings["samples"] == 16 and step.settings["method"] == "minmax"  # defaults written out
 
 
 def test_static_int8_report_has_latency_and_fidelity(static_report):
@@ -121,3 +148,12 @@ def test_activation_report_flags_the_yolo_head_concat(fall_handle, tmp_path):
     flagged = [row for row in report["rows"] if row["flagged"]]
     assert any(row["op"] == "Concat" and row["node"].startswith("/model.22") and row["max"] > 100
                for row in flagged), flagged[:3]
+
+
+def test_classifier_fidelity_is_top1_agreement(tmp_path):
+    report = run_optimize("zoo:efficientnet-lite0", _recipe(tmp_path, "quantize.static_int8", samples=8,
+                                                            outlier_report=False),
+                          tmp_path / "out", runs=4, fidelity_frames_count=12)
+    fidelity = report["fidelity"]
+    assert fidelity["metric"] == "top1_agreement" and fidelity["frames"] == 12
+    assert 0.5 <= fidelity["top1_agreement"] <= 1.0 and 0.5 <= fidelity["top5_overlap"] <= 1.0

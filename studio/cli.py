@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from typing import Any
@@ -94,6 +95,17 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def _emit(args: argparse.Namespace, data: Any, renderer: str) -> int:
+    """Print ``data`` as JSON with --json, else through ``studio.report_text.<renderer>``."""
+    if args.json:
+        _print_json(data)
+    else:
+        from studio import report_text
+
+        print(getattr(report_text, renderer)(data))
+    return 0
+
+
 def cmd_zoo(args: argparse.Namespace) -> int:
     from studio import zoo
 
@@ -112,13 +124,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from studio.loaders import load_model
 
     summary = load_model(args.model, trust=args.trust).summary()
-    if args.json:
-        _print_json(summary)
-        return 0
-    from studio.report_text import info_text
-
-    print(info_text(summary))
-    return 0
+    return _emit(args, summary, "info_text")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -128,13 +134,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     handle = load_model(args.model, trust=args.trust)
     report = run_predict(handle, args.source, runtime=args.runtime, conf=args.conf, iou=args.iou,
                          imgsz=args.imgsz, threads=args.threads, max_frames=args.max_frames)
-    if args.json:
-        _print_json(report)
-        return 0
-    from studio.report_text import predict_text
-
-    print(predict_text(report))
-    return 0
+    return _emit(args, report, "predict_text")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -146,13 +146,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                              warmup=args.warmup, source=args.source, graph_level=args.graph_level,
                              check_bare=args.check_bare, spin=args.spin)
     report = run_bench(handle, settings)
-    if args.json:
-        _print_json(report)
-        return 0
-    from studio.report_text import bench_text
-
-    print(bench_text(report))
-    return 0
+    return _emit(args, report, "bench_text")
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -181,13 +175,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     report = run_optimize(args.model, args.recipe, args.out, force=args.force, threads=args.threads,
                           runs=args.runs, trust=args.trust, labels_dir=args.labels,
                           ctx=TaskContext(on_progress=stderr_progress()))
-    if args.json:
-        _print_json(report)
-        return 0
-    from studio.report_text import optimize_text
-
-    print(optimize_text(report))
-    return 0
+    return _emit(args, report, "optimize_text")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -195,12 +183,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from studio.optimize import true_accuracy
 
     result = true_accuracy(load_model(args.model, trust=args.trust), args.labels, threads=args.threads)
-    if args.json:
-        _print_json(result)
-        return 0
-    print(f"mAP50 {result['map50']}  mAP50-95 {result['map50_95']}  precision {result['precision']}  "
-          f"recall {result['recall']}  ({result['targets']} labelled boxes in {result['frames']} images)")
-    return 0
+    return _emit(args, result, "accuracy_text")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -227,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"deploy-studio: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (`| head`): nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("deploy-studio: interrupted", file=sys.stderr)
         return 130

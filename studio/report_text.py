@@ -83,3 +83,8 @@ def optimize_text(report: dict[str, Any]) -> str:
                      f"variant {acc['variant']['map50']}")
     lines += [f"warning: {w}" for w in report["warnings"]]
     return "\n".join(lines)
+
+
+def accuracy_text(result: dict[str, Any]) -> str:
+    return (f"mAP50 {result['map50']}  mAP50-95 {result['map50_95']}  precision {result['precision']}  "
+            f"recall {result['recall']}  ({result['targets']} labelled boxes in {result['frames']} images)")

@@ -28,7 +28,7 @@ from studio.registry import default_registry
 from studio.sources import take_frames
 from studio.tasks import TaskContext
 
-OUTPUT_FILES = ("model.onnx", "report.json", "recipe.toml")
+OUTPUT_FILES = ("model.onnx", "model.pt", "report.json", "recipe.toml")
 
 
 def _check_out_dir(out_dir: Path, force: bool) -> None:
@@ -118,10 +118,16 @@ def run_optimize(model_spec: str, recipe_path: Path, out_dir: Path, *, force: bo
         result.mkdir()
         shutil.copyfile(variant_graph, result / "model.onnx")
         save_recipe(recipe, result / "recipe.toml")
+        if variant.torch_module is not None:  # pruned, factorised, fine-tuned: keep the PyTorch model too
+            from studio.checkpoint import save_checkpoint
+
+            save_checkpoint(variant, result / "model.pt", recipe.as_dict())
         report = _report(baseline, variant, base_graph, result / "model.onnx", base_latency, variant_latency,
                          fidelity, recipe, ctx, threads, runs, out_dir)
         if accuracy:
             report["accuracy"] = accuracy
+        if (result / "model.pt").exists():
+            report["pytorch_model"] = str(out_dir / "model.pt")
         _write_json(result / "report.json", report)
         _publish(result, out_dir)
         return report
@@ -175,4 +181,7 @@ def _publish(result: Path, out_dir: Path) -> None:
         os.rename(result, out_dir)
         return
     for name in OUTPUT_FILES:
-        os.replace(result / name, out_dir / name)
+        if (result / name).exists():
+            os.replace(result / name, out_dir / name)
+        elif (out_dir / name).exists():
+            (out_dir / name).unlink()  # a stale file from an earlier result would now be misleading

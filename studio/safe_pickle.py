@@ -17,8 +17,9 @@ from typing import Any
 from studio.errors import BadInputError, NeedsTrustError
 
 # Network-module families whose classes may be rebuilt from a checkpoint. Only nn.Module subclasses
-# from these modules qualify: their unpickling sets attributes and never calls user code.
-_MODULE_FAMILIES = ("torch.nn.modules.", "ultralytics.nn.")
+# from these modules qualify: their unpickling sets attributes and never calls user code. studio.nets
+# and efficientnet_lite_pytorch hold the studio's own networks (Darknet, split blocks of pruned YOLOs).
+_MODULE_FAMILIES = ("torch.nn.modules.", "ultralytics.nn.", "studio.nets.", "efficientnet_lite_pytorch.")
 # Plain data containers seen in Ultralytics checkpoints (training arguments, metadata).
 _PLAIN_TYPES = {
     "collections.OrderedDict",
@@ -28,6 +29,9 @@ _PLAIN_TYPES = {
     "ultralytics.utils.IterableSimpleNamespace",
     "pathlib.PosixPath",
     "pathlib.WindowsPath",
+    # EfficientNet-Lite keeps its configuration in two namedtuples (saved with pruned variants).
+    "efficientnet_lite_pytorch.utils.GlobalParams",
+    "efficientnet_lite_pytorch.utils.BlockArgs",
 }
 
 # Older Ultralytics releases pickled classes under paths that moved since (its own loader remaps them).
@@ -47,7 +51,7 @@ def _resolve_allowed(qualified: str) -> type | None:
         if module_name == old or module_name.startswith(old + "."):
             module_name = new + module_name[len(old):]
             qualified = f"{module_name}.{attr}"
-    is_family = qualified.startswith(_MODULE_FAMILIES)
+    is_family = qualified.startswith(_MODULE_FAMILIES) and qualified not in _PLAIN_TYPES
     if not is_family and qualified not in _PLAIN_TYPES:
         return None
     try:

@@ -22,8 +22,10 @@ def test_ruff_is_clean():
 
 
 def test_engine_imports_without_heavy_libraries():
-    """Opening the app must not pay for torch, Ultralytics or Qt: the engine imports them inside functions."""
+    """Opening the app must not pay for torch, Ultralytics or Qt: the engine and every plugin class import
+    them inside functions (loading the plugin registry included)."""
     code = ("import sys, studio.cli, studio.loaders, studio.runtime.predictor, studio.bench, studio.zoo;"
+            "from studio.registry import default_registry; default_registry();"
             "print(sorted(m for m in ('torch', 'ultralytics', 'PySide6', 'onnxruntime', 'tensorflow')"
             " if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

@@ -20,6 +20,11 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
     if not isinstance(checkpoint, dict):
         raise BadInputError(f"holds a {type(checkpoint).__name__}, not a model", path=path,
                             fix="save the model with Ultralytics (model.save) or export it to ONNX")
+    studio_meta = checkpoint.get("deploy_studio")
+    if isinstance(studio_meta, dict) and studio_meta.get("family") != "ultralytics":
+        from studio.checkpoint import handle_from_studio_checkpoint
+
+        return _with_gflops(handle_from_studio_checkpoint(checkpoint, path))
     module = checkpoint.get("ema") or checkpoint.get("model")
     if not isinstance(module, torch.nn.Module):
         keys = ", ".join(list(map(str, checkpoint))[:5])
@@ -42,3 +47,12 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
     )
     return handle_from_module(module, path=path, fmt="ultralytics-pt", provenance=provenance, imgsz=imgsz,
                               random_weights=False)
+
+
+def _with_gflops(handle: ModelHandle) -> ModelHandle:
+    from studio.complexity import torch_gflops
+
+    shape = handle.inputs[0].shape
+    size = handle.image_input.size if handle.image_input else tuple(shape[2:4])
+    gflops, method = torch_gflops(handle.torch_module, (1, int(shape[1]), *map(int, size)))
+    return handle.replace(gflops=gflops, gflops_method=method)

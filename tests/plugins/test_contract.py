@@ -9,7 +9,8 @@ import pytest
 from studio.plugin_api import Kind, SettingsError, settings_from_dict, settings_schema, settings_to_dict
 from studio.registry import GROUP, default_registry, load_registry
 
-FIRST_PARTY = {"quantize.static_int8", "quantize.dynamic_int8", "quantize.fp16", "quantize.mixed_int8"}
+FIRST_PARTY = {"quantize.static_int8", "quantize.dynamic_int8", "quantize.fp16", "quantize.mixed_int8",
+               "prune.channels", "prune.magnitude", "lowrank.svd"}
 
 
 def test_first_party_plugins_load_from_entry_points():

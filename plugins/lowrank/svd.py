@@ -1,0 +1,64 @@
+"""Low-rank factorisation (SVD): a Linear or 1×1 convolution W (out × in) becomes B·A with rank r.
+
+r is the smallest rank keeping ``energy`` of the squared singular values, or ``rank_ratio`` × full
+rank. A layer is replaced only where r·(in + out) < in·out, i.e. where it really saves work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from plugins.prune.adapters import prune_target
+from studio.model import ModelHandle
+from studio.plugin_api import Kind, option
+from studio.tasks import TaskContext
+from studio.torch_variant import torch_variant
+
+
+@dataclass
+class LowRankSettings:
+    mode: Literal["energy", "ratio"] = option("energy", label="Choose the rank by")
+    energy: float = option(0.95, label="Energy kept", min=0.5, max=0.9999,
+                           help="Share of the squared singular values the factors keep")
+    rank_ratio: float = option(0.5, label="Rank ratio", min=0.05, max=1.0)
+    min_features: int = option(64, label="Smallest layer to factorise", min=8, max=100000,
+                               help="Layers with fewer input or output features are left alone")
+
+
+class LowRank:
+    id = "lowrank.svd"
+    title = "Low-rank factorisation (SVD)"
+    kind = Kind.LOWRANK
+    Settings = LowRankSettings
+    settings_version = 1
+
+    def check(self, model: ModelHandle) -> list[str]:
+        if model.torch_module is None:
+            return ["it has no PyTorch module"]
+        from torch import nn
+
+        from plugins.lowrank.factors import _is_pointwise
+
+        has = any(isinstance(m, nn.Linear) or _is_pointwise(m) for m in model.torch_module.modules())
+        return [] if has else ["it has no Linear or 1×1 convolution to factorise"]
+
+    def apply(self, model: ModelHandle, settings: LowRankSettings, ctx: TaskContext) -> ModelHandle:
+        from plugins.lowrank.factors import replacement_for
+
+        target = prune_target(model)  # a private copy, and the output layers that must stay whole
+        module = target.module.eval()
+        ignored = {id(sub) for kept in target.ignored for sub in kept.modules()}
+        rows: list[dict[str, Any]] = []
+        candidates = [(name, m) for name, m in module.named_modules() if name]
+        for index, (name, layer) in enumerate(candidates):
+            ctx.progress(index / len(candidates), f"factorising {name}")
+            replacement = replacement_for(layer, settings, rows, name, model, ignored)
+            if replacement is not None:
+                parent_name, _, child = name.rpartition(".")
+                setattr(module.get_submodule(parent_name) if parent_name else module, child, replacement)
+        ctx.add_report({"factorised": len(rows), "layers": rows[:200],
+                        "params_saved": sum(r["params_before"] - r["params_after"] for r in rows)})
+        ctx.progress(1.0, "done")
+        return torch_variant(model, module, suffix="lowrank",
+                             note=f"{len(rows)} layers factorised ({settings.mode})")

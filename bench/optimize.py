@@ -24,7 +24,7 @@ from studio.media import bundled_video
 from studio.plugin_api import settings_from_dict
 from studio.registry import default_registry
 from studio.runtime.onnx_export import ensure_onnx
-from studio.runtime.predictor import Predictor, make_backend
+from studio.runtime.predictor import make_predictor
 from studio.sources import take_frames
 from studio.tasks import TaskContext
 
@@ -54,7 +54,7 @@ def build(model_spec: str, workdir: Path) -> list[tuple[str, object, str]]:
 
 
 def latencies(rows, threads: int, frames: list[np.ndarray]) -> list[float]:
-    predictors = [Predictor(h, make_backend(h, "ort", threads=threads)) for _, h, _ in rows]
+    predictors = [make_predictor(h, "ort", threads=threads) for _, h, _ in rows]
     times: list[list[float]] = [[] for _ in rows]
     for index, frame in enumerate(frames):
         count = len(predictors)
@@ -70,10 +70,10 @@ def latencies(rows, threads: int, frames: list[np.ndarray]) -> list[float]:
 def fidelity(rows) -> list[float]:
     base = rows[0][1]
     frames = fidelity_frames(25)
-    reference = Predictor(base, make_backend(base, "ort", threads=2), conf=TARGET_CONF)
+    reference = make_predictor(base, "ort", threads=2, conf=TARGET_CONF)
     values = []
     for _, handle, _ in rows:
-        candidate = Predictor(handle, make_backend(handle, "ort", threads=2), conf=PREDICTION_CONF)
+        candidate = make_predictor(handle, "ort", threads=2, conf=PREDICTION_CONF)
         values.append(compare_predictors(reference, candidate, frames)["value"])
     return values
 

@@ -112,11 +112,11 @@ def _make_step(handle: ModelHandle, settings: BenchSettings):
             return StageTimes(times.pre, times.infer, max(0.0, wall - times.pre - times.infer))
 
         return step, runner.describe, handle.source_paths[0], lambda: state.get("shape")
-    from studio.runtime.predictor import Predictor, make_backend
+    from studio.runtime.predictor import make_predictor
 
-    backend = make_backend(handle, settings.runtime, threads=settings.threads, graph_level=settings.graph_level,
-                           spin=settings.spin)
-    predictor = Predictor(handle, backend, imgsz=settings.imgsz)
+    predictor = make_predictor(handle, settings.runtime, threads=settings.threads, imgsz=settings.imgsz,
+                               graph_level=settings.graph_level, spin=settings.spin)
+    backend = predictor.backend
     model_file = getattr(backend, "path", None) or (handle.source_paths[0] if handle.source_paths else None)
     return (_PredictorStep(predictor), backend.describe, model_file,
             lambda: list(predictor.last_input.shape) if predictor.last_input is not None else None)

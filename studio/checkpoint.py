@@ -33,6 +33,8 @@ def save_checkpoint(handle: ModelHandle, path: Path, recipe: dict[str, Any] | No
         "image_input": handle.image_input.as_dict() if handle.image_input else None,
         "inputs": [s.as_dict() for s in handle.inputs], "outputs": [s.as_dict() for s in handle.outputs],
         "parent_sha256": handle.metadata.get("parent_sha256", ""), "recipe": recipe or {},
+        "runtime_mode": handle.metadata.get("runtime_mode", ""),
+        "runtime_settings": handle.metadata.get("runtime_settings", ""),
     }
     payload: dict[str, Any] = {"model": module, "deploy_studio": meta}
     if meta["family"] == "ultralytics":
@@ -75,5 +77,7 @@ def handle_from_studio_checkpoint(checkpoint: dict[str, Any], path: Path) -> Mod
         size_bytes=path.stat().st_size,
         provenance=Provenance(path=str(path.resolve()), sha256=sha256_file(path), loader="studio checkpoint"),
         params=torch_params(module), source_paths=(path,), torch_module=module,
-        metadata={"family": meta.get("family", "torch"), "parent_sha256": meta.get("parent_sha256", "")},
+        metadata={"family": meta.get("family", "torch"), "parent_sha256": meta.get("parent_sha256", ""),
+                  **({"runtime_mode": meta["runtime_mode"], "runtime_settings": meta.get("runtime_settings", "")}
+                     if meta.get("runtime_mode") else {})},
     )

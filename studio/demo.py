@@ -9,7 +9,7 @@ from studio.loaders import load_model
 from studio.media import bundled_video
 from studio.metrics import peak_rss_mb, summarize_ms
 from studio.report_text import stage_table
-from studio.runtime.predictor import Predictor, make_backend
+from studio.runtime.predictor import make_predictor
 from studio.sources import open_source
 
 
@@ -19,7 +19,7 @@ def run_demo(model: str = "zoo:yolov8s-fall", *, source: str | None = None, fram
     started = time.perf_counter()
     handle = load_model(model)
     loaded = time.perf_counter()
-    predictor = Predictor(handle, make_backend(handle, "ort", threads=threads))
+    predictor = make_predictor(handle, "ort", threads=threads)
     ready = time.perf_counter()
     video = source or str(bundled_video("bikes.mp4"))
     stream = open_source(video)

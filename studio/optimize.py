@@ -28,7 +28,7 @@ from studio.registry import default_registry
 from studio.sources import take_frames
 from studio.tasks import TaskContext
 
-OUTPUT_FILES = ("model.onnx", "model.pt", "report.json", "recipe.toml")
+OUTPUT_FILES = ("model.onnx", "model.pt", "report.json", "recipe.toml", *(f"segment_{i}.onnx" for i in range(8)))
 
 
 def _check_out_dir(out_dir: Path, force: bool) -> None:
@@ -37,6 +37,17 @@ def _check_out_dir(out_dir: Path, force: bool) -> None:
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise StudioError("the output folder is not empty", path=out_dir,
                           fix="choose an empty or new folder, or pass --force to replace its results")
+
+
+def graph_files(handle: ModelHandle) -> list[Path]:
+    """The ONNX file(s) that run ``handle``: one graph, or one per segment for an early-exit variant."""
+    if handle.metadata.get("runtime_mode") == "early_exit":
+        from studio.runtime.early_exit import ensure_segments
+
+        return ensure_segments(handle)
+    from studio.runtime.onnx_export import ensure_onnx
+
+    return [ensure_onnx(handle)]
 
 
 def graph_ops(path: Path) -> dict[str, int]:
@@ -49,9 +60,9 @@ def graph_ops(path: Path) -> dict[str, int]:
 def measure_pair(baseline: ModelHandle, variant: ModelHandle, *, threads: int, runs: int,
                  ctx: TaskContext) -> tuple[dict[str, float], dict[str, float]]:
     """Inference latency of both on the same frames, interleaved (alternating order) in one run."""
-    from studio.runtime.predictor import Predictor, make_backend
+    from studio.runtime.predictor import make_predictor
 
-    predictors = [Predictor(h, make_backend(h, "ort", threads=threads)) for h in (baseline, variant)]
+    predictors = [make_predictor(h, "ort", threads=threads) for h in (baseline, variant)]
     frames = take_frames(bundled_video("bikes.mp4"), runs + 3)
     timings: list[list[float]] = [[], []]
     for index, frame in enumerate(frames):
@@ -66,27 +77,32 @@ def measure_pair(baseline: ModelHandle, variant: ModelHandle, *, threads: int, r
 
 
 def _fidelity(baseline: ModelHandle, variant: ModelHandle, threads: int, frames: int, ctx: TaskContext) -> dict:
-    from studio.runtime.predictor import Predictor, make_backend
+    from studio.runtime.predictor import make_predictor
 
-    base = Predictor(baseline, make_backend(baseline, "ort", threads=threads), conf=TARGET_CONF)
-    candidate = Predictor(variant, make_backend(variant, "ort", threads=threads), conf=PREDICTION_CONF)
+    base = make_predictor(baseline, "ort", threads=threads, conf=TARGET_CONF)
+    candidate = make_predictor(variant, "ort", threads=threads, conf=PREDICTION_CONF)
     result = compare_predictors(base, candidate, fidelity_frames(frames), ctx)
     return result | {"frame_set": FRAME_SET_NOTE.format(n=frames)}
 
 
-def _side(handle: ModelHandle, graph: Path, latency: dict[str, float]) -> dict[str, Any]:
-    return {"name": handle.display_name, "file": str(graph), "size_mb": round(graph.stat().st_size / 1e6, 3),
-            "params": handle.params, "gflops": None if handle.gflops is None else round(handle.gflops, 3),
-            "latency_ms": latency, "ops": graph_ops(graph)}
+def _side(handle: ModelHandle, graphs: Path | list[Path], latency: dict[str, float]) -> dict[str, Any]:
+    graphs = [graphs] if isinstance(graphs, Path) else graphs
+    ops: Counter[str] = Counter()
+    for graph in graphs:
+        ops.update(graph_ops(graph))
+    return {"name": handle.display_name, "file": str(graphs[0]),
+            "size_mb": round(sum(g.stat().st_size for g in graphs) / 1e6, 3), "params": handle.params,
+            "gflops": None if handle.gflops is None else round(handle.gflops, 3), "latency_ms": latency,
+            "ops": dict(ops)}
 
 
 def true_accuracy(handle: ModelHandle, labels_dir: Path, threads: int = 2) -> dict[str, Any]:
     """mAP of ``handle`` against a labelled folder (YOLO or COCO format)."""
     from studio.evaluate.labelled import labelled_map, load_labelled
-    from studio.runtime.predictor import Predictor, make_backend
+    from studio.runtime.predictor import make_predictor
 
     items = load_labelled(Path(labels_dir), handle.labels)
-    predictor = Predictor(handle, make_backend(handle, "ort", threads=threads), conf=PREDICTION_CONF)
+    predictor = make_predictor(handle, "ort", threads=threads, conf=PREDICTION_CONF)
     return labelled_map(predictor, items) | {"labels": str(labels_dir)}
 
 
@@ -106,9 +122,7 @@ def run_optimize(model_spec: str, recipe_path: Path, out_dir: Path, *, force: bo
         recipe_ctx = ctx.sub(0.0, 0.7)
         variant = apply_recipe(baseline, recipe, registry, recipe_ctx)
         ctx.reports.extend(recipe_ctx.reports)
-        from studio.runtime.onnx_export import ensure_onnx
-
-        base_graph, variant_graph = ensure_onnx(baseline), ensure_onnx(variant)
+        base_graph, variant_graphs = graph_files(baseline)[0], graph_files(variant)
         base_latency, variant_latency = measure_pair(baseline, variant, threads=threads, runs=runs,
                                                      ctx=ctx.sub(0.7, 0.85))
         fidelity = _fidelity(baseline, variant, threads, fidelity_frames_count, ctx.sub(0.85, 1.0))
@@ -116,13 +130,16 @@ def run_optimize(model_spec: str, recipe_path: Path, out_dir: Path, *, force: bo
                     if labels_dir else None)
         result = staging / "result"
         result.mkdir()
-        shutil.copyfile(variant_graph, result / "model.onnx")
+        names = (["model.onnx"] if len(variant_graphs) == 1
+                 else [f"segment_{i}.onnx" for i in range(len(variant_graphs))])
+        for source, name in zip(variant_graphs, names, strict=True):
+            shutil.copyfile(source, result / name)
         save_recipe(recipe, result / "recipe.toml")
         if variant.torch_module is not None:  # pruned, factorised, fine-tuned: keep the PyTorch model too
             from studio.checkpoint import save_checkpoint
 
             save_checkpoint(variant, result / "model.pt", recipe.as_dict())
-        report = _report(baseline, variant, base_graph, result / "model.onnx", base_latency, variant_latency,
+        report = _report(baseline, variant, base_graph, [result / n for n in names], base_latency, variant_latency,
                          fidelity, recipe, ctx, threads, runs, out_dir)
         if accuracy:
             report["accuracy"] = accuracy
@@ -135,7 +152,7 @@ def run_optimize(model_spec: str, recipe_path: Path, out_dir: Path, *, force: bo
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _report(baseline, variant, base_graph, variant_graph, base_latency, variant_latency, fidelity, recipe, ctx,
+def _report(baseline, variant, base_graph, variant_graphs, base_latency, variant_latency, fidelity, recipe, ctx,
             threads, runs, out_dir) -> dict[str, Any]:
     speedup = base_latency["p50"] / variant_latency["p50"]
     warnings = []
@@ -144,11 +161,12 @@ def _report(baseline, variant, base_graph, variant_graph, base_latency, variant_
     return {
         "model": baseline.display_name,
         "recipe": recipe.as_dict(),
-        "output": str(out_dir / "model.onnx"),
+        "output": str(out_dir / variant_graphs[0].name),
+        "files": [str(out_dir / g.name) for g in variant_graphs],
         "baseline": _side(baseline, base_graph, base_latency),
-        "variant": _side(variant, variant_graph, variant_latency) | {"file": str(out_dir / "model.onnx")},
+        "variant": _side(variant, variant_graphs, variant_latency) | {"file": str(out_dir / variant_graphs[0].name)},
         "speedup_p50": round(speedup, 3),
-        "size_ratio": round(variant_graph.stat().st_size / base_graph.stat().st_size, 4),
+        "size_ratio": round(sum(g.stat().st_size for g in variant_graphs) / base_graph.stat().st_size, 4),
         "fidelity": fidelity,
         "steps": ctx.reports,
         "warnings": warnings,

@@ -6,14 +6,14 @@ from collections import Counter
 from typing import Any
 
 from studio.model import ModelHandle
-from studio.runtime.predictor import Predictor, make_backend
+from studio.runtime.predictor import make_predictor
 from studio.sources import open_source
 
 
 def run_predict(handle: ModelHandle, source_spec: str, *, runtime: str = "ort", conf: float = 0.25,
                 iou: float | None = None, imgsz: int | None = None, threads: int = 2,
                 max_frames: int = 30) -> dict[str, Any]:
-    predictor = Predictor(handle, make_backend(handle, runtime, threads=threads), conf=conf, iou=iou, imgsz=imgsz)
+    predictor = make_predictor(handle, runtime, threads=threads, conf=conf, iou=iou, imgsz=imgsz)
     source = open_source(source_spec)
     frames: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
@@ -24,7 +24,7 @@ def run_predict(handle: ModelHandle, source_spec: str, *, runtime: str = "ort", 
             prediction = predictor(frame)
             items = prediction.result.as_list()
             counts.update(item["label"] for item in items if "label" in item)
-            frames.append({"frame": index, "input_shape": list(prediction.input_shape),
+            frames.append({"frame": index, "input_shape": list(prediction.input_shape), "path": prediction.path,
                            "ms": {"pre": round(prediction.times.pre, 2), "infer": round(prediction.times.infer, 2),
                                   "post": round(prediction.times.post, 2)},
                            "results": items})

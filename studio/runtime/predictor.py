@@ -56,7 +56,13 @@ class Predictor:
         done = time.perf_counter()
         self.last_input = tensor
         times = StageTimes((prepared - start) * 1e3, (inferred - prepared) * 1e3, (done - inferred) * 1e3)
-        return Prediction(result, times, tuple(tensor.shape))
+        return Prediction(result, times, tuple(tensor.shape), self._path())
+
+    def _path(self) -> str:
+        """"exitN" when an early-exit model answered from exit N, else "full"."""
+        source = self.backend if hasattr(self.backend, "last_exit") else getattr(self.backend, "module", None)
+        exit_index = getattr(source, "last_exit", None)
+        return f"exit{exit_index}" if exit_index is not None and exit_index >= 0 else "full"
 
 
 def make_backend(handle: ModelHandle, runtime: str, *, threads: int = 1, graph_level: str = "all",
@@ -64,6 +70,14 @@ def make_backend(handle: ModelHandle, runtime: str, *, threads: int = 1, graph_l
     """The backend named ``runtime`` ("ort" or "torch") for ``handle``; ORT exports an ONNX graph when needed."""
     from studio.runtime.backends import OrtBackend, TorchBackend
 
+    if handle.metadata.get("runtime_mode") == "early_exit" and runtime == "ort":
+        import json
+
+        from studio.runtime.early_exit import EarlyExitBackend, ensure_segments
+
+        spec = json.loads(handle.metadata["runtime_settings"])
+        return EarlyExitBackend(ensure_segments(handle), spec["threshold"], threads=threads,
+                                graph_level=graph_level, spin=spin)
     if runtime == "ort":
         from studio.runtime.onnx_export import ensure_onnx
 
@@ -77,3 +91,19 @@ def make_backend(handle: ModelHandle, runtime: str, *, threads: int = 1, graph_l
 
 def _static_hw(handle: ModelHandle) -> tuple[int, int] | None:
     return handle.image_input.size if handle.image_input else None
+
+
+def make_predictor(handle: ModelHandle, runtime: str = "ort", *, threads: int = 1, conf: float = 0.25,
+                   iou: float | None = None, imgsz: int | None = None, graph_level: str = "all",
+                   spin: bool = False):
+    """The predictor a variant asks for: plain, or a run-time scheme (video cascade, early exit)."""
+    backend = make_backend(handle, runtime, threads=threads, graph_level=graph_level, spin=spin)
+    mode = handle.metadata.get("runtime_mode", "")
+    if mode == "cascade":
+        import json
+
+        from studio.runtime.cascade import CascadePredictor, CascadeSettings
+
+        settings = CascadeSettings(**json.loads(handle.metadata["runtime_settings"]))
+        return CascadePredictor(handle, backend, settings, conf=conf, iou=iou)
+    return Predictor(handle, backend, conf=conf, iou=iou, imgsz=imgsz)

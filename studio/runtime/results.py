@@ -84,3 +84,4 @@ class Prediction:
     result: Detections | Classification | RawOutputs
     times: StageTimes
     input_shape: tuple[int, ...]
+    path: str = "full"  # which route produced it: full, low (cascade), reuse (cascade), exitN (early exit)

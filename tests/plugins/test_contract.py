@@ -10,7 +10,8 @@ from studio.plugin_api import Kind, SettingsError, settings_from_dict, settings_
 from studio.registry import GROUP, default_registry, load_registry
 
 FIRST_PARTY = {"quantize.static_int8", "quantize.dynamic_int8", "quantize.fp16", "quantize.mixed_int8",
-               "prune.channels", "prune.magnitude", "lowrank.svd"}
+               "prune.channels", "prune.magnitude", "lowrank.svd", "early_exit.video_cascade",
+               "early_exit.classifier"}
 
 
 def test_first_party_plugins_load_from_entry_points():
@@ -20,14 +21,17 @@ def test_first_party_plugins_load_from_entry_points():
 
 
 @pytest.mark.parametrize("plugin_id", sorted(FIRST_PARTY))
-def test_plugin_defaults_and_schema(plugin_id, darknet_handle):
+def test_plugin_defaults_and_schema(plugin_id, darknet_handle, effnet_handle, fall_handle):
     plugin = default_registry().get(plugin_id)
     assert isinstance(plugin.kind, Kind) and plugin.title
     schema = settings_schema(plugin.Settings)
     assert schema and all(entry["label"] for entry in schema)
     defaults = plugin.Settings()
     assert settings_from_dict(plugin, settings_to_dict(defaults), plugin.settings_version) == defaults
-    assert plugin.check(darknet_handle) == []  # a float detector with a torch module: every quantizer can run
+    # Each plugin can run on a model of the kind it is for (a float PyTorch detector suits most).
+    suitable = {"early_exit.classifier": effnet_handle, "early_exit.video_cascade": fall_handle}
+    assert plugin.check(suitable.get(plugin_id, darknet_handle)) == []
+    assert all(isinstance(reason, str) and reason for reason in plugin.check(effnet_handle))
 
 
 def _broken_points():

@@ -19,8 +19,11 @@ from studio.errors import StudioError
 EXIT_USAGE = 2
 
 
-def _add_model(parser: argparse.ArgumentParser) -> None:
+def _add_model(parser: argparse.ArgumentParser, *, recipe: bool = False) -> None:
     parser.add_argument("model", help="a model file (.pt .onnx .yaml .cfg) or zoo:NAME")
+    if recipe:
+        parser.add_argument("--recipe", default=None,
+                            help="apply this recipe first and run the variant it makes (cascade, early exit…)")
     parser.add_argument("--trust", action="store_true",
                         help="allow a pickle-based file to run code outside the allow-list (only for files you trust)")
 
@@ -39,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
 
     predict = commands.add_parser("predict", help="run a model on an image, folder, video or camera")
-    _add_model(predict)
+    _add_model(predict, recipe=True)
     predict.add_argument("source", help="image, folder of images, video file, or camera index (0)")
     predict.add_argument("--runtime", choices=["ort", "torch"], default="ort")
     predict.add_argument("--conf", type=float, default=0.25, help="score threshold (default 0.25)")
@@ -50,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true")
 
     bench = commands.add_parser("bench", help="per-stage latency percentiles, memory, size, after warm-up")
-    _add_model(bench)
+    _add_model(bench, recipe=True)
     bench.add_argument("--runtime", choices=["ort", "torch", "ultralytics"], default="ort")
     bench.add_argument("--imgsz", type=int, default=None)
     bench.add_argument("--threads", type=int, default=1)
@@ -127,11 +130,31 @@ def cmd_info(args: argparse.Namespace) -> int:
     return _emit(args, summary, "info_text")
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace):
+    """The model named on the command line, with ``--recipe`` applied when given."""
     from studio.loaders import load_model
-    from studio.predict_cmd import run_predict
 
     handle = load_model(args.model, trust=args.trust)
+    if getattr(args, "recipe", None):
+        import tempfile
+        from pathlib import Path
+
+        from studio.progress import stderr_progress
+        from studio.recipe import apply_recipe, load_recipe
+        from studio.registry import default_registry
+        from studio.tasks import TaskContext
+
+        # Files the steps write live as long as the command; the folder is removed at exit.
+        args.workdir = tempfile.TemporaryDirectory(prefix="deploy-studio-")
+        handle = apply_recipe(handle, load_recipe(Path(args.recipe)), default_registry(),
+                              TaskContext(on_progress=stderr_progress(), workdir=Path(args.workdir.name)))
+    return handle
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from studio.predict_cmd import run_predict
+
+    handle = _load(args)
     report = run_predict(handle, args.source, runtime=args.runtime, conf=args.conf, iou=args.iou,
                          imgsz=args.imgsz, threads=args.threads, max_frames=args.max_frames)
     return _emit(args, report, "predict_text")
@@ -139,9 +162,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from studio.bench import BenchSettings, run_bench
-    from studio.loaders import load_model
 
-    handle = load_model(args.model, trust=args.trust)
+    handle = _load(args)
     settings = BenchSettings(runtime=args.runtime, imgsz=args.imgsz, threads=args.threads, runs=args.runs,
                              warmup=args.warmup, source=args.source, graph_level=args.graph_level,
                              check_bare=args.check_bare, spin=args.spin)

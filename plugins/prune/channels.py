@@ -20,6 +20,8 @@ class PruneChannelsSettings:
     criterion: Literal["l1", "bn_scale"] = option("l1", label="Importance",
                                                   help="l1: weight magnitude; bn_scale: BatchNorm scale")
     iterative_steps: int = option(1, label="Steps", min=1, max=10, help="Reach the ratio in this many steps")
+    round_to: int = option(8, label="Keep channel counts a multiple of", min=1, max=64,
+                           help="CPU kernels work in blocks of 8–16 channels: odd counts can run slower")
     recovery_steps: int = option(0, label="Recovery steps (0: none)", min=0, max=5000,
                                  help="Re-estimate BatchNorm, then fine-tune toward the unpruned model's "
                                       "outputs on unlabelled frames for this many steps")
@@ -54,7 +56,8 @@ class PruneChannels:
                       else tp.importance.BNScaleImportance())
         pruner = tp.pruner.MetaPruner(target.module, torch.zeros(target.example_shape), importance=importance,
                                       pruning_ratio=settings.ratio, iterative_steps=settings.iterative_steps,
-                                      ignored_layers=target.ignored, global_pruning=False)
+                                      ignored_layers=target.ignored, global_pruning=False,
+                                      round_to=settings.round_to if settings.round_to > 1 else None)
         before = sum(p.numel() for p in target.module.parameters())
         for step in range(settings.iterative_steps):
             ctx.progress(0.1 * step / settings.iterative_steps, f"pruning step {step + 1}/{settings.iterative_steps}")

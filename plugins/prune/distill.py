@@ -83,6 +83,15 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, steps: int, lr: 
     ctx = ctx.sub(0.1, 1.0)
     teacher.eval()
     student.eval()  # frozen BatchNorm statistics; gradients still flow
+    probe = _batch(frames, handle, size, 4, np.random.default_rng(seed + 1))  # a fixed batch to judge progress
+
+    def probe_loss() -> float:
+        with torch.no_grad():
+            targets = distillation_outputs(teacher, probe, handle)
+            outputs = distillation_outputs(student, probe, handle)
+            return float(sum(torch.nn.functional.mse_loss(o, t) for o, t in zip(outputs, targets, strict=True)))
+
+    probe_before = probe_loss()
     params = [p for p in student.parameters()]
     for param in params:
         param.requires_grad_(True)
@@ -101,11 +110,13 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, steps: int, lr: 
         losses.append(loss.item())
     for param in params:
         param.requires_grad_(False)
+    probe_after = probe_loss()
     ctx.progress(1.0, "distillation done")
     head = np.mean(losses[: max(1, steps // 10)]) if losses else None
     tail = np.mean(losses[-max(1, steps // 10):]) if losses else None
     return {"steps": steps, "batch": batch, "lr": lr, "frames": info, "input_size": list(size),
             "batchnorm_recalibrated": norms,
+            "probe_loss_before": round(probe_before, 5), "probe_loss_after": round(probe_after, 5),
             "loss_start": None if head is None else round(float(head), 5),
             "loss_end": None if tail is None else round(float(tail), 5),
             "method": "MSE between student and teacher raw head outputs (pre-activation maps of detectors, "

@@ -120,3 +120,14 @@ def test_video_cascade_needs_a_dynamic_detector(effnet_handle, darknet_handle):
     plugin = default_registry().get("early_exit.video_cascade")
     assert any("detectors" in r for r in plugin.check(effnet_handle))
     assert any("several input sizes" in r for r in plugin.check(darknet_handle))
+
+
+def test_cli_runs_a_variant_from_a_recipe(tmp_path, still_then_moving_video):
+    from tests.engine.cli_helpers import run_json
+
+    recipe = tmp_path / "cascade.toml"
+    save_recipe(Recipe((Step("early_exit.video_cascade", {"evaluation_frames": 10}, 1),)), recipe)
+    report = run_json("predict", "zoo:yolov8s-fall", still_then_moving_video, "--recipe", recipe, "--max-frames", "20")
+    paths = [frame["path"] for frame in report["frames"]]
+    assert "reuse" in paths and set(paths) <= {"reuse", "low", "full"}
+    assert "cascade" in report["model"]

@@ -71,11 +71,12 @@ def test_pruned_darknet_and_classifier_save_and_reload(tmp_path, darknet_handle,
 def test_recovery_runs_and_reports_fidelity_before_and_after(tmp_path, darknet_handle):
     plugin = default_registry().get("prune.channels")
     ctx = TaskContext(workdir=tmp_path)
-    plugin.apply(darknet_handle, plugin.Settings(ratio=0.2, recovery_steps=6, recovery_batch=2), ctx)
+    plugin.apply(darknet_handle, plugin.Settings(ratio=0.2, recovery_steps=12, recovery_batch=2), ctx)
     report = ctx.reports[-1]
     recovery = report["recovery"]
-    assert recovery["steps"] == 6 and recovery["batchnorm_recalibrated"] > 5
-    assert recovery["loss_end"] < recovery["loss_start"]  # the student moved toward the teacher
+    assert recovery["steps"] == 12 and recovery["batchnorm_recalibrated"] > 5
+    # On a fixed batch the student is closer to the teacher after training than before it.
+    assert recovery["probe_loss_after"] < recovery["probe_loss_before"]
     for key in ("fidelity_before_recovery", "fidelity_after_recovery"):
         assert report[key]["metric"] == "map50" and 0.0 <= report[key]["value"] <= 1.0
 

@@ -90,10 +90,12 @@ def outputs_for_distillation(output: Any) -> list[Any]:
     """The tensors a student should match: Ultralytics' raw head maps, else the first output."""
     import torch
 
-    if isinstance(output, (list, tuple)) and len(output) > 1 and isinstance(output[1], (list, tuple)):
-        return [t for t in output[1] if isinstance(t, torch.Tensor)]  # Detect in eval mode: (decoded, raw maps)
-    if isinstance(output, dict):  # newer Ultralytics heads return a dict of raw maps
+    if isinstance(output, (list, tuple)) and len(output) > 1 and isinstance(output[1], (list, tuple, dict)):
+        output = output[1]  # Ultralytics' Detect in eval mode: (decoded boxes in pixels, raw head outputs)
+    if isinstance(output, dict):  # Ultralytics 8.4: {"boxes": DFL logits, "scores": class logits, "feats": …}
         return [t for t in output.values() if isinstance(t, torch.Tensor)]
+    if isinstance(output, (list, tuple)) and all(isinstance(t, torch.Tensor) for t in output) and len(output) > 1:
+        return list(output)  # older heads: one raw map per stride
     while isinstance(output, (list, tuple)):
         output = output[0]
     return [output]

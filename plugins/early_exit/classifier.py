@@ -87,7 +87,7 @@ def train_heads(early, model: ModelHandle, settings: ClassifierExitSettings, ctx
     import torch
     from torch.nn import functional as F
 
-    from plugins.prune.distill import _batch
+    from plugins.prune.distill import augmented_batch
     from studio.calibration import calibration_frames
 
     frames, info = calibration_frames(settings.frames, 64, ctx)
@@ -103,7 +103,7 @@ def train_heads(early, model: ModelHandle, settings: ClassifierExitSettings, ctx
     temperature, losses = settings.temperature, []
     for step in range(settings.steps):
         ctx.progress(step / settings.steps, f"training exit heads {step + 1}/{settings.steps}")
-        inputs = _batch(frames, model, model.image_input.size, settings.batch, rng)
+        inputs = augmented_batch(frames, model, model.image_input.size, settings.batch, rng)
         features, x = [], inputs
         with torch.no_grad():
             for segment in early.segments:

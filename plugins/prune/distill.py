@@ -32,7 +32,7 @@ def augment(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.convertScaleAbs(np.ascontiguousarray(out), alpha=gain, beta=bias)
 
 
-def _batch(frames: list[np.ndarray], handle: ModelHandle, size: tuple[int, int], count: int,
+def augmented_batch(frames: list[np.ndarray], handle: ModelHandle, size: tuple[int, int], count: int,
            rng: np.random.Generator) -> Any:
     import torch
 
@@ -60,7 +60,7 @@ def recalibrate_batchnorm(module: Any, frames: list[np.ndarray], handle: ModelHa
     with torch.no_grad():
         for index in range(batches):
             ctx.progress(index / batches, "re-estimating BatchNorm statistics")
-            module(_batch(frames, handle, size, 4, rng))
+            module(augmented_batch(frames, handle, size, 4, rng))
     module.eval()
     for norm in norms:
         norm.momentum = 0.1
@@ -83,7 +83,7 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, steps: int, lr: 
     ctx = ctx.sub(0.1, 1.0)
     teacher.eval()
     student.eval()  # frozen BatchNorm statistics; gradients still flow
-    probe = _batch(frames, handle, size, 4, np.random.default_rng(seed + 1))  # a fixed batch to judge progress
+    probe = augmented_batch(frames, handle, size, 4, np.random.default_rng(seed + 1))  # a fixed batch to judge progress
 
     def probe_loss() -> float:
         with torch.no_grad():
@@ -99,7 +99,7 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, steps: int, lr: 
     losses = []
     for step in range(steps):
         ctx.progress(step / steps, f"distillation step {step + 1}/{steps}")
-        inputs = _batch(frames, handle, size, batch, rng)
+        inputs = augmented_batch(frames, handle, size, batch, rng)
         with torch.no_grad():
             targets = distillation_outputs(teacher, inputs, handle)
         outputs = distillation_outputs(student, inputs, handle)

@@ -86,6 +86,15 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--threads", type=int, default=2)
     evaluate.add_argument("--json", action="store_true")
 
+    export = commands.add_parser("export", help="write ONNX / OpenVINO files, each re-opened and verified")
+    _add_model(export)
+    export.add_argument("--to", required=True, help="comma-separated formats: onnx,openvino")
+    export.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32")
+    export.add_argument("--recipe", default=None, help="apply this recipe first and export the variant")
+    export.add_argument("-o", "--out", required=True, help="output folder (never the source model's folder)")
+    export.add_argument("--force", action="store_true", help="replace files already there")
+    export.add_argument("--json", action="store_true")
+
     demo = commands.add_parser("demo", help="headless demo: zoo:yolov8s-fall on the bundled bikes.mp4")
     demo.add_argument("--model", default="zoo:yolov8s-fall")
     demo.add_argument("--source", default=None)
@@ -208,6 +217,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return _emit(args, result, "accuracy_text")
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from studio.export import run_export
+    from studio.progress import stderr_progress
+    from studio.tasks import TaskContext
+
+    formats = [f.strip() for f in args.to.split(",") if f.strip()]
+    report = run_export(args.model, formats, args.out, precision=args.precision, recipe_path=args.recipe,
+                        force=args.force, trust=args.trust, ctx=TaskContext(on_progress=stderr_progress()))
+    return _emit(args, report, "export_text")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from studio.demo import run_demo
 
@@ -216,7 +236,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"zoo": cmd_zoo, "info": cmd_info, "predict": cmd_predict, "bench": cmd_bench, "demo": cmd_demo,
-            "plugins": cmd_plugins, "optimize": cmd_optimize, "evaluate": cmd_evaluate}
+            "plugins": cmd_plugins, "optimize": cmd_optimize, "evaluate": cmd_evaluate, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,3 +88,13 @@ def optimize_text(report: dict[str, Any]) -> str:
 def accuracy_text(result: dict[str, Any]) -> str:
     return (f"mAP50 {result['map50']}  mAP50-95 {result['map50_95']}  precision {result['precision']}  "
             f"recall {result['recall']}  ({result['targets']} labelled boxes in {result['frames']} images)")
+
+
+def export_text(report: dict[str, Any]) -> str:
+    lines = [f"{report['model']} exported ({report['precision']})"]
+    for item in report["exports"]:
+        agreement = item["parity"]["agreement"]
+        lines.append(f"{item['format']:<9} {item['size_mb']:>8.2f} MB  {item['export_seconds']:>6.1f} s  "
+                     f"max |Δ| {item['parity']['max_abs_diff']:.2e}  {agreement['metric']} {agreement['value']}  "
+                     f"{item['path']}")
+    return "\n".join(lines)

@@ -1,0 +1,49 @@
+"""What the exporters share: the float graph to start from, the metadata every artifact carries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from studio.model import ModelHandle
+
+
+def reasons_not_exportable(model: ModelHandle) -> list[str]:
+    if model.onnx_path is None and model.torch_module is None:
+        return ["it has neither an ONNX graph nor a PyTorch module"]
+    if model.metadata.get("runtime_mode") == "early_exit":
+        return ["an early-exit model is several graphs: 'deploy-studio optimize' writes one ONNX per segment"]
+    return []
+
+
+def artifact_metadata(model: ModelHandle) -> dict[str, str]:
+    """Plain strings every exported file carries (Ultralytics' keys, so other tools read them too)."""
+    from studio import __version__
+
+    image = model.image_input
+    meta = {
+        "author": "Deploy Studio",
+        "description": f"{model.display_name} exported by Deploy Studio {__version__}",
+        "task": str(model.task),
+        "names": repr(dict(enumerate(model.labels))),
+        "deploy_studio.version": __version__,
+        "deploy_studio.source_sha256": model.metadata.get("parent_sha256") or model.provenance.sha256,
+        "deploy_studio.recipe": model.metadata.get("recipe", ""),
+    }
+    if image is not None:
+        meta |= {"imgsz": json.dumps(list(image.size)), "stride": str(image.stride),
+                 "deploy_studio.preprocess": json.dumps(image.as_dict())}
+    if model.metadata.get("runtime_mode"):
+        meta["deploy_studio.runtime_mode"] = model.metadata["runtime_mode"]
+        meta["deploy_studio.runtime_settings"] = model.metadata.get("runtime_settings", "")
+    return meta
+
+
+def source_graph(model: ModelHandle) -> Path:
+    from studio.runtime.onnx_export import ensure_onnx
+
+    return ensure_onnx(model)
+
+
+def verification_size(model: ModelHandle) -> tuple[int, int]:
+    return model.image_input.size if model.image_input else (640, 640)

@@ -1,0 +1,68 @@
+"""ONNX export: opset choice, onnxslim, optional dynamic batch, metadata; re-opened in onnxruntime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from plugins.export.common import artifact_metadata, reasons_not_exportable, source_graph, verification_size
+from studio.model import ModelHandle
+from studio.plugin_api import Kind, option
+from studio.tasks import TaskContext
+
+
+@dataclass
+class OnnxExportSettings:
+    opset: int = option(18, label="Opset", min=13, max=22, help="Older runtimes need an older opset")
+    simplify: bool = option(True, label="Simplify with onnxslim")
+    dynamic_batch: bool = option(False, label="Dynamic batch size")
+
+
+class OnnxExport:
+    id = "export.onnx"
+    title = "ONNX"
+    kind = Kind.EXPORT
+    format = "onnx"
+    suffix = ".onnx"
+    Settings = OnnxExportSettings
+    settings_version = 1
+
+    def check(self, model: ModelHandle) -> list[str]:
+        return reasons_not_exportable(model)
+
+    def apply(self, model: ModelHandle, settings: OnnxExportSettings, ctx: TaskContext) -> ModelHandle:
+        return model  # an exporter writes a file; the model itself does not change
+
+    def export(self, model: ModelHandle, settings: OnnxExportSettings, target: Path, ctx: TaskContext) -> dict:
+        import onnx
+        from onnx import version_converter
+
+        ctx.progress(0.1, "preparing the graph")
+        source = source_graph(model)
+        graph = onnx.load(str(source))
+        current = max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
+        if settings.opset != current:
+            graph = version_converter.convert_version(graph, settings.opset)
+        if settings.dynamic_batch:
+            for value in [*graph.graph.input, *graph.graph.output]:
+                dims = value.type.tensor_type.shape.dim
+                if dims:
+                    dims[0].dim_param = "batch"
+        if settings.simplify:
+            import onnxslim
+
+            graph = onnxslim.slim(graph)
+        existing = {p.key: p for p in graph.metadata_props}
+        for key, value in artifact_metadata(model).items():
+            (existing[key] if key in existing else graph.metadata_props.add()).key = key
+            (existing[key] if key in existing else graph.metadata_props[-1]).value = value
+        onnx.checker.check_model(graph)
+        onnx.save(graph, str(target))
+        ctx.progress(0.6, "verifying in onnxruntime")
+        from studio.runtime.backends import OrtBackend
+        from studio.verify import parity
+
+        reference, exported = OrtBackend(source, threads=2), OrtBackend(target, threads=2)
+        check = parity(model, reference.run, exported.run, verification_size(model), ctx=ctx.sub(0.6, 1.0))
+        return {"runtime": "onnxruntime", "opset": settings.opset, "parity": check,
+                "ops": len(graph.graph.node)}

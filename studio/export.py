@@ -1,0 +1,121 @@
+"""``deploy-studio export``: one model (or the variant a recipe makes) to several formats, each verified.
+
+Every format is written into a staging folder inside OUT_DIR and renamed into place only after its
+own runtime has re-opened it and its parity has been measured; an existing output is replaced only
+with ``force``; nothing is ever written beside the source model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from studio.errors import StudioError, UnsupportedError
+from studio.loaders import load_model
+from studio.model import ModelHandle, Task
+from studio.plugin_api import settings_from_dict
+from studio.recipe import Recipe, Step, apply_recipe, load_recipe, resolved_recipe
+from studio.registry import default_registry
+from studio.tasks import TaskContext
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def _exporters(formats: list[str]) -> list[Any]:
+    from studio.plugin_api import Kind
+
+    available = {getattr(p, "format", p.id): p for p in default_registry().by_kind(Kind.EXPORT)}
+    missing = [f for f in formats if f not in available]
+    if missing:
+        raise UnsupportedError(f"no exporter for {', '.join(missing)}",
+                               fix=f"available formats: {', '.join(sorted(available))}")
+    return [available[f] for f in formats]
+
+
+def _precision_steps(model: ModelHandle, precision: str) -> list[Step]:
+    if precision == "fp16":
+        return [Step("quantize.fp16", {}, 1)]
+    if precision == "int8":  # detectors need the sensitivity search (a plain INT8 YOLO head finds nothing)
+        detector = model.task in (Task.DETECT, Task.SEGMENT, Task.POSE)
+        plugin = "quantize.mixed_int8" if detector else "quantize.static_int8"
+        return [Step(plugin, {}, 1)]
+    return []
+
+
+def _target(out_dir: Path, model: ModelHandle, exporter: Any) -> Path:
+    return out_dir / f"{model.name}{exporter.suffix}"
+
+
+def _check_destination(out_dir: Path, model: ModelHandle, exporters: list[Any], force: bool) -> None:
+    for source in model.source_paths:
+        if out_dir.resolve() == Path(source).resolve().parent:
+            raise StudioError("refusing to write beside the source model", path=out_dir,
+                              fix="choose another output folder (-o)")
+    taken = [_target(out_dir, model, e) for e in exporters if _target(out_dir, model, e).exists()]
+    if taken and not force:
+        raise StudioError(f"{', '.join(p.name for p in taken)} already exist(s)", path=out_dir,
+                          fix="pass --force to replace, or choose another folder")
+
+
+def _publish(produced: Path, target: Path) -> None:
+    """Atomic for a file (rename over); for a folder the old one is moved aside first, then removed."""
+    if target.is_dir() and not target.is_symlink():
+        aside = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, aside)
+        os.replace(produced, target)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(produced, target)
+
+
+def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision: str = "fp32",
+               recipe_path: Path | None = None, force: bool = False, trust: bool = False,
+               ctx: TaskContext | None = None) -> dict[str, Any]:
+    ctx = ctx or TaskContext()
+    if precision not in PRECISIONS:
+        raise UnsupportedError(f"unknown precision '{precision}'", fix=f"choose one of {', '.join(PRECISIONS)}")
+    exporters = _exporters(formats)
+    registry = default_registry()
+    model = load_model(model_spec, trust=trust)
+    steps = list(load_recipe(recipe_path).steps) if recipe_path else []
+    recipe = resolved_recipe(Recipe(tuple(steps + _precision_steps(model, precision))), registry)
+    out_dir = Path(out_dir).expanduser().resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_destination(out_dir, model, exporters, force)
+    for exporter in exporters:
+        settings_from_dict(exporter, {}, exporter.settings_version)  # defaults must be valid before work
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    try:
+        ctx.workdir = staging / "work"
+        variant = apply_recipe(model, recipe, registry, ctx.sub(0.0, 0.3)) if recipe.steps else model
+        variant = variant.replace(metadata={**variant.metadata, "recipe": json.dumps(recipe.as_dict())})
+        reports = []
+        for index, exporter in enumerate(exporters):
+            reasons = exporter.check(variant)
+            if reasons:
+                raise UnsupportedError(f"{exporter.title} cannot export {variant.name}: {'; '.join(reasons)}")
+            share = 0.3 + 0.7 * index / len(exporters), 0.3 + 0.7 * (index + 1) / len(exporters)
+            reports.append(_export_one(exporter, variant, model, out_dir, staging, precision, ctx.sub(*share)))
+        return {"model": model.display_name, "precision": precision, "recipe": recipe.as_dict(), "exports": reports}
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _export_one(exporter, variant: ModelHandle, model: ModelHandle, out_dir: Path, staging: Path,
+                precision: str, ctx: TaskContext) -> dict[str, Any]:
+    settings = settings_from_dict(exporter, {}, exporter.settings_version)
+    produced = staging / f"{model.name}{exporter.suffix}"
+    start = time.perf_counter()
+    details = exporter.export(variant, settings, produced, ctx)
+    seconds = time.perf_counter() - start
+    target = _target(out_dir, model, exporter)
+    size = (sum(f.stat().st_size for f in produced.rglob("*") if f.is_file()) if produced.is_dir()
+            else produced.stat().st_size)
+    _publish(produced, target)
+    return {"format": exporter.format, "path": str(target), "precision": precision,
+            "size_mb": round(size / 1e6, 3), "export_seconds": round(seconds, 2), **details}

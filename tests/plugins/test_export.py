@@ -1,0 +1,85 @@
+"""Exports are re-opened by their own runtime, measured against the source, and written atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+
+from studio.errors import StudioError
+from studio.export import run_export
+from studio.recipe import Recipe, Step, save_recipe
+
+
+@pytest.fixture(scope="module")
+def fp32_exports(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exports")
+    return out, run_export("zoo:yolov3-tiny-coco", ["onnx", "openvino"], out)
+
+
+def test_onnx_and_openvino_are_verified_by_their_runtimes(fp32_exports):
+    out, report = fp32_exports
+    by_format = {item["format"]: item for item in report["exports"]}
+    assert Path(by_format["onnx"]["path"]).is_file()
+    assert (Path(by_format["openvino"]["path"]) / "model.xml").is_file()
+    assert "onnxruntime" in by_format["onnx"]["runtime"] and "openvino" in by_format["openvino"]["runtime"]
+    for item in by_format.values():
+        parity = item["parity"]
+        assert parity["max_abs_diff"] < 1e-2 and parity["agreement"]["map50"] > 0.98
+        assert item["size_mb"] > 30 and item["export_seconds"] > 0
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_exported_onnx_carries_metadata_and_reloads_as_the_same_model(fp32_exports, darknet_handle):
+    from studio.loaders import load_model
+
+    _, report = fp32_exports
+    path = next(item["path"] for item in report["exports"] if item["format"] == "onnx")
+    props = {p.key: p.value for p in onnx.load(path).metadata_props}
+    assert props["task"] == "detect" and props["author"] == "Deploy Studio"
+    assert json.loads(props["deploy_studio.recipe"])["steps"] == []
+    reloaded = load_model(path)
+    assert reloaded.labels == darknet_handle.labels and reloaded.task == darknet_handle.task
+
+
+def test_existing_output_needs_force(fp32_exports):
+    out, _ = fp32_exports
+    with pytest.raises(StudioError, match="already exist"):
+        run_export("zoo:yolov3-tiny-coco", ["onnx"], out)
+    before = (out / "yolov3-tiny-coco.onnx").stat().st_mtime_ns
+    run_export("zoo:yolov3-tiny-coco", ["onnx"], out, force=True)
+    assert (out / "yolov3-tiny-coco.onnx").stat().st_mtime_ns != before
+
+
+def test_never_writes_beside_the_source(darknet_handle):
+    source_folder = Path(darknet_handle.source_paths[0]).parent
+    with pytest.raises(StudioError, match="beside the source"):
+        run_export("zoo:yolov3-tiny-coco", ["onnx"], source_folder)
+
+
+def test_int8_export_stays_qdq_in_onnx_and_runs_in_openvino(tmp_path):
+    report = run_export("zoo:yolov3-tiny-coco", ["onnx", "openvino"], tmp_path, precision="int8")
+    by_format = {item["format"]: item for item in report["exports"]}
+    ops = {node.op_type for node in onnx.load(by_format["onnx"]["path"]).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert by_format["onnx"]["size_mb"] < 12  # INT8 weights: about a quarter of 35 MB
+    xml = (Path(by_format["openvino"]["path"]) / "model.xml").read_text()
+    assert "FakeQuantize" in xml or "FakeConvert" in xml or "u8" in xml or "i8" in xml
+    for item in by_format.values():
+        assert item["parity"]["agreement"]["map50"] > 0.5  # INT8 against the FP32 source
+
+
+def test_a_pruned_variant_stays_small(tmp_path):
+    recipe = tmp_path / "prune.toml"
+    save_recipe(Recipe((Step("prune.channels", {"ratio": 0.5}, 1),)), recipe)
+    report = run_export("zoo:yolov3-tiny-coco", ["onnx"], tmp_path / "out", recipe_path=recipe)
+    assert report["exports"][0]["size_mb"] < 12  # 35 MB float model, half the channels → about a quarter
+
+
+def test_unknown_format_names_the_available_ones(tmp_path):
+    from tests.engine.cli_helpers import run_cli
+
+    done = run_cli("export", "zoo:yolov3-tiny-coco", "--to", "tflite", "-o", tmp_path)
+    assert done.returncode == 2 and "available formats: onnx, openvino" in done.stderr

@@ -28,6 +28,8 @@ OFFLINE_ENV = {
 QUIET_ENV = {
     "OPENCV_FFMPEG_LOGLEVEL": "-8",
     "OPENCV_LOG_LEVEL": "ERROR",
+    "TQDM_DISABLE": "1",  # converters' progress bars: the studio reports progress itself
+    "TF_CPP_MIN_LOG_LEVEL": "2",
 }
 
 

@@ -11,7 +11,8 @@ from studio.registry import GROUP, default_registry, load_registry
 
 FIRST_PARTY = {"quantize.static_int8", "quantize.dynamic_int8", "quantize.fp16", "quantize.mixed_int8",
                "prune.channels", "prune.magnitude", "lowrank.svd", "early_exit.video_cascade",
-               "early_exit.classifier", "export.onnx", "export.openvino"}
+               "early_exit.classifier", "export.onnx", "export.openvino",
+               "export.tflite", "export.coreml"}
 
 
 def test_first_party_plugins_load_from_entry_points():

@@ -81,5 +81,38 @@ def test_a_pruned_variant_stays_small(tmp_path):
 def test_unknown_format_names_the_available_ones(tmp_path):
     from tests.engine.cli_helpers import run_cli
 
-    done = run_cli("export", "zoo:yolov3-tiny-coco", "--to", "tflite", "-o", tmp_path)
-    assert done.returncode == 2 and "available formats: onnx, openvino" in done.stderr
+    done = run_cli("export", "zoo:yolov3-tiny-coco", "--to", "tensorrt", "-o", tmp_path)
+    assert done.returncode == 2 and "available formats: coreml, onnx, openvino, tflite" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def mobile_exports(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mobile")
+    return out, run_export("zoo:yolov3-tiny-coco", ["tflite", "coreml"], out)
+
+
+def test_tflite_runs_in_ai_edge_litert_with_parity(mobile_exports):
+    _, report = mobile_exports
+    tflite = next(item for item in report["exports"] if item["format"] == "tflite")
+    assert Path(tflite["path"]).is_file() and "ai_edge_litert" in tflite["runtime"]
+    assert tflite["parity"]["max_abs_diff"] < 1e-3 and tflite["parity"]["agreement"]["map50"] > 0.98
+
+
+def test_coreml_spec_is_validated_and_says_it_needs_macos(mobile_exports):
+    _, report = mobile_exports
+    coreml = next(item for item in report["exports"] if item["format"] == "coreml")
+    assert Path(coreml["path"]).is_dir() and "macOS" in coreml["runtime"] and coreml["parity"] is None
+    spec = coreml["spec"]
+    assert spec["problems"] == [] and spec["inputs"][0]["type"] == "imageType"
+    assert "task" in spec["metadata_keys"] and "names" in spec["metadata_keys"]
+
+
+def test_ultralytics_tflite_boxes_are_rescaled_for_parity(tmp_path):
+    report = run_export("zoo:yolov8s-fall", ["tflite"], tmp_path)
+    parity = report["exports"][0]["parity"]
+    assert parity["max_abs_diff"] < 0.05 and parity["agreement"]["map50"] > 0.98
+
+
+def test_tflite_of_an_onnx_only_variant_is_refused_with_the_reason(tmp_path):
+    with pytest.raises(StudioError, match="exists only as ONNX"):
+        run_export("zoo:yolov3-tiny-coco", ["tflite"], tmp_path, precision="fp16")

@@ -1,0 +1,85 @@
+"""CoreML ``.mlpackage`` export with coremltools; on Linux the spec is validated, not run.
+
+Ultralytics models go through Ultralytics' exporter (image input, class labels in the metadata);
+other PyTorch models through ``coremltools.convert`` of a traced module with an image input that
+carries the model's own scale and bias. Running a CoreML model needs macOS: the report says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from plugins.export.common import artifact_metadata, reasons_not_exportable
+from studio.model import ModelHandle
+from studio.plugin_api import Kind, option
+from studio.tasks import TaskContext
+
+
+@dataclass
+class CoreMlExportSettings:
+    fp16: bool = option(False, label="FP16 weights")
+
+
+class CoreMlExport:
+    id = "export.coreml"
+    title = "CoreML"
+    kind = Kind.EXPORT
+    format = "coreml"
+    suffix = ".mlpackage"
+    Settings = CoreMlExportSettings
+    settings_version = 1
+
+    def check(self, model: ModelHandle) -> list[str]:
+        reasons = reasons_not_exportable(model)
+        if not reasons and model.torch_module is None:
+            reasons.append("CoreML is converted from the PyTorch model (coremltools reads no ONNX): "
+                           "export CoreML from the float PyTorch model")
+        return reasons
+
+    def apply(self, model: ModelHandle, settings: CoreMlExportSettings, ctx: TaskContext) -> ModelHandle:
+        return model
+
+    def export(self, model: ModelHandle, settings: CoreMlExportSettings, target: Path, ctx: TaskContext) -> dict:
+        ctx.progress(0.05, "converting with coremltools")
+        if model.metadata.get("family") == "ultralytics":
+            from plugins.export.ultralytics_route import ultralytics_export
+
+            ultralytics_export(model, "coreml", target, **({"quantize": 16} if settings.fp16 else {}))
+        else:
+            _convert_torch(model, target, settings)
+        ctx.progress(0.8, "validating the spec")
+        return {"runtime": "coremltools spec validation (running a CoreML model needs macOS)",
+                "parity": None, "spec": _validate(target, model)}
+
+
+def _convert_torch(model: ModelHandle, target: Path, settings: CoreMlExportSettings) -> None:
+    import coremltools as ct
+    import torch
+
+    shape = tuple(int(d) for d in model.inputs[0].shape)
+    traced = torch.jit.trace(model.torch_module.eval(), torch.zeros(shape))
+    image = model.image_input
+    inputs = [ct.ImageType(name="image", shape=shape, scale=image.scale, bias=[-image.mean * image.scale] * 3,
+                           color_layout=ct.colorlayout.RGB)] if image else [ct.TensorType(name="x", shape=shape)]
+    converted = ct.convert(traced, inputs=inputs, convert_to="mlprogram",
+                           compute_precision=ct.precision.FLOAT16 if settings.fp16 else ct.precision.FLOAT32)
+    converted.user_defined_metadata.update(artifact_metadata(model))
+    converted.save(str(target))
+
+
+def _validate(target: Path, model: ModelHandle) -> dict:
+    import coremltools as ct
+
+    loaded = ct.models.MLModel(str(target), skip_model_load=True)
+    spec = loaded.get_spec()
+    inputs = [{"name": i.name, "type": i.type.WhichOneof("Type")} for i in spec.description.input]
+    outputs = [{"name": o.name, "type": o.type.WhichOneof("Type")} for o in spec.description.output]
+    metadata = dict(spec.description.metadata.userDefined)
+    problems = []
+    if not inputs or not outputs:
+        problems.append("the model declares no inputs or no outputs")
+    if model.image_input is not None and not any(i["type"] == "imageType" for i in inputs):
+        problems.append("the input is not an image type")
+    return {"inputs": inputs, "outputs": outputs, "metadata_keys": sorted(metadata), "problems": problems,
+            "spec_version": spec.specificationVersion}

@@ -1,0 +1,95 @@
+"""TFLite (LiteRT) export from PyTorch through litert-torch, re-opened in ai_edge_litert's interpreter.
+
+Ultralytics models go through Ultralytics' exporter (its LiteRT path); other PyTorch models through
+``litert_torch.convert``. A model that exists only as ONNX is refused: the only ONNX→TFLite route
+(onnx2tf + TensorFlow) needs a separate multi-GB environment, so export TFLite from the PyTorch model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from plugins.export.common import reasons_not_exportable, source_graph, verification_size
+from studio.model import ModelHandle, Task
+from studio.plugin_api import Kind, option
+from studio.tasks import TaskContext
+
+
+@dataclass
+class TfliteExportSettings:
+    fp16: bool = option(False, label="FP16 weights (Ultralytics models)")
+
+
+class TfliteExport:
+    id = "export.tflite"
+    title = "TFLite (LiteRT)"
+    kind = Kind.EXPORT
+    format = "tflite"
+    suffix = ".tflite"
+    Settings = TfliteExportSettings
+    settings_version = 1
+
+    def check(self, model: ModelHandle) -> list[str]:
+        reasons = reasons_not_exportable(model)
+        if not reasons and model.torch_module is None:
+            reasons.append("TFLite is converted from the PyTorch model, and this one exists only as ONNX "
+                           "(a quantized variant, or an .onnx file): export TFLite from the float PyTorch model")
+        return reasons
+
+    def apply(self, model: ModelHandle, settings: TfliteExportSettings, ctx: TaskContext) -> ModelHandle:
+        return model
+
+    def export(self, model: ModelHandle, settings: TfliteExportSettings, target: Path, ctx: TaskContext) -> dict:
+        ctx.progress(0.05, "converting with litert-torch")
+        ultralytics = model.metadata.get("family") == "ultralytics"
+        if ultralytics:
+            from plugins.export.ultralytics_route import ultralytics_export
+
+            ultralytics_export(model, "tflite", target, **({"quantize": 16} if settings.fp16 else {}))
+        else:
+            _convert_torch(model, target)
+        ctx.progress(0.6, "verifying in ai_edge_litert")
+        run = _interpreter_runner(target, model, ultralytics)
+        from studio.runtime.backends import OrtBackend
+        from studio.verify import parity
+
+        check = parity(model, OrtBackend(source_graph(model), threads=2).run, run, verification_size(model),
+                       ctx=ctx.sub(0.6, 1.0))
+        return {"runtime": "ai_edge_litert interpreter", "parity": check}
+
+
+def _convert_torch(model: ModelHandle, target: Path) -> None:
+    import litert_torch
+    import torch
+
+    shape = tuple(int(d) for d in model.inputs[0].shape) if all(
+        isinstance(d, int) for d in model.inputs[0].shape) else (1, 3, *verification_size(model))
+    converted = litert_torch.convert(model.torch_module.eval(), (torch.zeros(shape),))
+    converted.export(str(target))
+
+
+def _interpreter_runner(path: Path, model: ModelHandle, ultralytics: bool):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=2)
+    interpreter.allocate_tensors()
+    source, outputs = interpreter.get_input_details()[0], interpreter.get_output_details()
+    # Ultralytics' LiteRT export normalises detection boxes to 0–1 where the ONNX graph gives pixels.
+    scale_boxes = ultralytics and model.task in (Task.DETECT, Task.SEGMENT, Task.POSE)
+
+    def run(tensor: np.ndarray) -> list[np.ndarray]:
+        feed = tensor if tuple(source["shape"]) == tensor.shape else tensor.transpose(0, 2, 3, 1)
+        interpreter.set_tensor(source["index"], feed.astype(source["dtype"]))
+        interpreter.invoke()
+        results = [interpreter.get_tensor(o["index"]).astype(np.float32) for o in outputs]
+        if scale_boxes:
+            height, width = tensor.shape[2:]
+            results[0] = results[0].copy()
+            results[0][:, [0, 2]] *= width
+            results[0][:, [1, 3]] *= height
+        return results
+
+    return run

@@ -84,6 +84,8 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
     model = load_model(model_spec, trust=trust)
     steps = list(load_recipe(recipe_path).steps) if recipe_path else []
     recipe = resolved_recipe(Recipe(tuple(steps + _precision_steps(model, precision))), registry)
+    # Converters from PyTorch (TFLite, CoreML) set FP16 themselves and start from the float variant.
+    float_recipe = resolved_recipe(Recipe(tuple(steps)), registry)
     out_dir = Path(out_dir).expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_destination(out_dir, model, exporters, force)
@@ -92,23 +94,39 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
         ctx.workdir = staging / "work"
-        variant = apply_recipe(model, recipe, registry, ctx.sub(0.0, 0.3)) if recipe.steps else model
-        variant = variant.replace(metadata={**variant.metadata, "recipe": json.dumps(recipe.as_dict())})
+        variants: dict[bool, ModelHandle] = {}
+
+        def variant_for(native: bool) -> ModelHandle:
+            if native not in variants:
+                chosen = float_recipe if native else recipe
+                built = apply_recipe(model, chosen, registry, ctx.sub(0.0, 0.3)) if chosen.steps else model
+                variants[native] = built.replace(metadata={**built.metadata, "recipe": json.dumps(chosen.as_dict())})
+            return variants[native]
+
         reports = []
         for index, exporter in enumerate(exporters):
+            own = getattr(exporter, "native_precisions", None)
+            native = own is not None
+            if native and precision not in own:
+                raise UnsupportedError(f"{precision.upper()} {exporter.title} is not available yet",
+                                       fix=f"export {precision} to onnx or openvino, or {'/'.join(own)} to "
+                                           f"{exporter.format}")
+            variant = variant_for(native)
             reasons = exporter.check(variant)
             if reasons:
                 raise UnsupportedError(f"{exporter.title} cannot export {variant.name}: {'; '.join(reasons)}")
             share = 0.3 + 0.7 * index / len(exporters), 0.3 + 0.7 * (index + 1) / len(exporters)
-            reports.append(_export_one(exporter, variant, model, out_dir, staging, precision, ctx.sub(*share)))
+            overrides = {"fp16": precision == "fp16"} if native and "fp16" in own else {}
+            reports.append(_export_one(exporter, variant, model, out_dir, staging, precision, overrides,
+                                       ctx.sub(*share)))
         return {"model": model.display_name, "precision": precision, "recipe": recipe.as_dict(), "exports": reports}
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def _export_one(exporter, variant: ModelHandle, model: ModelHandle, out_dir: Path, staging: Path,
-                precision: str, ctx: TaskContext) -> dict[str, Any]:
-    settings = settings_from_dict(exporter, {}, exporter.settings_version)
+                precision: str, overrides: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    settings = settings_from_dict(exporter, overrides, exporter.settings_version)
     produced = staging / f"{model.name}{exporter.suffix}"
     start = time.perf_counter()
     details = exporter.export(variant, settings, produced, ctx)

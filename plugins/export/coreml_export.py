@@ -29,6 +29,7 @@ class CoreMlExport:
     suffix = ".mlpackage"
     Settings = CoreMlExportSettings
     settings_version = 1
+    native_precisions = ("fp32", "fp16")  # set by the converter itself, from the float PyTorch model
 
     def check(self, model: ModelHandle) -> list[str]:
         reasons = reasons_not_exportable(model)

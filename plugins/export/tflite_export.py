@@ -20,7 +20,10 @@ from studio.tasks import TaskContext
 
 @dataclass
 class TfliteExportSettings:
-    fp16: bool = option(False, label="FP16 weights (Ultralytics models)")
+    """FP32 from the float PyTorch model (litert-torch's FP16/INT8 routes come later)."""
+
+    verify_frames: int = option(12, label="Frames to verify on", min=1, max=27,
+                                help="Bundled frames run through the source and the .tflite for parity")
 
 
 class TfliteExport:
@@ -31,6 +34,7 @@ class TfliteExport:
     suffix = ".tflite"
     Settings = TfliteExportSettings
     settings_version = 1
+    native_precisions = ("fp32",)  # converted from the float PyTorch model
 
     def check(self, model: ModelHandle) -> list[str]:
         reasons = reasons_not_exportable(model)
@@ -48,7 +52,7 @@ class TfliteExport:
         if ultralytics:
             from plugins.export.ultralytics_route import ultralytics_export
 
-            ultralytics_export(model, "tflite", target, **({"quantize": 16} if settings.fp16 else {}))
+            ultralytics_export(model, "tflite", target)
         else:
             _convert_torch(model, target)
         ctx.progress(0.6, "verifying in ai_edge_litert")
@@ -57,7 +61,7 @@ class TfliteExport:
         from studio.verify import parity
 
         check = parity(model, OrtBackend(source_graph(model), threads=2).run, run, verification_size(model),
-                       ctx=ctx.sub(0.6, 1.0))
+                       frames=settings.verify_frames, ctx=ctx.sub(0.6, 1.0))
         return {"runtime": "ai_edge_litert interpreter", "parity": check}
 
 

@@ -113,6 +113,20 @@ def test_ultralytics_tflite_boxes_are_rescaled_for_parity(tmp_path):
     assert parity["max_abs_diff"] < 0.05 and parity["agreement"]["map50"] > 0.98
 
 
-def test_tflite_of_an_onnx_only_variant_is_refused_with_the_reason(tmp_path):
+def test_tflite_of_an_onnx_file_is_refused_with_the_reason(tmp_path, fp32_exports):
+    _, report = fp32_exports
+    onnx_file = next(item["path"] for item in report["exports"] if item["format"] == "onnx")
     with pytest.raises(StudioError, match="exists only as ONNX"):
-        run_export("zoo:yolov3-tiny-coco", ["tflite"], tmp_path, precision="fp16")
+        run_export(onnx_file, ["tflite"], tmp_path)
+
+
+def test_int8_tflite_is_refused_clearly(tmp_path):
+    with pytest.raises(StudioError, match="INT8 TFLite"):
+        run_export("zoo:yolov3-tiny-coco", ["tflite"], tmp_path, precision="int8")
+
+
+def test_fp16_coreml_halves_the_package(tmp_path):
+    report = run_export("zoo:yolov3-tiny-coco", ["coreml"], tmp_path, precision="fp16")
+    item = report["exports"][0]
+    assert item["size_mb"] < 20  # 35.4 MB in FP32
+    assert item["spec"]["problems"] == []

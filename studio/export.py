@@ -89,8 +89,13 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
     out_dir = Path(out_dir).expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_destination(out_dir, model, exporters, force)
-    for exporter in exporters:
-        settings_from_dict(exporter, {}, exporter.settings_version)  # defaults must be valid before work
+    for exporter in exporters:  # every refusal that needs no work comes before any file is written
+        settings_from_dict(exporter, {}, exporter.settings_version)
+        own = getattr(exporter, "native_precisions", None)
+        if own is not None and precision not in own:
+            raise UnsupportedError(f"{precision.upper()} {exporter.title} is not available yet",
+                                   fix=f"export {precision} to onnx or openvino, or {'/'.join(own)} to "
+                                       f"{exporter.format}")
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
         ctx.workdir = staging / "work"
@@ -107,10 +112,6 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
         for index, exporter in enumerate(exporters):
             own = getattr(exporter, "native_precisions", None)
             native = own is not None
-            if native and precision not in own:
-                raise UnsupportedError(f"{precision.upper()} {exporter.title} is not available yet",
-                                       fix=f"export {precision} to onnx or openvino, or {'/'.join(own)} to "
-                                           f"{exporter.format}")
             variant = variant_for(native)
             reasons = exporter.check(variant)
             if reasons:

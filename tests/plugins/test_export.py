@@ -120,9 +120,10 @@ def test_tflite_of_an_onnx_file_is_refused_with_the_reason(tmp_path, fp32_export
         run_export(onnx_file, ["tflite"], tmp_path)
 
 
-def test_int8_tflite_is_refused_clearly(tmp_path):
+def test_int8_tflite_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(StudioError, match="INT8 TFLite"):
-        run_export("zoo:yolov3-tiny-coco", ["tflite"], tmp_path, precision="int8")
+        run_export("zoo:yolov3-tiny-coco", ["onnx", "tflite"], tmp_path, precision="int8")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_fp16_coreml_halves_the_package(tmp_path):

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from studio.model import ModelHandle
+from studio.plugin_api import Kind
+from studio.tasks import TaskContext
 
 
 def reasons_not_exportable(model: ModelHandle) -> list[str]:
@@ -47,3 +49,21 @@ def source_graph(model: ModelHandle) -> Path:
 
 def verification_size(model: ModelHandle) -> tuple[int, int]:
     return model.image_input.size if model.image_input else (640, 640)
+
+
+class Exporter:
+    """What every exporter shares: the kind, ``check`` and a no-op ``apply`` (an export writes a file;
+    the model itself does not change). ``torch_reason`` is set by converters that start from PyTorch."""
+
+    kind = Kind.EXPORT
+    settings_version = 1
+    torch_reason: str | None = None
+
+    def check(self, model: ModelHandle) -> list[str]:
+        reasons = reasons_not_exportable(model)
+        if not reasons and self.torch_reason and model.torch_module is None:
+            reasons.append(self.torch_reason)
+        return reasons
+
+    def apply(self, model: ModelHandle, settings: object, ctx: TaskContext) -> ModelHandle:
+        return model

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugins.export.common import artifact_metadata, reasons_not_exportable
+from plugins.export.common import Exporter, artifact_metadata
 from studio.model import ModelHandle
-from studio.plugin_api import Kind, option
+from studio.plugin_api import option
 from studio.tasks import TaskContext
 
 
@@ -21,25 +21,15 @@ class CoreMlExportSettings:
     fp16: bool = option(False, label="FP16 weights")
 
 
-class CoreMlExport:
+class CoreMlExport(Exporter):
     id = "export.coreml"
     title = "CoreML"
-    kind = Kind.EXPORT
     format = "coreml"
     suffix = ".mlpackage"
     Settings = CoreMlExportSettings
-    settings_version = 1
     native_precisions = ("fp32", "fp16")  # set by the converter itself, from the float PyTorch model
-
-    def check(self, model: ModelHandle) -> list[str]:
-        reasons = reasons_not_exportable(model)
-        if not reasons and model.torch_module is None:
-            reasons.append("CoreML is converted from the PyTorch model (coremltools reads no ONNX): "
-                           "export CoreML from the float PyTorch model")
-        return reasons
-
-    def apply(self, model: ModelHandle, settings: CoreMlExportSettings, ctx: TaskContext) -> ModelHandle:
-        return model
+    torch_reason = ("CoreML is converted from the PyTorch model (coremltools reads no ONNX): "
+                    "export CoreML from the float PyTorch model")
 
     def export(self, model: ModelHandle, settings: CoreMlExportSettings, target: Path, ctx: TaskContext) -> dict:
         ctx.progress(0.05, "converting with coremltools")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugins.export.common import artifact_metadata, reasons_not_exportable, source_graph, verification_size
+from plugins.export.common import Exporter, artifact_metadata, source_graph, verification_size
 from studio.model import ModelHandle
-from studio.plugin_api import Kind, option
+from studio.plugin_api import option
 from studio.tasks import TaskContext
 
 
@@ -18,20 +18,12 @@ class OnnxExportSettings:
     dynamic_batch: bool = option(False, label="Dynamic batch size")
 
 
-class OnnxExport:
+class OnnxExport(Exporter):
     id = "export.onnx"
     title = "ONNX"
-    kind = Kind.EXPORT
     format = "onnx"
     suffix = ".onnx"
     Settings = OnnxExportSettings
-    settings_version = 1
-
-    def check(self, model: ModelHandle) -> list[str]:
-        return reasons_not_exportable(model)
-
-    def apply(self, model: ModelHandle, settings: OnnxExportSettings, ctx: TaskContext) -> ModelHandle:
-        return model  # an exporter writes a file; the model itself does not change
 
     def export(self, model: ModelHandle, settings: OnnxExportSettings, target: Path, ctx: TaskContext) -> dict:
         import onnx

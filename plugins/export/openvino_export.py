@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugins.export.common import artifact_metadata, reasons_not_exportable, source_graph, verification_size
+from plugins.export.common import Exporter, artifact_metadata, source_graph, verification_size
 from studio.model import ModelHandle
-from studio.plugin_api import Kind, option
+from studio.plugin_api import option
 from studio.tasks import TaskContext
 
 
@@ -20,20 +20,12 @@ class OpenVinoExportSettings:
     fp16_weights: bool = option(False, label="Store weights in FP16", help="Halves the .bin; compute stays FP32")
 
 
-class OpenVinoExport:
+class OpenVinoExport(Exporter):
     id = "export.openvino"
     title = "OpenVINO IR"
-    kind = Kind.EXPORT
     format = "openvino"
     suffix = "_openvino"
     Settings = OpenVinoExportSettings
-    settings_version = 1
-
-    def check(self, model: ModelHandle) -> list[str]:
-        return reasons_not_exportable(model)
-
-    def apply(self, model: ModelHandle, settings: OpenVinoExportSettings, ctx: TaskContext) -> ModelHandle:
-        return model
 
     def export(self, model: ModelHandle, settings: OpenVinoExportSettings, target: Path, ctx: TaskContext) -> dict:
         import openvino as ov

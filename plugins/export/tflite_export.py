@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from plugins.export.common import reasons_not_exportable, source_graph, verification_size
+from plugins.export.common import Exporter, source_graph, verification_size
 from studio.model import ModelHandle, Task
-from studio.plugin_api import Kind, option
+from studio.plugin_api import option
 from studio.tasks import TaskContext
 
 
@@ -26,25 +26,15 @@ class TfliteExportSettings:
                                 help="Bundled frames run through the source and the .tflite for parity")
 
 
-class TfliteExport:
+class TfliteExport(Exporter):
     id = "export.tflite"
     title = "TFLite (LiteRT)"
-    kind = Kind.EXPORT
     format = "tflite"
     suffix = ".tflite"
     Settings = TfliteExportSettings
-    settings_version = 1
     native_precisions = ("fp32",)  # converted from the float PyTorch model
-
-    def check(self, model: ModelHandle) -> list[str]:
-        reasons = reasons_not_exportable(model)
-        if not reasons and model.torch_module is None:
-            reasons.append("TFLite is converted from the PyTorch model, and this one exists only as ONNX "
-                           "(a quantized variant, or an .onnx file): export TFLite from the float PyTorch model")
-        return reasons
-
-    def apply(self, model: ModelHandle, settings: TfliteExportSettings, ctx: TaskContext) -> ModelHandle:
-        return model
+    torch_reason = ("TFLite is converted from the PyTorch model, and this one exists only as ONNX "
+                    "(a quantized variant, or an .onnx file): export TFLite from the float PyTorch model")
 
     def export(self, model: ModelHandle, settings: TfliteExportSettings, target: Path, ctx: TaskContext) -> dict:
         ctx.progress(0.05, "converting with litert-torch")

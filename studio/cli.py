@@ -7,10 +7,12 @@ shows the traceback. Heavy libraries load inside the commands, so ``--help`` is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 from studio import __version__
@@ -103,8 +105,45 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_JSON_STREAM: Any = None  # where --json output goes while stdout is redirected to stderr
+
+
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
+    print(json.dumps(data, indent=2, ensure_ascii=False), file=_JSON_STREAM or sys.stdout)
+
+
+def _fileno(stream: Any) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _stdout_for_json_only(enabled: bool) -> Iterator[None]:
+    """With --json, stdout carries the JSON and nothing else: converters that print progress
+    (litert-torch, Ultralytics, native libraries writing to file descriptor 1) go to stderr."""
+    global _JSON_STREAM
+    if not enabled:
+        yield
+        return
+    real = sys.stdout
+    out_fd, err_fd = _fileno(real), _fileno(sys.stderr)
+    real.flush()
+    saved = os.dup(out_fd) if out_fd is not None and err_fd is not None else None
+    if saved is not None:
+        os.dup2(err_fd, out_fd)
+    _JSON_STREAM = os.fdopen(saved, "w", encoding="utf-8") if saved is not None else real
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _JSON_STREAM.flush()
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, out_fd)
+            _JSON_STREAM.close()
+        _JSON_STREAM = None
 
 
 def _emit(args: argparse.Namespace, data: Any, renderer: str) -> int:
@@ -246,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return COMMANDS[args.command](args)
+        with _stdout_for_json_only(bool(getattr(args, "json", False))):
+            return COMMANDS[args.command](args)
     except StudioError as exc:
         if args.debug:
             traceback.print_exc()

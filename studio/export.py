@@ -1,7 +1,8 @@
 """``deploy-studio export``: one model (or the variant a recipe makes) to several formats, each verified.
 
 Every format is written into a staging folder inside OUT_DIR and renamed into place only after its
-own runtime has re-opened it and its parity has been measured; an existing output is replaced only
+own runtime has re-opened it and its parity has been measured, and only when every requested format
+succeeded (a refusal or failure of the third format leaves the first two unwritten); an existing output is replaced only
 with ``force``; nothing is ever written beside the source model.
 """
 
@@ -73,6 +74,24 @@ def _publish(produced: Path, target: Path) -> None:
         os.replace(produced, target)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_staging(out_dir: Path) -> None:
+    """Staging folders of exports that were killed (their process is gone) are removed."""
+    for folder in out_dir.glob(".export-*-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision: str = "fp32",
                recipe_path: Path | None = None, force: bool = False, trust: bool = False,
                ctx: TaskContext | None = None) -> dict[str, Any]:
@@ -84,7 +103,7 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
     model = load_model(model_spec, trust=trust)
     steps = list(load_recipe(recipe_path).steps) if recipe_path else []
     recipe = resolved_recipe(Recipe(tuple(steps + _precision_steps(model, precision))), registry)
-    # Converters from PyTorch (TFLite, CoreML) set FP16 themselves and start from the float variant.
+    # Converters from PyTorch (TFLite, CoreML) set their precision themselves, from the float variant.
     float_recipe = resolved_recipe(Recipe(tuple(steps)), registry)
     out_dir = Path(out_dir).expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +115,8 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
             raise UnsupportedError(f"{precision.upper()} {exporter.title} is not available yet",
                                    fix=f"export {precision} to onnx or openvino, or {'/'.join(own)} to "
                                        f"{exporter.format}")
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    _remove_stale_staging(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=out_dir))
     try:
         ctx.workdir = staging / "work"
         variants: dict[bool, ModelHandle] = {}
@@ -117,9 +137,12 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
             if reasons:
                 raise UnsupportedError(f"{exporter.title} cannot export {variant.name}: {'; '.join(reasons)}")
             share = 0.3 + 0.7 * index / len(exporters), 0.3 + 0.7 * (index + 1) / len(exporters)
-            overrides = {"fp16": precision == "fp16"} if native and "fp16" in own else {}
+            overrides = {"precision": precision} if native else {}
             reports.append(_export_one(exporter, variant, model, out_dir, staging, precision, overrides,
                                        ctx.sub(*share)))
+        # All or nothing: files are published only once every format has been written and verified.
+        for report in reports:
+            _publish(report.pop("_produced"), Path(report["path"]))
         return {"model": model.display_name, "precision": precision, "recipe": recipe.as_dict(), "exports": reports}
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -135,6 +158,5 @@ def _export_one(exporter, variant: ModelHandle, model: ModelHandle, out_dir: Pat
     target = _target(out_dir, model, exporter)
     size = (sum(f.stat().st_size for f in produced.rglob("*") if f.is_file()) if produced.is_dir()
             else produced.stat().st_size)
-    _publish(produced, target)
-    return {"format": exporter.format, "path": str(target), "precision": precision,
+    return {"_produced": produced, "format": exporter.format, "path": str(target), "precision": precision,
             "size_mb": round(size / 1e6, 3), "export_seconds": round(seconds, 2), **details}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from plugins.export.common import Exporter, artifact_metadata
 from studio.model import ModelHandle
@@ -18,7 +19,9 @@ from studio.tasks import TaskContext
 
 @dataclass
 class CoreMlExportSettings:
-    fp16: bool = option(False, label="FP16 weights")
+    precision: Literal["fp32", "fp16", "int8"] = option(
+        "fp32", label="Precision",
+        help="fp16: FP16 compute and weights; int8: int8 weights (linear, per channel), FP16 compute")
 
 
 class CoreMlExport(Exporter):
@@ -27,24 +30,38 @@ class CoreMlExport(Exporter):
     format = "coreml"
     suffix = ".mlpackage"
     Settings = CoreMlExportSettings
-    native_precisions = ("fp32", "fp16")  # set by the converter itself, from the float PyTorch model
+    native_precisions = ("fp32", "fp16", "int8")  # set by coremltools itself, from the float PyTorch model
+    settings_version = 2
+
+    @staticmethod
+    def migrate(data: dict, version: int) -> dict:
+        data = dict(data)
+        if version < 2 and "fp16" in data:  # version 1 had a single FP16 check box
+            data["precision"] = "fp16" if data.pop("fp16") else "fp32"
+        return data
     torch_reason = ("CoreML is converted from the PyTorch model (coremltools reads no ONNX): "
                     "export CoreML from the float PyTorch model")
 
     def export(self, model: ModelHandle, settings: CoreMlExportSettings, target: Path, ctx: TaskContext) -> dict:
         ctx.progress(0.05, "converting with coremltools")
+        half = settings.precision in ("fp16", "int8")  # int8 weights dequantise to FP16 compute
         if model.metadata.get("family") == "ultralytics":
             from plugins.export.ultralytics_route import ultralytics_export
 
-            ultralytics_export(model, "coreml", target, **({"quantize": 16} if settings.fp16 else {}))
+            ultralytics_export(model, "coreml", target, **({"quantize": 16} if half else {}))
         else:
-            _convert_torch(model, target, settings)
+            _convert_torch(model, target, half)
+        details = {}
+        if settings.precision == "int8":
+            ctx.check_cancelled()
+            ctx.progress(0.6, "quantizing weights to int8")
+            details["weights"] = _quantize_weights(target)
         ctx.progress(0.8, "validating the spec")
         return {"runtime": "coremltools spec validation (running a CoreML model needs macOS)",
-                "parity": None, "spec": _validate(target, model)}
+                "parity": None, "spec": _validate(target, model), **details}
 
 
-def _convert_torch(model: ModelHandle, target: Path, settings: CoreMlExportSettings) -> None:
+def _convert_torch(model: ModelHandle, target: Path, half: bool) -> None:
     import coremltools as ct
     import torch
 
@@ -54,9 +71,37 @@ def _convert_torch(model: ModelHandle, target: Path, settings: CoreMlExportSetti
     inputs = [ct.ImageType(name="image", shape=shape, scale=image.scale, bias=[-image.mean * image.scale] * 3,
                            color_layout=ct.colorlayout.RGB)] if image else [ct.TensorType(name="x", shape=shape)]
     converted = ct.convert(traced, inputs=inputs, convert_to="mlprogram",
-                           compute_precision=ct.precision.FLOAT16 if settings.fp16 else ct.precision.FLOAT32)
+                           compute_precision=ct.precision.FLOAT16 if half else ct.precision.FLOAT32)
     converted.user_defined_metadata.update(artifact_metadata(model))
     converted.save(str(target))
+
+
+def _quantize_weights(target: Path) -> dict:
+    """Linear symmetric int8 weights, per output channel (coremltools.optimize), in place in staging."""
+    import coremltools as ct
+    import coremltools.optimize.coreml as cto
+
+    model = ct.models.MLModel(str(target), skip_model_load=True)
+    config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
+        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=2048))
+    quantized = cto.linear_quantize_weights(model, config=config)
+    quantized.save(str(target))
+    ops = _op_counts(target)
+    return {"method": "coremltools.optimize.coreml.linear_quantize_weights: int8 symmetric, per channel, "
+                      "tensors of 2048+ elements", "constexpr_dequantize_ops": ops.get("constexpr_affine_dequantize", 0)
+            + ops.get("constexpr_blockwise_shift_scale", 0)}
+
+
+def _op_counts(target: Path) -> dict[str, int]:
+    import coremltools as ct
+
+    spec = ct.models.MLModel(str(target), skip_model_load=True).get_spec()
+    counts: dict[str, int] = {}
+    for function in spec.mlProgram.functions.values():
+        for block in function.block_specializations.values():
+            for op in block.operations:
+                counts[op.type] = counts.get(op.type, 0) + 1
+    return counts
 
 
 def _validate(target: Path, model: ModelHandle) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -20,8 +21,10 @@ from studio.tasks import TaskContext
 
 @dataclass
 class TfliteExportSettings:
-    """FP32 from the float PyTorch model (litert-torch's FP16/INT8 routes come later)."""
+    """Converted from the float PyTorch model; FP16/INT8 by ai-edge-quantizer on the converted file."""
 
+    precision: Literal["fp32", "fp16", "int8"] = option(
+        "fp32", label="Precision", help="fp16: float16 weights; int8: int8 weights and activations, calibrated")
     verify_frames: int = option(12, label="Frames to verify on", min=1, max=27,
                                 help="Bundled frames run through the source and the .tflite for parity")
 
@@ -32,19 +35,27 @@ class TfliteExport(Exporter):
     format = "tflite"
     suffix = ".tflite"
     Settings = TfliteExportSettings
-    native_precisions = ("fp32",)  # converted from the float PyTorch model
+    native_precisions = ("fp32", "fp16", "int8")  # from the float PyTorch model, quantized by ai-edge-quantizer
     torch_reason = ("TFLite is converted from the PyTorch model, and this one exists only as ONNX "
                     "(a quantized variant, or an .onnx file): export TFLite from the float PyTorch model")
 
     def export(self, model: ModelHandle, settings: TfliteExportSettings, target: Path, ctx: TaskContext) -> dict:
         ctx.progress(0.05, "converting with litert-torch")
         ultralytics = model.metadata.get("family") == "ultralytics"
+        converted = target if settings.precision == "fp32" else target.with_name(f"{target.stem}.fp32.tflite")
         if ultralytics:
             from plugins.export.ultralytics_route import ultralytics_export
 
-            ultralytics_export(model, "tflite", target)
+            ultralytics_export(model, "tflite", converted)
         else:
-            _convert_torch(model, target)
+            _convert_torch(model, converted)
+        details = {}
+        if converted != target:
+            from plugins.export.tflite_quantize import quantize_tflite
+
+            ctx.check_cancelled()
+            details = quantize_tflite(converted, target, settings.precision, model, ctx.sub(0.4, 0.6))
+            converted.unlink()
         ctx.progress(0.6, "verifying in ai_edge_litert")
         run = _interpreter_runner(target, model, ultralytics)
         from studio.runtime.backends import OrtBackend
@@ -52,7 +63,7 @@ class TfliteExport(Exporter):
 
         check = parity(model, OrtBackend(source_graph(model), threads=2).run, run, verification_size(model),
                        frames=settings.verify_frames, ctx=ctx.sub(0.6, 1.0))
-        return {"runtime": "ai_edge_litert interpreter", "parity": check}
+        return {"runtime": "ai_edge_litert interpreter", "parity": check, **details}
 
 
 def _convert_torch(model: ModelHandle, target: Path) -> None:
@@ -76,9 +87,9 @@ def _interpreter_runner(path: Path, model: ModelHandle, ultralytics: bool):
 
     def run(tensor: np.ndarray) -> list[np.ndarray]:
         feed = tensor if tuple(source["shape"]) == tensor.shape else tensor.transpose(0, 2, 3, 1)
-        interpreter.set_tensor(source["index"], feed.astype(source["dtype"]))
+        interpreter.set_tensor(source["index"], _quantized(feed, source))
         interpreter.invoke()
-        results = [interpreter.get_tensor(o["index"]).astype(np.float32) for o in outputs]
+        results = [_dequantized(interpreter.get_tensor(o["index"]), o) for o in outputs]
         if scale_boxes:
             height, width = tensor.shape[2:]
             results[0] = results[0].copy()
@@ -87,3 +98,19 @@ def _interpreter_runner(path: Path, model: ModelHandle, ultralytics: bool):
         return results
 
     return run
+
+
+def _quantized(values: np.ndarray, detail: dict) -> np.ndarray:
+    """A float input as the tensor's type: an INT8 model's input carries a scale and a zero point."""
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if np.issubdtype(detail["dtype"], np.integer) and scale:
+        info = np.iinfo(detail["dtype"])
+        return np.clip(np.round(values / scale + zero), info.min, info.max).astype(detail["dtype"])
+    return values.astype(detail["dtype"])
+
+
+def _dequantized(values: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if np.issubdtype(values.dtype, np.integer) and scale:
+        return ((values.astype(np.float32) - zero) * scale).astype(np.float32)
+    return values.astype(np.float32)

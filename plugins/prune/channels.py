@@ -17,8 +17,13 @@ from studio.torch_variant import torch_variant
 class PruneChannelsSettings:
     ratio: float = option(0.3, label="Share of channels to remove", min=0.05, max=0.9,
                           help="Per layer; the detection head and attention blocks are left whole")
-    criterion: Literal["l1", "bn_scale"] = option("l1", label="Importance",
-                                                  help="l1: weight magnitude; bn_scale: BatchNorm scale")
+    criterion: Literal["output_error", "l1", "bn_scale"] = option(
+        "output_error", label="Importance",
+        help="output_error: what removing a channel changes in the layers reading it (activation variance "
+             "on calibration frames × their weights); l1: weight magnitude; bn_scale: BatchNorm scale")
+    compensate: bool = option(True, label="Fold removed channels' mean into the next layer",
+                              help="A removed channel's average output is added to its consumers' bias "
+                                   "(measured on calibration frames), so near-constant channels vanish cleanly")
     iterative_steps: int = option(1, label="Steps", min=1, max=10, help="Reach the ratio in this many steps")
     round_to: int = option(8, label="Keep channel counts a multiple of", min=1, max=64,
                            help="CPU kernels work in blocks of 8–16 channels: odd counts can run slower")
@@ -41,7 +46,12 @@ class PruneChannels:
     title = "Channel pruning (structured)"
     kind = Kind.PRUNE
     Settings = PruneChannelsSettings
-    settings_version = 1
+    settings_version = 2
+
+    @staticmethod
+    def migrate(data: dict, version: int) -> dict:
+        # Version 1 pruned by L1 without compensation: a replayed recipe keeps doing exactly that.
+        return {"criterion": "l1", "compensate": False, **data} if version < 2 else data
 
     def check(self, model: ModelHandle) -> list[str]:
         problem = trace_problem(model)
@@ -51,21 +61,35 @@ class PruneChannels:
         import torch
         import torch_pruning as tp
 
+        from plugins.prune.compensate import InputStats, OutputErrorImportance, compensate_group, stats_batches
+
         target = prune_target(model)
-        importance = (tp.importance.MagnitudeImportance(p=1) if settings.criterion == "l1"
-                      else tp.importance.BNScaleImportance())
+        batches, frames_info = stats_batches(model, target.example_shape, ctx)
+        stats = InputStats(target.module.eval(), batches)
+        importance = {"l1": lambda: tp.importance.MagnitudeImportance(p=1),
+                      "bn_scale": tp.importance.BNScaleImportance,
+                      "output_error": lambda: OutputErrorImportance(stats)}[settings.criterion]()
         pruner = tp.pruner.MetaPruner(target.module, torch.zeros(target.example_shape), importance=importance,
                                       pruning_ratio=settings.ratio, iterative_steps=settings.iterative_steps,
                                       ignored_layers=target.ignored, global_pruning=False,
                                       round_to=settings.round_to if settings.round_to > 1 else None)
         before = sum(p.numel() for p in target.module.parameters())
+        folded = 0
         for step in range(settings.iterative_steps):
             ctx.progress(0.1 * step / settings.iterative_steps, f"pruning step {step + 1}/{settings.iterative_steps}")
-            pruner.step()
+            ctx.check_cancelled()
+            if step:  # statistics of the network as it is now, for this step's importance and compensation
+                stats = InputStats(target.module.eval(), batches)
+                if isinstance(importance, OutputErrorImportance):
+                    importance.stats = stats
+            for group in pruner.step(interactive=True):
+                folded += compensate_group(group, pruner.DG, stats, fold=settings.compensate)
+                group.prune()
         module = target.module.eval()
         after = sum(p.numel() for p in module.parameters())
         report = {"params_before": before, "params_after": after, "ratio": settings.ratio,
-                  "criterion": settings.criterion, "kept_whole": len(target.ignored)}
+                  "criterion": settings.criterion, "kept_whole": len(target.ignored),
+                  "compensated_layers": folded, "statistics_frames": frames_info}
         if settings.recovery_steps:
             from plugins.prune.distill import distill, torch_fidelity
 

@@ -74,6 +74,7 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, steps: int, lr: 
     import torch
 
     from plugins.prune.adapters import distillation_outputs
+    from plugins.prune.distill_loss import loss_for
 
     frames, info = calibration_frames(source, 64, ctx)
     rng = np.random.default_rng(seed)
@@ -84,12 +85,13 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, steps: int, lr: 
     teacher.eval()
     student.eval()  # frozen BatchNorm statistics; gradients still flow
     probe = augmented_batch(frames, handle, size, 4, np.random.default_rng(seed + 1))  # a fixed batch to judge progress
+    criterion, method = loss_for(handle, student)
 
     def probe_loss() -> float:
         with torch.no_grad():
             targets = distillation_outputs(teacher, probe, handle)
             outputs = distillation_outputs(student, probe, handle)
-            return float(sum(torch.nn.functional.mse_loss(o, t) for o, t in zip(outputs, targets, strict=True)))
+            return float(criterion(outputs, targets))
 
     probe_before = probe_loss()
     params = [p for p in student.parameters()]
@@ -103,7 +105,7 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, steps: int, lr: 
         with torch.no_grad():
             targets = distillation_outputs(teacher, inputs, handle)
         outputs = distillation_outputs(student, inputs, handle)
-        loss = sum(torch.nn.functional.mse_loss(o, t) for o, t in zip(outputs, targets, strict=True))
+        loss = criterion(outputs, targets)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -119,9 +121,10 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, steps: int, lr: 
             "probe_loss_before": round(probe_before, 5), "probe_loss_after": round(probe_after, 5),
             "loss_start": None if head is None else round(float(head), 5),
             "loss_end": None if tail is None else round(float(tail), 5),
-            "method": "MSE between student and teacher raw head outputs (pre-activation maps of detectors, "
-                      "logits of classifiers), "
-                      "augmented unlabelled frames, AdamW; BatchNorm statistics re-estimated first, then frozen"}
+            "loss": method,
+            "method": "fine-tune toward the teacher's raw outputs on augmented unlabelled frames, AdamW; "
+                      + ("BatchNorm statistics re-estimated first, then frozen" if recalibrate
+                         else "BatchNorm statistics frozen")}
 
 
 def torch_fidelity(teacher_handle: ModelHandle, student_module: Any, frames: int = 12) -> dict[str, Any]:

@@ -148,3 +148,60 @@ def test_low_rank_on_yolo_survives_ultralytics_export(tmp_path, fall_handle):
     convs = sum(1 for node in graph.graph.node if node.op_type == "Conv")
     baseline = onnx.load(str(ensure_onnx(fall_handle)))
     assert convs > sum(1 for node in baseline.graph.node if node.op_type == "Conv")  # factor pairs are there
+
+
+def _relative_head_error(module, reference, batch) -> float:
+    import torch
+
+    with torch.no_grad():
+        got, want = module(batch)[1], reference(batch)[1]
+    return float(sum((got[k] - want[k]).norm() ** 2 for k in ("boxes", "scores")) ** 0.5
+                 / sum(want[k].norm() ** 2 for k in ("boxes", "scores")) ** 0.5)
+
+
+def test_bias_compensation_shrinks_the_error_of_the_same_prune(fall_handle):
+    """The same channels removed (L1), with and without folding their mean into the consumers."""
+    import torch
+    import torch_pruning as tp
+
+    from plugins.prune.adapters import prune_target
+    from plugins.prune.compensate import InputStats, compensate_group, stats_batches
+
+    errors, folded = {}, {}
+    for fold in (False, True):
+        target = prune_target(fall_handle)
+        batches, _ = stats_batches(fall_handle, target.example_shape, TaskContext(), samples=8)
+        stats = InputStats(target.module.eval(), batches)
+        pruner = tp.pruner.MetaPruner(target.module, torch.zeros(target.example_shape), pruning_ratio=0.1,
+                                      importance=tp.importance.MagnitudeImportance(p=1),
+                                      ignored_layers=target.ignored, round_to=8)
+        folded[fold] = 0
+        for group in pruner.step(interactive=True):
+            folded[fold] += compensate_group(group, pruner.DG, stats, fold=fold)
+            group.prune()
+        errors[fold] = _relative_head_error(target.module.eval(), prune_target(fall_handle).module.eval(),
+                                            batches[0])
+    assert folded[False] == 0 and folded[True] > 40  # every layer that lost inputs got a bias
+    assert errors[True] < 0.9 * errors[False], errors  # 0.470 -> 0.386 measured
+
+
+def test_output_error_pruning_keeps_the_detector_closer_than_l1(fall_handle, tmp_path):
+    """The plugin's default (output-error importance + compensation) against plain L1 at 10 %."""
+    from plugins.prune.adapters import prune_target
+    from plugins.prune.compensate import stats_batches
+
+    plugin = default_registry().get("prune.channels")
+    reference = prune_target(fall_handle).module.eval()
+    batch = stats_batches(fall_handle, prune_target(fall_handle).example_shape, TaskContext(), samples=4)[0][0]
+    errors = {}
+    for name, settings in {"default": {}, "l1": {"criterion": "l1", "compensate": False}}.items():
+        variant = plugin.apply(fall_handle, plugin.Settings(ratio=0.1, **settings), TaskContext(workdir=tmp_path))
+        errors[name] = _relative_head_error(variant.torch_module.eval(), reference, batch)
+    assert errors["default"] < 0.8 * errors["l1"], errors
+
+
+def test_version_1_pruning_recipes_replay_as_they_were():
+    plugin = default_registry().get("prune.channels")
+    old = settings_from_dict(plugin, {"ratio": 0.3}, 1)
+    assert (old.criterion, old.compensate) == ("l1", False)
+    assert settings_from_dict(plugin, {"ratio": 0.3}, 2).criterion == "output_error"

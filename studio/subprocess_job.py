@@ -1,0 +1,97 @@
+"""Run a CLI command in a child process, so that cancel is a kill and a hung converter cannot hang us.
+
+Converters (litert-torch, coremltools, OpenVINO) run native code that cannot be interrupted from
+Python; the GUI runs exports this way. The child reports progress as ``@progress`` lines on stderr
+(``studio.progress``) and its JSON report on stdout. On cancel the whole process group is killed and
+the child's staging folders (``.export-<pid>-*`` inside the output folder) are removed, so a
+cancelled export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from studio.errors import StudioError
+from studio.progress import PROGRESS_ENV, PROGRESS_PREFIX
+from studio.tasks import Cancelled, TaskContext
+
+POLL_S = 0.1
+
+
+def staging_dirs(out_dir: Path, pid: int) -> list[Path]:
+    return sorted(out_dir.glob(f".export-{pid}-*")) if out_dir.is_dir() else []
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
+    process.wait()
+
+
+def run_cli_json(args: list[str], ctx: TaskContext, *, out_dir: Path | None = None) -> dict[str, Any]:
+    """``deploy-studio ARGS --json`` in a child process; its report, or its one-line error as StudioError."""
+    env = {**os.environ, PROGRESS_ENV: "lines", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "studio.cli", *args, "--json"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
+                               start_new_session=True)  # its own group: a kill reaches its children too
+    errors: list[str] = []
+
+    def read_stderr() -> None:
+        for line in process.stderr:
+            if line.startswith(PROGRESS_PREFIX):
+                fraction, _, text = line[len(PROGRESS_PREFIX):].strip().partition(" ")
+                with contextlib.suppress(ValueError, Cancelled):  # garbled; or cancelled: the main loop kills
+                    ctx.progress(float(fraction), text)
+            elif line.startswith("deploy-studio: "):
+                errors.append(line.strip())
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    stdout: list[str] = []
+    collector = threading.Thread(target=lambda: stdout.extend(process.stdout), daemon=True)
+    collector.start()
+    try:
+        while process.poll() is None:
+            if ctx.cancel_event.is_set():
+                _kill(process)
+                raise Cancelled()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=POLL_S)
+    finally:
+        if process.poll() is None:
+            _kill(process)
+        if out_dir is not None and process.returncode != 0:
+            for folder in staging_dirs(Path(out_dir), process.pid):
+                shutil.rmtree(folder, ignore_errors=True)
+        reader.join(timeout=5)
+        collector.join(timeout=5)
+    if process.returncode != 0:
+        message = errors[-1].removeprefix("deploy-studio: ").removeprefix("error: ") if errors else (
+            f"the worker process ended with code {process.returncode}")
+        raise StudioError(message)
+    return json.loads("".join(stdout))
+
+
+def export_in_subprocess(model_spec: str, formats: list[str], out_dir: Path, *, precision: str = "fp32",
+                         recipe_path: Path | None = None, force: bool = False, trust: bool = False,
+                         ctx: TaskContext | None = None) -> dict[str, Any]:
+    """``studio.export.run_export`` in a child process: same report; cancel kills it and cleans up."""
+    args = ["export", str(model_spec), "--to", ",".join(formats), "-o", str(out_dir), "--precision", precision]
+    if recipe_path is not None:
+        args += ["--recipe", str(recipe_path)]
+    if force:
+        args.append("--force")
+    if trust:
+        args.append("--trust")
+    return run_cli_json(args, ctx or TaskContext(), out_dir=Path(out_dir))

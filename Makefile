@@ -22,10 +22,12 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt $(ZOO_NO_DEPS)
 	touch $(STAMP)
 
+# The window on the demo model and bikes.mp4 (the headless demo when there is no display).
 run: install
-	$(BIN)/deploy-studio demo
+	$(BIN)/deploy-studio
 
-demo: run
+demo: install
+	$(BIN)/deploy-studio demo
 
 lint: install
 	$(BIN)/ruff check .

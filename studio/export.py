@@ -125,7 +125,12 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
             if native not in variants:
                 chosen = float_recipe if native else recipe
                 built = apply_recipe(model, chosen, registry, ctx.sub(0.0, 0.3)) if chosen.steps else model
-                variants[native] = built.replace(metadata={**built.metadata, "recipe": json.dumps(chosen.as_dict())})
+                extra = {"recipe": json.dumps(chosen.as_dict())}
+                if not native and precision != "fp32":  # parity of an FP16/INT8 graph is measured against FP32
+                    from studio.runtime.onnx_export import ensure_onnx
+
+                    extra["reference_graph"] = str(ensure_onnx(variant_for(True)))
+                variants[native] = built.replace(metadata={**built.metadata, **extra})
             return variants[native]
 
         reports = []

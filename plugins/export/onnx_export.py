@@ -54,7 +54,9 @@ class OnnxExport(Exporter):
         from studio.runtime.backends import OrtBackend
         from studio.verify import parity
 
-        reference, exported = OrtBackend(source, threads=2), OrtBackend(target, threads=2)
+        # An FP16/INT8 variant is checked against the FP32 graph it came from, not against itself.
+        reference = OrtBackend(Path(model.metadata.get("reference_graph") or source), threads=2)
+        exported = OrtBackend(target, threads=2)
         check = parity(model, reference.run, exported.run, verification_size(model), ctx=ctx.sub(0.6, 1.0))
         return {"runtime": "onnxruntime", "opset": settings.opset, "parity": check,
                 "ops": len(graph.graph.node)}

@@ -1,0 +1,129 @@
+"""What the window works on: one base model and the variants made from it, each a recipe away.
+
+A variant is the base model plus a recipe. Making one runs ``run_optimize`` (the same code as
+``deploy-studio optimize``) into a folder under the cache, so every number the variants table shows
+(size, params, p50 latency measured interleaved with the base model, fidelity) comes from that
+command's report, and every variant can be saved as a recipe and replayed from the command line.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.loaders import load_model
+from studio.model import ModelHandle
+from studio.optimize import run_optimize
+from studio.paths import cache_dir
+from studio.plugin_api import settings_from_dict
+from studio.recipe import Recipe, Step, apply_recipe, load_recipe, resolved_recipe, save_recipe
+from studio.registry import default_registry
+from studio.tasks import TaskContext
+
+LATENCY_RUNS = 20
+FIDELITY_FRAMES = 12
+
+
+@dataclass
+class Variant:
+    key: str  # "base", "v1", "v2" …
+    recipe: Recipe
+    handle: ModelHandle
+    folder: Path | None = None
+    report: dict[str, Any] | None = None
+
+    @property
+    def title(self) -> str:
+        return " → ".join(step.plugin for step in self.recipe.steps) or "base model"
+
+    def row(self) -> dict[str, Any]:
+        """What the variants table and the Pareto plot show, all from the optimize report."""
+        side = (self.report or {}).get("variant", {})
+        fidelity = (self.report or {}).get("fidelity") or {}
+        return {
+            "key": self.key, "recipe": self.title,
+            "size_mb": side.get("size_mb", round(self.handle.size_bytes / 1e6, 3)),
+            "params": side.get("params", self.handle.params),
+            "p50_ms": (side.get("latency_ms") or {}).get("p50"),
+            "speedup": (self.report or {}).get("speedup_p50"),
+            "fidelity": fidelity.get("value", 1.0 if self.report is None else None),
+            "fidelity_metric": fidelity.get("metric", "reference"),
+        }
+
+
+@dataclass
+class Session:
+    spec: str
+    baseline: ModelHandle
+    variants: list[Variant] = field(default_factory=list)
+    trust: bool = False
+
+    @classmethod
+    def open(cls, spec: str | Path, *, trust: bool = False) -> Session:
+        handle = load_model(spec, trust=trust)
+        return cls(str(spec), handle, [Variant("base", Recipe(()), handle)], trust)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Table rows; the base model's latency is the one measured beside the newest variant."""
+        rows = [variant.row() for variant in self.variants]
+        latest = next((v.report for v in reversed(self.variants) if v.report), None)
+        if latest is not None and rows and self.variants[0].key == "base":
+            rows[0]["p50_ms"] = latest["baseline"]["latency_ms"]["p50"]
+            rows[0]["speedup"] = 1.0
+        return rows
+
+    def get(self, key: str) -> Variant:
+        return next(v for v in self.variants if v.key == key)
+
+    @property
+    def folder(self) -> Path:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", self.baseline.name)[:40]
+        return cache_dir() / "variants" / f"{slug}-{self.baseline.provenance.sha256[:10]}"
+
+    def derive(self, parent_key: str, plugin_id: str, settings: dict[str, Any], ctx: TaskContext) -> Variant:
+        """A new variant: ``parent``'s recipe plus one step, built and measured by ``run_optimize``."""
+        registry = default_registry()
+        plugin = registry.get(plugin_id)
+        settings_from_dict(plugin, settings, plugin.settings_version)  # a bad value fails here, before work
+        parent = self.get(parent_key)
+        recipe = Recipe((*parent.recipe.steps, Step(plugin_id, dict(settings), plugin.settings_version)))
+        return self.build(recipe, ctx)
+
+    def build(self, recipe: Recipe, ctx: TaskContext) -> Variant:
+        registry = default_registry()
+        recipe = resolved_recipe(recipe, registry)
+        key = f"v{sum(v.key != 'base' for v in self.variants) + 1}"
+        folder = self.folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{key}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.folder) as scratch:
+            recipe_path = Path(scratch) / "recipe.toml"
+            save_recipe(recipe, recipe_path)
+            report = run_optimize(self.spec, recipe_path, folder, runs=LATENCY_RUNS,
+                                  fidelity_frames_count=FIDELITY_FRAMES, trust=self.trust, ctx=ctx)
+        variant = Variant(key, recipe, self._reload(folder, recipe, ctx), folder, report)
+        self.variants.append(variant)
+        return variant
+
+    def load_recipe(self, path: Path, ctx: TaskContext) -> Variant:
+        return self.build(load_recipe(Path(path)), ctx)
+
+    def save_recipe(self, key: str, path: Path) -> Path:
+        save_recipe(self.get(key).recipe, Path(path))
+        return Path(path)
+
+    def _reload(self, folder: Path, recipe: Recipe, ctx: TaskContext) -> ModelHandle:
+        """The published variant as the preview runs it."""
+        if (folder / "model.pt").exists():  # PyTorch variants keep their run-time mode in the checkpoint
+            return load_model(folder / "model.pt")
+        if any(step.plugin.startswith("early_exit.") for step in recipe.steps):
+            return apply_recipe(self.baseline, recipe, default_registry(), ctx)  # a run-time scheme: cheap
+        # An ONNX graph written by a quantizer carries no task or pre-processing of its own: it is the
+        # base model's, with a new graph (the same handle the plugin returned before publishing).
+        from studio.variants import onnx_variant
+
+        summary = "+".join(step.plugin.split(".")[-1] for step in recipe.steps)
+        return onnx_variant(self.baseline, folder / "model.onnx", suffix=summary, note=f"recipe {summary}")

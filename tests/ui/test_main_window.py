@@ -1,0 +1,136 @@
+"""The real window, offscreen: drop a model, run a plugin, preview, A/B, export, bad files, persistence."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QMessageBox
+
+from studio.zoo import entry
+from ui.main_window import MainWindow
+
+LOAD_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.finish_startup()
+    yield window
+    window.close()
+
+
+def drop(window: MainWindow, path: Path) -> None:
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+
+
+def open_and_wait(qtbot, window: MainWindow, spec: str) -> None:
+    assert window.open_model(spec)
+    qtbot.waitUntil(lambda: window.session is not None and window.session.spec == spec and window.preview is not None,
+                    timeout=LOAD_TIMEOUT_MS)
+
+
+def test_dropped_model_fills_the_model_panel_and_the_preview_runs(qtbot, window):
+    weights = entry("yolov8s-fall").path()
+    drop(window, weights)
+    qtbot.waitUntil(lambda: window.session is not None and window.preview is not None, timeout=LOAD_TIMEOUT_MS)
+    panel = window.model_panel
+    assert panel.values["task"].text() == "detect" and "Normal" in panel.values["labels"].text()
+    assert panel.values["params"].text() == f"{window.session.baseline.params:,}"
+    qtbot.waitUntil(lambda: panel.layers.rowCount() > 50, timeout=60_000)  # the layer table, counted off-thread
+    # Preview on the bundled video: frames drawn, rings and charts filling.
+    qtbot.waitUntil(lambda: window.views[0].frames_shown >= 5, timeout=60_000)
+    lane = window.preview.lanes[0]
+    qtbot.waitUntil(lambda: lane.timings.written >= 5 and window.charts.refreshes >= 3, timeout=30_000)
+    assert "fps" in window.views[0].caption and "total p50" in window.charts.numbers.text()
+    assert len(window.preview.memory) >= 1
+    assert window.settings.value("recent_models")[0] == str(weights)
+
+
+def test_a_bad_file_shows_a_message_and_keeps_the_model(qtbot, window, tmp_path):
+    open_and_wait(qtbot, window, "zoo:efficientnet-lite0")
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    drop(window, bad)
+    qtbot.waitUntil(lambda: "Cannot open the model" in window.status_text.text(), timeout=60_000)
+    boxes = [w for w in window.findChildren(QMessageBox) if w.objectName() == "job_error" and w.isVisible()]
+    assert boxes and "broken.pt" in boxes[0].text()
+    assert window.session.spec == "zoo:efficientnet-lite0" and window.preview is not None  # still usable
+    frames = window.views[0].frames_shown
+    qtbot.waitUntil(lambda: window.views[0].frames_shown > frames, timeout=30_000)  # still previewing
+
+
+def test_a_plugin_run_adds_a_variant_row_and_ab_shows_both(qtbot, window):
+    open_and_wait(qtbot, window, "zoo:efficientnet-lite0")
+    box = window.optimize_panel.boxes["quantize.fp16"]
+    qtbot.waitUntil(box.run.isEnabled, timeout=60_000)  # check() answered in the background
+    keep = box.form.widgets.get("keep_io_fp32") or next(iter(box.form.widgets.values()))
+    assert keep is not None
+    table = window.variants_panel.table
+    assert table.rowCount() == 1
+    box.run.click()
+    qtbot.waitUntil(lambda: table.rowCount() == 2, timeout=LOAD_TIMEOUT_MS)
+    v1 = window.session.get("v1")
+    assert v1.recipe.steps[0].plugin == "quantize.fp16"
+    assert window.variants_panel.rows[1]["size_mb"] < 0.6 * window.variants_panel.rows[0]["size_mb"]
+    window.variants_panel.preview_b.emit("v1")
+    qtbot.waitUntil(lambda: (window.preview is not None and len(window.preview.lanes) == 2)
+                    or "preparing" in window.status_text.text(), timeout=60_000)
+    assert len(window.preview.lanes) == 2, window.status_text.text()
+    qtbot.waitUntil(lambda: window.views[1].frames_shown >= 3, timeout=60_000)
+    assert window.views[1].isVisible() and "disagreements" in window.views[1].caption
+
+
+def test_export_from_the_dialog_writes_a_verified_file(qtbot, window, tmp_path):
+    open_and_wait(qtbot, window, "zoo:efficientnet-lite0")
+    dialog = window.open_export_dialog()
+    for name, box in dialog.format_boxes.items():
+        box.setChecked(name == "onnx")
+    dialog.folder.setText(str(tmp_path / "exports"))
+    dialog.export_button.click()
+    qtbot.waitUntil(lambda: dialog.last_report is not None or "failed" in dialog.status.text(), timeout=180_000)
+    assert dialog.last_report is not None, dialog.status.text()
+    assert (tmp_path / "exports" / "efficientnet-lite0.onnx").is_file()
+    assert "top1_agreement" in dialog.report.toPlainText()
+    assert window.export_again_action.isEnabled()  # the toolbar repeats the choice in one click
+    dialog.close()
+
+
+def test_layout_and_recent_models_persist(qtbot, settings):
+    first = MainWindow(settings=settings)
+    qtbot.addWidget(first)
+    first._remember_recent("zoo:efficientnet-lite0")
+    first.show()
+    first.resize(first.minimumSizeHint().width() + 10, 560)  # the offscreen screen is 800×600
+    saved = first.size()
+    first.close()
+    again = MainWindow(settings=settings)
+    qtbot.addWidget(again)
+    again.show()
+    assert again._recent() == ["zoo:efficientnet-lite0"]
+    assert [a.text() for a in again.recent_menu.actions()] == ["zoo:efficientnet-lite0"]
+    assert again.size() == saved and settings.value("window_state") is not None
+
+
+def test_the_window_module_does_not_import_heavy_libraries():
+    code = ("import sys, ui.main_window; "
+            "print(sorted(m for m in ('torch', 'ultralytics', 'onnxruntime') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

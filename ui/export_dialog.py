@@ -1,0 +1,165 @@
+"""The export dialog: formats, precision, folder; progress and Cancel; the verified report when done.
+
+Exports run in a child process (``studio.subprocess_job``): Cancel kills the converter outright and
+its staging folder is removed, so nothing half-written is ever left in the chosen folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.report_text import export_text
+from studio.subprocess_job import export_in_subprocess
+from ui.jobs import Job
+
+FORMATS = [("onnx", "ONNX"), ("tflite", "TFLite (LiteRT)"), ("coreml", "CoreML"), ("openvino", "OpenVINO IR")]
+
+
+@dataclass
+class ExportChoice:
+    formats: list[str] = field(default_factory=lambda: ["onnx"])
+    precision: str = "fp32"
+    folder: str = ""
+    force: bool = True  # the dialog asks before it replaces (the Replace check box)
+
+
+def run_export_job(spec: str, recipe: Path | None, choice: ExportChoice, ctx) -> dict:
+    return export_in_subprocess(spec, choice.formats, Path(choice.folder), precision=choice.precision,
+                                recipe_path=recipe, force=choice.force, ctx=ctx)
+
+
+class ExportDialog(QDialog):
+    exported = Signal(object, object)  # (ExportChoice, report)
+
+    def __init__(self, spec: str, recipe: Path | None, title: str, choice: ExportChoice,
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(f"Export — {title}")
+        self.setMinimumWidth(620)
+        self.spec, self.recipe = spec, recipe
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        formats = QHBoxLayout()
+        self.format_boxes: dict[str, QCheckBox] = {}
+        for name, label in FORMATS:
+            box = QCheckBox(label)
+            box.setObjectName(f"format_{name}")
+            box.setChecked(name in choice.formats)
+            self.format_boxes[name] = box
+            formats.addWidget(box)
+        form.addRow("Formats", formats)
+        self.precision = QComboBox()
+        self.precision.addItems(["fp32", "fp16", "int8"])
+        self.precision.setCurrentText(choice.precision)
+        self.precision.setToolTip("fp16/int8 are made by each format's own tools and verified against FP32")
+        form.addRow("Precision", self.precision)
+        folder_row = QHBoxLayout()
+        self.folder = QLineEdit(choice.folder)
+        self.folder.setPlaceholderText("an output folder (never the model's own folder)")
+        browse = QPushButton("…")
+        browse.clicked.connect(self._browse)
+        folder_row.addWidget(self.folder, 1)
+        folder_row.addWidget(browse)
+        form.addRow("Folder", folder_row)
+        self.replace = QCheckBox("Replace files already there")
+        self.replace.setChecked(choice.force)
+        form.addRow("", self.replace)
+        layout.addLayout(form)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        self.report = QPlainTextEdit()
+        self.report.setReadOnly(True)
+        self.report.setPlaceholderText("The ExportReport appears here: path, size, time, parity per format.")
+        layout.addWidget(self.report, 1)
+        buttons = QHBoxLayout()
+        self.export_button = QPushButton("Export")
+        self.export_button.setDefault(True)
+        self.export_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        close = QPushButton("Close")
+        close.clicked.connect(self.close)
+        buttons.addStretch(1)
+        for button in (self.export_button, self.cancel_button, close):
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        self.job: Job | None = None
+        self.last_report: dict | None = None
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export into", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def choice(self) -> ExportChoice:
+        return ExportChoice([n for n, box in self.format_boxes.items() if box.isChecked()],
+                            self.precision.currentText(), self.folder.text().strip(), self.replace.isChecked())
+
+    def start(self) -> None:
+        choice = self.choice()
+        if not choice.formats:
+            self.status.setText("Choose at least one format.")
+            return
+        if not choice.folder:
+            self.status.setText("Choose an output folder.")
+            return
+        self.export_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.report.clear()
+        self.status.setText("starting the exporter…")
+        self.job = Job("export", lambda ctx: run_export_job(self.spec, self.recipe, choice, ctx), self)
+        self.job.progress.connect(lambda f, t: (self.progress.setValue(int(f * 1000)), self.status.setText(t)))
+        self.job.succeeded.connect(lambda report: self._done(choice, report))
+        self.job.failed.connect(lambda message: self._stopped(f"Export failed: {message}"))
+        self.job.cancelled.connect(lambda: self._stopped("Cancelled: the exporter was stopped; nothing was written."))
+        self.job.start()
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.status.setText("cancelling…")
+            self.job.cancel()
+
+    def _done(self, choice: ExportChoice, report: dict) -> None:
+        self.last_report = report
+        self.progress.setValue(1000)
+        self.report.setPlainText(export_text(report))
+        self.status.setText(f"Done: {len(report['exports'])} file(s) verified in {choice.folder}")
+        self._idle()
+        self.exported.emit(choice, report)
+
+    def _stopped(self, message: str) -> None:
+        self.status.setText(message)
+        self.progress.setValue(0)
+        self._idle()
+
+    def _idle(self) -> None:
+        self.export_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def closeEvent(self, event) -> None:
+        if self.job is not None and self.job.running:
+            self.job.cancel()  # the child process is killed; the dialog can go
+        super().closeEvent(event)

@@ -23,6 +23,16 @@ def main() -> None:
     out = Path(__file__).with_name("screenshot.png")
     settings = QSettings(str(Path("/tmp") / "deploy-studio-screenshot.ini"), QSettings.Format.IniFormat)
     settings.clear()
+    # People in the frames, so the boxes show: Ultralytics' bus.jpg and zidane.jpg as an image folder.
+    import shutil
+    import tempfile
+
+    from studio.media import bundled_image
+
+    folder = Path(tempfile.mkdtemp(prefix="deploy-studio-shot-"))
+    for name in ("bus.jpg", "zidane.jpg"):
+        shutil.copy(bundled_image(name), folder / name)
+    settings.setValue("source", str(folder))
     window = MainWindow(settings=settings)
     window.resize(1600, 1000)
     window.show()

@@ -64,7 +64,11 @@ class Snapshot:
 
 
 class LivePreview:
-    """Runs ``lanes`` on ``source`` until stopped; ``pace`` plays a video at its own frame rate."""
+    """Runs ``lanes`` on ``source`` until stopped; ``pace`` plays a video at its own frame rate.
+
+    Unpaced (``pace=False``) a file is read as fast as the model takes frames (no frame is decoded
+    only to be dropped); a camera or a paced video drops the frames the model is too busy for.
+    """
 
     def __init__(self, source: str, lanes: list[Lane], *, pace: bool = True, loop: bool = True,
                  max_fps: float = 30.0):
@@ -120,10 +124,13 @@ class LivePreview:
                     fps = 0.0 if camera else (getattr(stream, "fps", 0.0) or 10.0)
                     interval = 1.0 / min(fps, self.max_fps) if self.pace and fps else 0.0
                     next_at = time.monotonic()
+                    # A live source (camera, paced video) keeps going and the model drops what it cannot
+                    # take; an unpaced file waits for the model instead of decoding frames to throw away.
+                    wait = not camera and not interval
                     for frame in stream:
                         if self._stop.is_set():
                             return
-                        self._offer(frame)
+                        self._offer(frame, wait=wait)
                         yielded += 1
                         if interval:
                             next_at += interval
@@ -144,8 +151,12 @@ class LivePreview:
             with self._cond:
                 self._cond.notify_all()
 
-    def _offer(self, frame: np.ndarray) -> None:
+    def _offer(self, frame: np.ndarray, wait: bool = False) -> None:
         with self._cond:
+            if wait:
+                self._cond.wait_for(lambda: self._slot is None or self._stop.is_set())
+                if self._stop.is_set():
+                    return
             if self._slot is not None:
                 self.dropped += 1  # the model was still busy with an older frame: drop, never queue
             self._slot = (self.source_frames, frame)
@@ -160,6 +171,7 @@ class LivePreview:
                 self._cond.wait_for(lambda: self._slot is not None or self._stop.is_set()
                                     or not reader.is_alive(), timeout=0.2)
                 item, self._slot = self._slot, None
+                self._cond.notify_all()  # a waiting source may decode the next frame now
             if item is None:
                 if not reader.is_alive():
                     break

@@ -289,8 +289,19 @@ class MainWindow(QMainWindow):
             return
         parent = (self.variants_panel.current_key() if self.variants_panel else None) or "base"
         session = self.session
-        self._start_job(f"{plugin_id} on {parent}", lambda ctx: session.derive(parent, plugin_id, values, ctx),
-                        self._variant_made, failure_title=f"{plugin_id} failed")
+        self._measuring_job(f"{plugin_id} on {parent}", lambda ctx: session.derive(parent, plugin_id, values, ctx),
+                            f"{plugin_id} failed")
+
+    def _measuring_job(self, title: str, fn, failure_title: str) -> None:
+        """A job that measures latency: the preview pauses so the two do not share the cores, and resumes."""
+        resume = list(self.lane_keys) if self.preview is not None else []
+        if self._start_job(title, fn, self._variant_made, failure_title=failure_title) is None:
+            return
+        self.stop_preview()
+        self.play_action.setText("Play")
+        self.show_status(f"{title}… (preview paused while latency is measured)")
+        if resume:
+            self.job.finished.connect(lambda: self.preview is None and self.preview_variants(resume))
 
     def _variant_made(self, variant) -> None:
         self._session_changed(select=variant.key)
@@ -312,8 +323,8 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Load a recipe", "", "Recipes (*.toml)")
         if path:
             session = self.session
-            self._start_job(f"recipe {Path(path).name}", lambda ctx: session.load_recipe(Path(path), ctx),
-                            self._variant_made, failure_title="Cannot apply the recipe")
+            self._measuring_job(f"recipe {Path(path).name}", lambda ctx: session.load_recipe(Path(path), ctx),
+                                "Cannot apply the recipe")
 
     # -- preview ---------------------------------------------------------------------------------
     def _make_lanes(self, session: Session, keys: list[str], ctx) -> list[Lane]:
@@ -362,6 +373,9 @@ class MainWindow(QMainWindow):
         self.lane_keys = keys
         self.preview = LivePreview(self.source_spec, lanes).start()
         self.views[1].setVisible(len(lanes) > 1)
+        if len(lanes) > 1:
+            half = max(self.splitter.width() // 2, 1)
+            self.splitter.setSizes([half, half])
         self.play_action.setText("Pause")
 
     def stop_preview(self) -> None:

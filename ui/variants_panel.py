@@ -73,8 +73,7 @@ class VariantsPanel(QWidget):
 
     def set_rows(self, rows: list[dict[str, Any]], select: str | None = None) -> None:
         self.rows = rows
-        self.table.setSortingEnabled(False)
-        self.table.setRowCount(len(rows))
+        self.table.setRowCount(len(rows))  # in the order they were made: base first
         for index, row in enumerate(rows):
             fidelity = row["fidelity"]
             cells = [QTableWidgetItem(row["key"]), QTableWidgetItem(row["recipe"]),
@@ -86,7 +85,6 @@ class VariantsPanel(QWidget):
                                 f"{fidelity:.3f} {row['fidelity_metric']}" if row["key"] != "base" else "reference")]
             for column, cell in enumerate(cells):
                 self.table.setItem(index, column, cell)
-        self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
         self._plot_points()
         if select:

@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from plugins.export.common import Exporter, source_graph, verification_size
+from plugins.export.common import Exporter, artifact_metadata, source_graph, verification_size
 from studio.model import ModelHandle, Task
 from studio.plugin_api import option
 from studio.tasks import TaskContext
@@ -56,6 +56,7 @@ class TfliteExport(Exporter):
             ctx.check_cancelled()
             details = quantize_tflite(converted, target, settings.precision, model, ctx.sub(0.4, 0.6))
             converted.unlink()
+        details["metadata"] = write_metadata(target, model)
         ctx.progress(0.6, "verifying in ai_edge_litert")
         run = _interpreter_runner(target, model, ultralytics)
         from studio.runtime.backends import OrtBackend
@@ -64,6 +65,42 @@ class TfliteExport(Exporter):
         check = parity(model, OrtBackend(source_graph(model), threads=2).run, run, verification_size(model),
                        frames=settings.verify_frames, ctx=ctx.sub(0.6, 1.0))
         return {"runtime": "ai_edge_litert interpreter", "parity": check, **details}
+
+
+def json_metadata(model: ModelHandle) -> dict:
+    """Ultralytics' metadata.json keys (task, names, imgsz, stride) plus the studio's provenance."""
+    flat = artifact_metadata(model)
+    image = model.image_input
+    return {"description": flat["description"], "author": flat["author"], "task": flat["task"], "batch": 1,
+            "names": dict(enumerate(model.labels)),
+            **({"imgsz": list(image.size), "stride": image.stride} if image is not None else {}),
+            "deploy_studio": {k.removeprefix("deploy_studio."): v for k, v in flat.items()
+                              if k.startswith("deploy_studio.")}}
+
+
+def write_metadata(target: Path, model: ModelHandle) -> str:
+    """Append the metadata as a zip entry after the flatbuffer, as Ultralytics does (LiteRT ignores
+    trailing bytes). A file that already carries Ultralytics' metadata.json gets deploy_studio.json."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(target, "a", zipfile.ZIP_DEFLATED) as archive:
+        name = "deploy_studio.json" if "metadata.json" in archive.namelist() else "metadata.json"
+        archive.writestr(name, json.dumps(json_metadata(model), indent=2))
+    return name
+
+
+def read_metadata(path: Path) -> dict:
+    """Every JSON entry appended to a .tflite, merged (metadata.json first)."""
+    import json
+    import zipfile
+
+    merged: dict = {}
+    with zipfile.ZipFile(path) as archive:
+        for name in sorted(archive.namelist(), key=lambda n: n != "metadata.json"):
+            if name.endswith(".json"):
+                merged |= json.loads(archive.read(name))
+    return merged
 
 
 def _convert_torch(model: ModelHandle, target: Path) -> None:

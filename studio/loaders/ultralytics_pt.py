@@ -45,8 +45,13 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
         loader="ultralytics-pt" + (" (trusted: full unpickling)" if trust else " (weights_only allow-list)"),
         note=f"ultralytics {checkpoint.get('version', '?')}, licence {checkpoint.get('license', 'unstated')}",
     )
-    return handle_from_module(module, path=path, fmt="ultralytics-pt", provenance=provenance, imgsz=imgsz,
-                              random_weights=False)
+    handle = handle_from_module(module, path=path, fmt="ultralytics-pt", provenance=provenance, imgsz=imgsz,
+                                random_weights=False)
+    if isinstance(studio_meta, dict):  # a studio variant of an Ultralytics model: keep its name and run-time mode
+        extra = {k: str(studio_meta[k]) for k in ("runtime_mode", "runtime_settings", "parent_sha256")
+                 if studio_meta.get(k)}
+        handle = handle.replace(name=studio_meta.get("name") or handle.name, metadata={**handle.metadata, **extra})
+    return handle
 
 
 def _with_gflops(handle: ModelHandle) -> ModelHandle:

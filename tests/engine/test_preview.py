@@ -22,21 +22,34 @@ def _wait_for(condition, timeout: float = 60.0) -> None:
 
 
 def test_a_slow_model_drops_frames_instead_of_queueing_them(fall_handle):
-    lane = Lane.create("fp32", fall_handle, threads=1)
-    preview = LivePreview(str(bundled_video("bikes.mp4")), [lane], pace=False).start()
+    # Two lanes at one thread each: ~80 ms per frame against a 25 fps video played at its own rate.
+    lanes = [Lane.create(name, fall_handle, threads=1) for name in ("A", "B")]
+    lane = lanes[0]
+    preview = LivePreview(str(bundled_video("bikes.mp4")), lanes, pace=True).start()
     try:
         _wait_for(lambda: preview.processed >= 8)
     finally:
         assert preview.stop()
     assert preview.error is None
-    assert preview.processed >= 8 and preview.dropped > 0  # decoding outruns a 30+ ms model
+    assert preview.processed >= 8 and preview.dropped > 0  # the video outruns the models: frames dropped
     assert preview.processed + preview.dropped <= preview.source_frames
     timings = lane.timings.last()
     assert len(timings["infer"]) == preview.processed and (timings["infer"] > 0).all()
     assert np.allclose(timings["total"], timings["pre"] + timings["infer"] + timings["post"])
     snapshot = preview.latest()
-    assert snapshot.frame.shape == (272, 640, 3) and len(snapshot.predictions) == 1
+    assert snapshot.frame.shape == (272, 640, 3) and len(snapshot.predictions) == 2
     assert lane.model_mb is not None and len(preview.memory) >= 1
+
+
+def test_an_unpaced_file_is_read_as_fast_as_the_model_takes_it(fall_handle):
+    lane = Lane.create("A", fall_handle, threads=1)
+    preview = LivePreview(str(bundled_video("bikes.mp4")), [lane], pace=False).start()
+    try:
+        _wait_for(lambda: preview.processed >= 10)
+    finally:
+        assert preview.stop()
+    assert preview.dropped == 0  # no frame decoded only to be thrown away
+    assert preview.source_frames - preview.processed <= 2  # at most the one waiting and the one being read
 
 
 def test_ab_runs_both_variants_on_the_same_frames(fall_handle, tmp_path):

@@ -45,7 +45,28 @@ def test_a_quantized_variant_previews_as_the_same_kind_of_model(session):
     from studio.runtime.results import Classification
     from studio.sources import take_frames
 
-    variant = next(v for v in session.variants if v.key != "base")
+    variant = next((v for v in session.variants if v.key != "base"), None) or session.derive(
+        "base", "quantize.fp16", {}, TaskContext())
     assert variant.handle.image_input == session.baseline.image_input and variant.handle.labels
     result = make_predictor(variant.handle, "ort")(take_frames(bundled_video("bikes.mp4"), 1)[0]).result
     assert isinstance(result, Classification)
+
+
+def test_a_video_cascade_variant_runs_in_the_live_preview():
+    """Run-time schemes are variants the preview runs, not only the bench: frames take the cheap paths."""
+    import time
+
+    from studio.media import bundled_video
+    from studio.preview import Lane, LivePreview
+
+    session = Session.open("zoo:yolov8s-fall")
+    variant = session.derive("base", "early_exit.video_cascade", {}, TaskContext())
+    assert variant.handle.metadata.get("runtime_mode") == "cascade"
+    lane = Lane.create(variant.key, variant.handle, threads=2)
+    preview = LivePreview(str(bundled_video("bikes.mp4")), [lane], pace=False).start()
+    deadline = time.monotonic() + 120
+    while lane.frames < 30 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert preview.stop() and preview.error is None
+    paths = lane.predictor.paths
+    assert sum(paths.values()) >= 30 and (paths["reuse"] + paths["low"]) > 0  # not every frame at full size

@@ -163,3 +163,31 @@ def test_fp16_coreml_halves_the_package(tmp_path):
     item = report["exports"][0]
     assert item["size_mb"] < 20  # 35.4 MB in FP32
     assert item["spec"]["problems"] == []
+
+
+@pytest.mark.parametrize("spec", ["zoo:yolov8s-fall", "zoo:efficientnet-lite0"])
+def test_every_format_of_a_zoo_model_is_verified_by_its_own_runtime(spec, tmp_path):
+    from plugins.export.tflite_export import read_metadata
+    from studio.loaders import load_model
+
+    report = run_export(spec, ["onnx", "openvino", "tflite", "coreml"], tmp_path)
+    by_format = {item["format"]: item for item in report["exports"]}
+    assert set(by_format) == {"onnx", "openvino", "tflite", "coreml"}
+    for name in ("onnx", "openvino", "tflite"):
+        parity = by_format[name]["parity"]
+        assert parity["max_abs_diff"] < 0.05, (name, parity["max_abs_diff"])  # FP32: float rounding only
+        assert parity["agreement"]["value"] >= 0.98, (name, parity["agreement"])
+    assert by_format["coreml"]["spec"]["problems"] == []
+    handle = load_model(spec)
+    metadata = read_metadata(Path(by_format["tflite"]["path"]))  # labels and input size travel in the file
+    assert list(metadata["names"].values()) == list(handle.labels) and metadata["task"] == str(handle.task)
+    assert metadata["imgsz"] == list(handle.image_input.size)
+
+
+def test_a_staging_folder_left_by_a_killed_export_is_removed(tmp_path):
+    stale = tmp_path / ".export-999999-dead"  # no such process: its export was killed
+    (stale / "work").mkdir(parents=True)
+    (stale / "half.onnx").write_bytes(b"half-written")
+    run_export("zoo:yolov3-tiny-coco", ["onnx"], tmp_path)
+    assert not stale.exists() and (tmp_path / "yolov3-tiny-coco.onnx").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["yolov3-tiny-coco.onnx"]

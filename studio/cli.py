@@ -90,12 +90,30 @@ def _parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write ONNX / OpenVINO files, each re-opened and verified")
     _add_model(export)
-    export.add_argument("--to", required=True, help="comma-separated formats: onnx,openvino")
+    export.add_argument("--to", required=True, help="comma-separated formats: onnx,openvino,tflite,coreml")
     export.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32")
     export.add_argument("--recipe", default=None, help="apply this recipe first and export the variant")
     export.add_argument("-o", "--out", required=True, help="output folder (never the source model's folder)")
     export.add_argument("--force", action="store_true", help="replace files already there")
     export.add_argument("--json", action="store_true")
+
+    generate = commands.add_parser("generate", help="generate text with a language model; time to first token, "
+                                                     "tokens/s")
+    _add_model(generate)
+    generate.add_argument("prompt", help="the prompt (wrapped in the model's chat template when it has one)")
+    generate.add_argument("--max-new-tokens", type=int, default=64)
+    generate.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    generate.add_argument("--temperature", type=float, default=0.7)
+    generate.add_argument("--top-p", type=float, default=0.9)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--raw", action="store_true", help="no chat template: the prompt as given")
+    generate.add_argument("--threads", type=int, default=2)
+    generate.add_argument("--json", action="store_true")
+
+    embed = commands.add_parser("embed", help="sentence embeddings and their cosine similarities")
+    _add_model(embed)
+    embed.add_argument("sentences", nargs="+", help="two or more sentences")
+    embed.add_argument("--json", action="store_true")
 
     demo = commands.add_parser("demo", help="headless demo: zoo:yolov8s-fall on the bundled bikes.mp4")
     demo.add_argument("--model", default="zoo:yolov8s-fall")
@@ -267,6 +285,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     return _emit(args, report, "export_text")
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from studio.lm.generate import GenerationSettings, generate
+    from studio.loaders import load_model
+
+    if args.max_new_tokens < 1:
+        raise StudioError("--max-new-tokens must be at least 1")
+    handle = load_model(args.model, trust=args.trust)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, sample=args.sample,
+                                  temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+                                  chat=not args.raw, threads=args.threads)
+    result = generate(handle, args.prompt, settings)
+    return _emit(args, {"model": handle.display_name, **result.as_dict()}, "generation_text")
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from studio.lm.embed import cosine_matrix, embed
+    from studio.loaders import load_model
+
+    handle = load_model(args.model, trust=args.trust)
+    vectors = embed(handle, args.sentences)
+    report = {"model": handle.display_name, "sentences": args.sentences, "dimensions": int(vectors.shape[1]),
+              "cosine": cosine_matrix(vectors).round(4).tolist(),
+              "method": "sentence-transformers pipeline of the model (its pooling and normalisation), PyTorch fp32"}
+    return _emit(args, report, "embedding_text")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from studio.demo import run_demo
 
@@ -275,7 +319,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"zoo": cmd_zoo, "info": cmd_info, "predict": cmd_predict, "bench": cmd_bench, "demo": cmd_demo,
-            "plugins": cmd_plugins, "optimize": cmd_optimize, "evaluate": cmd_evaluate, "export": cmd_export}
+            "plugins": cmd_plugins, "optimize": cmd_optimize, "evaluate": cmd_evaluate, "export": cmd_export,
+            "generate": cmd_generate, "embed": cmd_embed}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,6 +97,7 @@ class ModelHandle:
     source_paths: tuple[Path, ...] = ()
     onnx_path: Path | None = None
     torch_module: Any = field(default=None, repr=False, compare=False)
+    tokenizer: Any = field(default=None, repr=False, compare=False)  # language models only
     metadata: dict[str, str] = field(default_factory=dict, compare=False)
 
     def replace(self, **changes: Any) -> ModelHandle:

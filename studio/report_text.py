@@ -99,3 +99,22 @@ def export_text(report: dict[str, Any]) -> str:
         lines.append(f"{item['format']:<9} {item['size_mb']:>8.2f} MB  {item['export_seconds']:>6.1f} s  "
                      f"{checked}  {item['path']}")
     return "\n".join(lines)
+
+
+def generation_text(report: dict[str, Any]) -> str:
+    rate = report["decode_tokens_per_s"]
+    return "\n".join([
+        report["text"],
+        "",
+        f"{report['model']}: {report['prompt_tokens']} prompt tokens, {report['new_token_count']} new tokens, "
+        f"first token {report['ttft_ms']:.0f} ms, decode {'–' if rate is None else f'{rate:.1f}'} tokens/s, "
+        f"total {report['total_ms']:.0f} ms",
+        f"({report['method']})",
+    ])
+
+
+def embedding_text(report: dict[str, Any]) -> str:
+    lines = [f"{report['model']}: {len(report['sentences'])} sentences, {report['dimensions']}-d, cosine similarity:"]
+    for index, (sentence, row) in enumerate(zip(report["sentences"], report["cosine"], strict=True)):
+        lines.append(f"  [{index}] " + "  ".join(f"{v:+.3f}" for v in row) + f"  {sentence[:60]}")
+    return "\n".join(lines)

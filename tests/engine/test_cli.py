@@ -16,15 +16,13 @@ def test_zoo_lists_the_packaged_models():
     for name in ("yolov8s-fall", "yolov3-tiny-coco", "efficientnet-lite0"):
         assert rows[name]["available"] and rows[name]["loads"], name
     for name in ("smollm2-135m", "minilm-l6"):
-        assert rows[name]["available"]  # the package and its weights are installed with the project
-        assert not rows[name]["loads"]  # listed now, loaded by the language-model release
+        assert rows[name]["available"] and rows[name]["loads"], name  # weights installed with the project
     assert all(row["licence"] for row in rows.values())
 
 
-def test_language_models_are_refused_clearly():
-    done = run_cli("info", "zoo:smollm2-135m")
-    assert done.returncode == 2
-    assert "later release" in done.stderr
+def test_a_language_model_is_not_fed_images():
+    done = run_cli("predict", "zoo:minilm-l6", "bus.jpg")
+    assert done.returncode == 2 and "is a language model (embed): it takes text" in done.stderr
 
 
 def test_info_fields(fall_handle):

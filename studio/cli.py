@@ -107,6 +107,10 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--top-p", type=float, default=0.9)
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--raw", action="store_true", help="no chat template: the prompt as given")
+    generate.add_argument("--runtime", choices=["torch", "ort"], default="torch",
+                          help="torch (transformers) or ort (onnxruntime-genai; its model is built once and cached)")
+    generate.add_argument("--precision", choices=["fp32", "int8", "int4"], default="fp32",
+                          help="weights for --runtime ort (int8/int4: the builder's MatMulNBits quantization)")
     generate.add_argument("--threads", type=int, default=2)
     generate.add_argument("--json", action="store_true")
 
@@ -295,7 +299,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, sample=args.sample,
                                   temperature=args.temperature, top_p=args.top_p, seed=args.seed,
                                   chat=not args.raw, threads=args.threads)
-    result = generate(handle, args.prompt, settings)
+    if args.runtime == "ort":
+        from studio.lm.genai import GenaiGenerator, build
+        from studio.progress import stderr_progress
+        from studio.tasks import TaskContext
+
+        folder = build(handle, args.precision, TaskContext(on_progress=stderr_progress()))
+        result = GenaiGenerator(handle, folder, threads=args.threads).generate(args.prompt, settings)
+    elif args.precision != "fp32":
+        raise StudioError(f"--precision {args.precision} needs --runtime ort", fix="add --runtime ort")
+    else:
+        result = generate(handle, args.prompt, settings)
     return _emit(args, {"model": handle.display_name, **result.as_dict()}, "generation_text")
 
 

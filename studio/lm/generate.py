@@ -61,6 +61,13 @@ def check_context(handle: ModelHandle, prompt_tokens: int, max_new_tokens: int) 
                             fix="shorten the prompt or ask for fewer new tokens")
 
 
+def eos_ids(tokenizer: Any) -> set[int]:
+    value = getattr(tokenizer, "eos_token_id", None)
+    if value is None:
+        return set()
+    return {int(v) for v in value} if isinstance(value, (list, tuple, set)) else {int(value)}
+
+
 class _Clock:
     """A transformers streamer that timestamps every generated token (the prompt arrives first)."""
 
@@ -100,8 +107,11 @@ def generate(handle: ModelHandle, prompt: str, settings: GenerationSettings | No
     check_context(handle, int(ids.shape[1]), settings.max_new_tokens)
     tokenizer = handle.tokenizer
     streamed: list[int] = []
+    eos = eos_ids(tokenizer)
 
     def on_token(token: int) -> None:
+        if token in eos:  # the end-of-sequence token ends the text; it is not part of it
+            return
         streamed.append(token)
         if on_text is not None:
             on_text(tokenizer.decode(streamed, skip_special_tokens=True))
@@ -123,8 +133,8 @@ def generate(handle: ModelHandle, prompt: str, settings: GenerationSettings | No
               else None)
     threads = settings.threads or torch.get_num_threads()
     return Generation(
-        prompt=prompt, text=tokenizer.decode(clock.tokens, skip_special_tokens=True), prompt_tokens=int(ids.shape[1]),
-        new_tokens=clock.tokens, ttft_ms=round(((stamps[0] if stamps else end) - start) * 1e3, 2),
+        prompt=prompt, text=tokenizer.decode(streamed, skip_special_tokens=True), prompt_tokens=int(ids.shape[1]),
+        new_tokens=streamed, ttft_ms=round(((stamps[0] if stamps else end) - start) * 1e3, 2),
         decode_tokens_per_s=None if decode is None else round(decode, 2), total_ms=round((end - start) * 1e3, 2),
         method=f"PyTorch fp32, transformers generate with KV cache, {threads} thread(s), "
                f"{'sampling' if settings.sample else 'greedy'}; time to first token = prompt in → first token out; "

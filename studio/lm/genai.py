@@ -1,0 +1,140 @@
+"""Generation on onnxruntime through onnxruntime-genai: its model builder and its generator.
+
+The builder (``python -m onnxruntime_genai.models.builder``) turns a Hugging Face folder into an ONNX
+decoder with a KV cache at FP32, INT8 or INT4 (MatMulNBits) — the field's tool, measured far ahead of
+a hand export here (shared/STACK.md). It runs in a child process (cancel kills it) into the cache,
+keyed by the model's hash and the precision; the generator is timed token by token like the torch path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from studio.errors import StudioError, UnsupportedError
+from studio.lm.generate import Generation, GenerationSettings, check_context, eos_ids
+from studio.lm.hf_folder import hf_folder
+from studio.model import ModelHandle, Task
+from studio.paths import cache_dir
+from studio.tasks import Cancelled, TaskContext
+
+PRECISIONS = ("fp32", "int8", "int4")
+POLL_S = 0.2
+
+
+def genai_folder(handle: ModelHandle, precision: str, extra: dict[str, str] | None = None) -> Path:
+    options = json.dumps(extra or {}, sort_keys=True)
+    key = hashlib.sha256(f"{handle.provenance.sha256}|{precision}|{options}".encode()).hexdigest()[:16]
+    return cache_dir() / "genai" / f"{handle.name}-{precision}-{key}"
+
+
+def build(handle: ModelHandle, precision: str, ctx: TaskContext | None = None,
+          extra: dict[str, str] | None = None) -> Path:
+    """The onnxruntime-genai model folder for ``handle`` at ``precision`` (built once, then cached)."""
+    ctx = ctx or TaskContext()
+    if handle.task != Task.GENERATE:
+        raise UnsupportedError(f"{handle.name} is a {handle.task} model; onnxruntime-genai runs causal LMs")
+    if precision not in PRECISIONS:
+        raise UnsupportedError(f"unknown precision '{precision}'", fix=f"choose one of {', '.join(PRECISIONS)}")
+    target = genai_folder(handle, precision, extra)
+    if (target / "genai_config.json").is_file():
+        return target
+    ctx.progress(0.05, "writing a plain Hugging Face folder")
+    source = hf_folder(handle)
+    ctx.progress(0.2, f"onnxruntime-genai builder, {precision}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o",
+               str(staging / "model"), "-p", precision, "-e", "cpu", "-c", str(staging / "cache")]
+    if extra:
+        command += ["--extra_options", *(f"{k}={v}" for k, v in extra.items())]
+    log = staging / "builder.log"
+    try:
+        with open(log, "w") as sink:
+            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            while process.poll() is None:
+                if ctx.cancel_event.is_set():
+                    os.killpg(process.pid, signal.SIGKILL)  # the builder and anything it started
+                    process.wait()
+                    raise Cancelled()
+                time.sleep(POLL_S)
+        if process.returncode != 0 or not (staging / "model" / "genai_config.json").is_file():
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise StudioError(f"the onnxruntime-genai builder failed for {handle.name} at {precision}: {tail[0][:200]}",
+                              fix="check the model is a supported architecture (Llama, Mistral, Qwen, Phi, Gemma…)")
+        os.replace(staging / "model", target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    ctx.progress(1.0, "built")
+    return target
+
+
+class GenaiGenerator:
+    """An onnxruntime-genai model, loaded once, generating with the studio's settings and timing."""
+
+    def __init__(self, handle: ModelHandle, folder: Path, threads: int = 2):
+        import onnxruntime_genai as og
+
+        config = og.Config(str(folder))
+        config.overlay(json.dumps({"model": {"decoder": {"session_options": {
+            "intra_op_num_threads": threads, "inter_op_num_threads": 1}}}}))
+        self.og, self.handle, self.folder, self.threads = og, handle, folder, threads
+        self.model = og.Model(config)
+        self.tokenizer = og.Tokenizer(self.model)
+        self.precision = folder.name.split("-")[-2] if "-" in folder.name else "?"
+
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.folder.glob("*.onnx*"))
+
+    def generate(self, prompt: str, settings: GenerationSettings | None = None,
+                 on_text: Callable[[str], None] | None = None, prompt_token_ids: list[int] | None = None) -> Generation:
+        from studio.lm.generate import prompt_ids
+
+        settings = settings or GenerationSettings()
+        ids = prompt_token_ids or prompt_ids(self.handle, prompt, settings.chat)[0].tolist()
+        check_context(self.handle, len(ids), settings.max_new_tokens)
+        params = self.og.GeneratorParams(self.model)
+        search: dict[str, Any] = {"max_length": len(ids) + settings.max_new_tokens, "do_sample": settings.sample}
+        if settings.sample:
+            search |= {"temperature": settings.temperature, "top_p": settings.top_p, "random_seed": settings.seed}
+        params.set_search_options(**search)
+        generator = self.og.Generator(self.model, params)
+        stream = self.tokenizer.create_stream()
+        tokens: list[int] = []
+        stamps: list[float] = []
+        text = ""
+        eos = eos_ids(self.handle.tokenizer)
+        start = time.perf_counter()
+        generator.append_tokens([ids])
+        while not generator.is_done() and len(tokens) < settings.max_new_tokens:
+            generator.generate_next_token()
+            token = int(generator.get_next_tokens()[0])
+            stamps.append(time.perf_counter())
+            if token in eos:
+                break
+            tokens.append(token)
+            text += stream.decode(token)
+            if on_text is not None:
+                on_text(text)
+        end = time.perf_counter()
+        decode = ((len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0]
+                  else None)
+        return Generation(
+            prompt=prompt, text=self.handle.tokenizer.decode(tokens, skip_special_tokens=True), prompt_tokens=len(ids),
+            new_tokens=tokens, ttft_ms=round(((stamps[0] if stamps else end) - start) * 1e3, 2),
+            decode_tokens_per_s=None if decode is None else round(decode, 2), total_ms=round((end - start) * 1e3, 2),
+            method=f"onnxruntime-genai {self.og.__version__} {self.precision} (its model builder), "
+                   f"{self.threads} thread(s), {'sampling' if settings.sample else 'greedy'}; time to first token = "
+                   "prompt in → first token out; decode tokens/s over the tokens after the first")
+

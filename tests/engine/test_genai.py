@@ -52,3 +52,16 @@ def test_cancelling_the_builder_leaves_no_model(smollm):
         build(smollm, "int4", ctx, extra=extra)
     target = genai_folder(smollm, "int4", extra)
     assert not target.exists() and not list(target.parent.glob(f".{target.name}.*"))
+
+
+def test_teacher_forced_agreement_is_exact_for_fp32_and_measured_for_int4(smollm):
+    from studio.lm.agreement import PROMPTS, agreement, genai_predictions, reference_continuations, torch_predictions
+    from studio.lm.genai import GenaiGenerator, build
+
+    pairs = reference_continuations(smollm, PROMPTS[:3], tokens=8)
+    assert agreement(lambda seq: torch_predictions(smollm, seq), pairs)["agreement"] == 1.0
+    fp32 = GenaiGenerator(smollm, build(smollm, "fp32"))
+    assert agreement(lambda seq: genai_predictions(fp32, seq), pairs)["agreement"] >= 0.95
+    int4 = GenaiGenerator(smollm, build(smollm, "int4"))
+    result = agreement(lambda seq: genai_predictions(int4, seq), pairs)
+    assert 0.3 <= result["agreement"] <= 1.0 and result["tokens"] == sum(len(c) for _, c in pairs)

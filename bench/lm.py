@@ -1,0 +1,124 @@
+"""Small language model on this CPU: FP32 PyTorch against onnxruntime-genai FP32 / INT8 / INT4.
+
+For each path and thread count, in one run: decode tokens/s and time to first token (median of 3
+greedy generations of 64 new tokens from the same prompt), prefill tokens/s (prompt tokens / time to
+first token), the model's size on disk, the RSS it added when loaded, and teacher-forced token
+agreement with FP32 PyTorch over 10 prompts × 32 tokens (studio.lm.agreement). llama.cpp is added
+when ``llama_cpp`` is importable (optional; it builds from source), on the same shipped GGUF.
+
+    .venv/bin/python bench/lm.py [--model zoo:smollm2-135m] [--threads 1 2] [--new-tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+from studio import offline
+
+PROMPT = "Write a short story about a robot who learns to paint."
+
+# A process that only loads the model and generates 32 tokens, then reports its peak RSS.
+GENAI_PEAK = """
+import json, sys, onnxruntime_genai as og
+model = og.Model(sys.argv[1]); tokenizer = og.Tokenizer(model)
+params = og.GeneratorParams(model); params.set_search_options(max_length=96)
+generator = og.Generator(model, params); generator.append_tokens(tokenizer.encode(sys.argv[2]))
+for _ in range(32):
+    generator.generate_next_token()
+print(json.dumps(int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024))
+"""
+TORCH_PEAK = """
+import json, sys, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32, local_files_only=True)
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1], local_files_only=True)
+ids = tokenizer(sys.argv[2], return_tensors="pt")["input_ids"]
+model.generate(ids, max_new_tokens=32, do_sample=False)
+print(json.dumps(int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024))
+"""
+
+
+def peak_rss_mb(script: str, folder: str) -> float:
+    """Peak RSS of a fresh process that loads the model from ``folder`` and generates (its VmHWM: unlike
+    ru_maxrss, it starts afresh at exec instead of inheriting this process's high-water mark)."""
+    done = subprocess.run([sys.executable, "-c", script, folder, PROMPT], capture_output=True, text=True,
+                          timeout=600, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    if done.returncode != 0:
+        return float("nan")
+    return float(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _median(runs: list, key: str) -> float | None:
+    values = [getattr(r, key) for r in runs if getattr(r, key) is not None]
+    return statistics.median(values) if values else None
+
+
+def _row(label: str, threads: int, runs: list, size_mb: float, peak_mb: float, agree: dict | None) -> str:
+    decode, ttft = _median(runs, "decode_tokens_per_s"), _median(runs, "ttft_ms")
+    prefill = runs[0].prompt_tokens / (ttft / 1e3) if ttft else None
+    tokens = statistics.median(len(r.new_tokens) for r in runs)
+    agreed = "reference" if agree is None else f"{100 * agree['agreement']:.1f}%"
+    return (f"| {label} | {threads} | {'–' if decode is None else f'{decode:.1f}'} | "
+            f"{'–' if prefill is None else f'{prefill:.0f}'} | {'–' if ttft is None else f'{ttft:.0f}'} | "
+            f"{tokens:.0f} | {size_mb:.0f} | {peak_mb:.0f} | "
+            f"{agreed} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="zoo:smollm2-135m")
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8", "int4"])
+    args = parser.parse_args()
+    offline.apply()
+    import torch
+
+    from studio.lm.agreement import agreement, genai_predictions, reference_continuations, torch_predictions
+    from studio.lm.genai import GenaiGenerator, build
+    from studio.lm.generate import GenerationSettings, generate
+    from studio.lm.hf_folder import hf_folder
+    from studio.loaders import load_model
+
+    handle = load_model(args.model)
+    settings = GenerationSettings(max_new_tokens=args.new_tokens)
+    pairs = reference_continuations(handle)
+    assert agreement(lambda seq: torch_predictions(handle, seq), pairs)["agreement"] == 1.0  # the reference itself
+    folders = {precision: build(handle, precision) for precision in args.precisions}
+    peaks = {"torch": peak_rss_mb(TORCH_PEAK, str(hf_folder(handle)))}
+    peaks |= {precision: peak_rss_mb(GENAI_PEAK, str(folder)) for precision, folder in folders.items()}
+    print("| path | threads | decode tok/s | prefill tok/s | first token ms | new tokens | size MB | "
+          "peak RSS MB | teacher-forced agreement with FP32 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        generate(handle, PROMPT, GenerationSettings(max_new_tokens=4))  # warm-up
+        runs = [generate(handle, PROMPT, settings) for _ in range(3)]
+        print(_row("PyTorch fp32 (transformers)", threads, runs, handle.params * 4 / 1e6, peaks["torch"], None),
+              flush=True)
+        for precision, folder in folders.items():
+            generator = GenaiGenerator(handle, folder, threads=threads)
+            generator.generate(PROMPT, GenerationSettings(max_new_tokens=4))
+            runs = [generator.generate(PROMPT, settings) for _ in range(3)]
+            agree = agreement(lambda seq, g=generator: genai_predictions(g, seq), pairs)
+            print(_row(f"onnxruntime-genai {precision}", threads, runs, generator.size_bytes() / 1e6, peaks[precision],
+                       agree),
+                  flush=True)
+            del generator
+    if importlib.util.find_spec("llama_cpp") is None:
+        print("\nllama.cpp: not installed (pip install llama-cpp-python builds it from source in a few minutes); "
+              "row skipped.")
+    print(f"\n{args.model}; prompt {PROMPT!r} with the chat template; {args.new_tokens} new tokens at most, greedy; "
+          "medians of 3 after a warm-up; PyTorch size = params × 4 bytes (FP32 in memory); peak RSS = VmHWM of "
+          "a fresh process that only loads that model and generates 32 tokens (default threads). Agreement over "
+          f"10 prompts × 32 tokens ({time.strftime('%Y-%m-%d')}).")
+
+
+if __name__ == "__main__":
+    main()

@@ -117,6 +117,10 @@ def _parser() -> argparse.ArgumentParser:
     embed = commands.add_parser("embed", help="sentence embeddings and their cosine similarities")
     _add_model(embed)
     embed.add_argument("sentences", nargs="+", help="two or more sentences")
+    embed.add_argument("--runtime", choices=["torch", "ort"], default="torch")
+    embed.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                       help="for --runtime ort: int8 = onnxruntime dynamic quantization (per-channel weights)")
+    embed.add_argument("--threads", type=int, default=2)
     embed.add_argument("--json", action="store_true")
 
     demo = commands.add_parser("demo", help="headless demo: zoo:yolov8s-fall on the bundled bikes.mp4")
@@ -318,10 +322,19 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from studio.loaders import load_model
 
     handle = load_model(args.model, trust=args.trust)
-    vectors = embed(handle, args.sentences)
+    if args.runtime == "ort":
+        from studio.lm.encoder_onnx import OrtEncoder
+
+        vectors = OrtEncoder(handle, args.precision, threads=args.threads).encode(args.sentences)
+        method = (f"onnxruntime {args.precision} encoder exported by the studio, the pipeline's pooling and "
+                  "normalisation applied to its output")
+    elif args.precision != "fp32":
+        raise StudioError(f"--precision {args.precision} needs --runtime ort", fix="add --runtime ort")
+    else:
+        vectors = embed(handle, args.sentences)
+        method = "sentence-transformers pipeline of the model (its pooling and normalisation), PyTorch fp32"
     report = {"model": handle.display_name, "sentences": args.sentences, "dimensions": int(vectors.shape[1]),
-              "cosine": cosine_matrix(vectors).round(4).tolist(),
-              "method": "sentence-transformers pipeline of the model (its pooling and normalisation), PyTorch fp32"}
+              "cosine": cosine_matrix(vectors).round(4).tolist(), "method": method}
     return _emit(args, report, "embedding_text")
 
 

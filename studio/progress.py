@@ -16,32 +16,22 @@ PROGRESS_PREFIX = "@progress "
 
 
 def stderr_progress(min_interval_s: float = 0.2) -> Callable[[float, str], None] | None:
-    if os.environ.get(PROGRESS_ENV) == "lines":
-        return _line_progress(min_interval_s)
+    if os.environ.get(PROGRESS_ENV) == "lines":  # a parent process parses these
+        return _throttled(lambda f, t: f"{PROGRESS_PREFIX}{f:.4f} {' '.join(t.split())}\n", min_interval_s)
     if not sys.stderr.isatty():
         return None
+    return _throttled(lambda f, t: f"\r[{f * 100:5.1f}%] {t[:70]:<70}" + ("\n" if f >= 1.0 else ""), min_interval_s)
+
+
+def _throttled(render: Callable[[float, str], str], min_interval_s: float) -> Callable[[float, str], None]:
+    """Write ``render(fraction, text)`` to stderr at most every ``min_interval_s`` (and always at 100 %)."""
     last = [0.0]
 
-    def show(fraction: float, text: str) -> None:
+    def write(fraction: float, text: str) -> None:
         now = time.monotonic()
         if now - last[0] >= min_interval_s or fraction >= 1.0:
             last[0] = now
-            sys.stderr.write(f"\r[{fraction * 100:5.1f}%] {text[:70]:<70}")
-            if fraction >= 1.0:
-                sys.stderr.write("\n")
+            sys.stderr.write(render(fraction, text))
             sys.stderr.flush()
 
-    return show
-
-
-def _line_progress(min_interval_s: float) -> Callable[[float, str], None]:
-    last = [0.0]
-
-    def emit(fraction: float, text: str) -> None:
-        now = time.monotonic()
-        if now - last[0] >= min_interval_s or fraction >= 1.0:
-            last[0] = now
-            sys.stderr.write(f"{PROGRESS_PREFIX}{fraction:.4f} {' '.join(text.split())}\n")
-            sys.stderr.flush()
-
-    return emit
+    return write

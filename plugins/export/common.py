@@ -67,3 +67,15 @@ class Exporter:
 
     def apply(self, model: ModelHandle, settings: object, ctx: TaskContext) -> ModelHandle:
         return model
+
+
+def precision_from_flag(flag: str):
+    """The ``migrate`` hook of exporters whose settings version 1 had a single FP16 check box ``flag``."""
+
+    def migrate(data: dict, version: int) -> dict:
+        data = dict(data)
+        if version < 2 and flag in data:
+            data["precision"] = "fp16" if data.pop(flag) else "fp32"
+        return data
+
+    return staticmethod(migrate)

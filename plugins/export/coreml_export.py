@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from plugins.export.common import Exporter, artifact_metadata
+from plugins.export.common import Exporter, artifact_metadata, precision_from_flag
 from studio.model import ModelHandle
 from studio.plugin_api import option
 from studio.tasks import TaskContext
@@ -32,13 +32,7 @@ class CoreMlExport(Exporter):
     Settings = CoreMlExportSettings
     native_precisions = ("fp32", "fp16", "int8")  # set by coremltools itself, from the float PyTorch model
     settings_version = 2
-
-    @staticmethod
-    def migrate(data: dict, version: int) -> dict:
-        data = dict(data)
-        if version < 2 and "fp16" in data:  # version 1 had a single FP16 check box
-            data["precision"] = "fp16" if data.pop("fp16") else "fp32"
-        return data
+    migrate = precision_from_flag("fp16")
     torch_reason = ("CoreML is converted from the PyTorch model (coremltools reads no ONNX): "
                     "export CoreML from the float PyTorch model")
 

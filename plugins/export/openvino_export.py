@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from plugins.export.common import Exporter, artifact_metadata, source_graph, verification_size
+from plugins.export.common import Exporter, artifact_metadata, precision_from_flag, source_graph, verification_size
 from studio.model import ModelHandle
 from studio.plugin_api import option
 from studio.tasks import TaskContext
@@ -35,13 +35,7 @@ class OpenVinoExport(Exporter):
     Settings = OpenVinoExportSettings
     native_precisions = ("fp32", "fp16", "int8")  # from the float graph, by OpenVINO's own tools
     settings_version = 2
-
-    @staticmethod
-    def migrate(data: dict, version: int) -> dict:
-        data = dict(data)
-        if version < 2 and "fp16_weights" in data:  # version 1 had a single FP16 check box
-            data["precision"] = "fp16" if data.pop("fp16_weights") else "fp32"
-        return data
+    migrate = precision_from_flag("fp16_weights")
 
     def export(self, model: ModelHandle, settings: OpenVinoExportSettings, target: Path, ctx: TaskContext) -> dict:
         import openvino as ov

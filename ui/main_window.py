@@ -562,9 +562,11 @@ class MainWindow(QMainWindow):
         self.chart_timer.stop()
         preview = self.preview
         self.stop_preview()
-        for job in [self.job, *self.side_jobs]:
-            if job is not None and job.running:
-                job.cancel()
+        running = [job for job in [self.job, *self.side_jobs] if job is not None and job.running]
+        for job in running:
+            job.cancel()
         if preview is not None:
             preview.stop(timeout=2.0)  # shutdown joins with a timeout; threads are daemons past it
+        for job in running:
+            job.wait(timeout=3.0)  # jobs check cancel between steps; a native call may outlast this
         super().closeEvent(event)

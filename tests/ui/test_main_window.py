@@ -134,3 +134,19 @@ def test_the_window_module_does_not_import_heavy_libraries():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_cancel_stops_a_plugin_run_and_keeps_nothing(qtbot, window):
+    open_and_wait(qtbot, window, "zoo:efficientnet-lite0")
+    box = window.optimize_panel.boxes["prune.channels"]
+    qtbot.waitUntil(box.run.isEnabled, timeout=60_000)
+    box.form.set_values({"recovery_steps": 2000})  # long enough to be cancelled mid-way
+    before = set(window.session.folder.glob("*"))
+    box.run.click()
+    qtbot.waitUntil(lambda: window.job is not None and window.job_progress.value() > 0, timeout=120_000)
+    assert window.cancel_button.isVisible() and not window.optimize_panel.progress.isHidden()
+    window.cancel_button.click()
+    qtbot.waitUntil(lambda: "Cancelled" in window.status_text.text(), timeout=120_000)
+    assert window.variants_panel.table.rowCount() == 1 and len(window.session.variants) == 1
+    assert set(window.session.folder.glob("*")) == before  # nothing published, no staging left
+    qtbot.waitUntil(lambda: window.preview is not None, timeout=60_000)  # the paused preview resumes

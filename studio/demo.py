@@ -1,4 +1,4 @@
-"""The headless demo behind ``make run`` until the GUI lands: a real model on a real video, measured."""
+"""The headless demo (`make demo`; `make run` without a display): a real model on a real video, measured."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
 """Deploy Studio's desktop face (PySide6 + pyqtgraph). The only package allowed to import Qt.
 
-The window arrives with the desktop-app issue; until then ``make run`` runs the headless demo.
+``ui.launcher`` is the ``deploy-studio`` entry point: no arguments open ``ui.app``'s window, any
+arguments go to the command line (``studio.cli``).
 """

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from plugins.training import loss_trend, optimise
 from studio.model import ModelHandle, Task
 from studio.plugin_api import Kind, SettingsError, option
 from studio.tasks import TaskContext
@@ -113,15 +114,11 @@ def train_heads(early, model: ModelHandle, settings: ClassifierExitSettings, ctx
             teacher = F.softmax(features[-1] / temperature, 1)
         loss = sum(F.kl_div(F.log_softmax(head(f) / temperature, 1), teacher, reduction="batchmean")
                    for head, f in zip(heads, features[:-1], strict=True)) * temperature**2
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
+        optimise(optimiser, loss, losses)
     for param in params:
         param.requires_grad_(False)
-    tenth = max(1, len(losses) // 10)
-    return {"steps": settings.steps, "frames": info, "loss_start": round(float(np.mean(losses[:tenth])), 5),
-            "loss_end": round(float(np.mean(losses[-tenth:])), 5),
+    start, end = loss_trend(losses)
+    return {"steps": settings.steps, "frames": info, "loss_start": start, "loss_end": end,
             "method": "KL divergence to the final head's outputs at temperature T (×T²), backbone frozen, "
                       "augmented unlabelled frames, AdamW"}
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from plugins.training import loss_trend, optimise
 from studio.calibration import calibration_frames
 from studio.model import ModelHandle
 from studio.runtime.preprocess import prepare
@@ -105,22 +106,16 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, steps: int, lr: 
         with torch.no_grad():
             targets = distillation_outputs(teacher, inputs, handle)
         outputs = distillation_outputs(student, inputs, handle)
-        loss = criterion(outputs, targets)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
+        optimise(optimiser, criterion(outputs, targets), losses)
     for param in params:
         param.requires_grad_(False)
     probe_after = probe_loss()
     ctx.progress(1.0, "distillation done")
-    head = np.mean(losses[: max(1, steps // 10)]) if losses else None
-    tail = np.mean(losses[-max(1, steps // 10):]) if losses else None
+    head, tail = loss_trend(losses)
     return {"steps": steps, "batch": batch, "lr": lr, "frames": info, "input_size": list(size),
             "batchnorm_recalibrated": norms,
             "probe_loss_before": round(probe_before, 5), "probe_loss_after": round(probe_after, 5),
-            "loss_start": None if head is None else round(float(head), 5),
-            "loss_end": None if tail is None else round(float(tail), 5),
+            "loss_start": head, "loss_end": tail,
             "loss": method,
             "method": "fine-tune toward the teacher's raw outputs on augmented unlabelled frames, AdamW; "
                       + ("BatchNorm statistics re-estimated first, then frozen" if recalibrate

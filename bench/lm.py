@@ -121,16 +121,18 @@ def main() -> None:
     offline.apply()
     import torch
 
-    from studio.lm.agreement import agreement, genai_predictions, reference_continuations, torch_predictions
+    from studio.lm.agreement import agreement, argmax_of, reference_continuations
     from studio.lm.genai import GenaiGenerator, build
     from studio.lm.generate import GenerationSettings, generate
     from studio.lm.hf_folder import hf_folder
+    from studio.lm.runners import token_logits
+    from studio.lm.variants import genai_variant
     from studio.loaders import load_model
 
     handle = load_model(args.model)
     settings = GenerationSettings(max_new_tokens=args.new_tokens)
     pairs = reference_continuations(handle)
-    assert agreement(lambda seq: torch_predictions(handle, seq), pairs)["agreement"] == 1.0  # the reference itself
+    assert agreement(argmax_of(token_logits(handle)), pairs)["agreement"] == 1.0  # the reference itself
     folders = {precision: build(handle, precision) for precision in args.precisions}
     peaks = {"torch": peak_rss_mb(TORCH_PEAK, str(hf_folder(handle)))}
     peaks |= {precision: peak_rss_mb(GENAI_PEAK, str(folder)) for precision, folder in folders.items()}
@@ -147,7 +149,8 @@ def main() -> None:
             generator = GenaiGenerator(handle, folder, threads=threads)
             generator.generate(PROMPT, GenerationSettings(max_new_tokens=4))
             runs = [generator.generate(PROMPT, settings) for _ in range(3)]
-            agree = agreement(lambda seq, g=generator: genai_predictions(g, seq), pairs)
+            variant = genai_variant(handle, folder, precision=precision, note="bench")
+            agree = agreement(argmax_of(token_logits(variant, threads)), pairs)
             print(_row(f"onnxruntime-genai {precision}", threads, runs, generator.size_bytes() / 1e6, peaks[precision],
                        agree),
                   flush=True)

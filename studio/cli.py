@@ -107,19 +107,23 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--top-p", type=float, default=0.9)
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--raw", action="store_true", help="no chat template: the prompt as given")
-    generate.add_argument("--runtime", choices=["torch", "ort"], default="torch",
-                          help="torch (transformers) or ort (onnxruntime-genai; its model is built once and cached)")
+    generate.add_argument("--runtime", choices=["auto", "torch", "ort"], default="auto",
+                          help="auto: where the model runs (an exported ONNX folder on onnxruntime, else PyTorch); "
+                               "ort: onnxruntime-genai (its model is built once and cached)")
     generate.add_argument("--precision", choices=["fp32", "int8", "int4"], default="fp32",
                           help="weights for --runtime ort (int8/int4: the builder's MatMulNBits quantization)")
+    generate.add_argument("--recipe", default=None, help="apply this recipe first (e.g. early exit, low rank)")
     generate.add_argument("--threads", type=int, default=2)
     generate.add_argument("--json", action="store_true")
 
     embed = commands.add_parser("embed", help="sentence embeddings and their cosine similarities")
     _add_model(embed)
     embed.add_argument("sentences", nargs="+", help="two or more sentences")
-    embed.add_argument("--runtime", choices=["torch", "ort"], default="torch")
-    embed.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
-                       help="for --runtime ort: int8 = onnxruntime dynamic quantization (per-channel weights)")
+    embed.add_argument("--runtime", choices=["auto", "torch", "ort"], default="auto")
+    embed.add_argument("--precision", choices=["fp32", "int8", "int4"], default="fp32",
+                       help="for --runtime ort: int8 = onnxruntime dynamic quantization (per-channel weights), "
+                            "int4 = MatMulNBits weights")
+    embed.add_argument("--recipe", default=None, help="apply this recipe first")
     embed.add_argument("--threads", type=int, default=2)
     embed.add_argument("--json", action="store_true")
 
@@ -293,48 +297,73 @@ def cmd_export(args: argparse.Namespace) -> int:
     return _emit(args, report, "export_text")
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from studio.lm.generate import GenerationSettings, generate
+def _language_model(args: argparse.Namespace) -> Any:
+    """The model to run: loaded, with --recipe applied, on the runtime --runtime/--precision ask for."""
+    from pathlib import Path
+
     from studio.loaders import load_model
+    from studio.progress import stderr_progress
+    from studio.tasks import TaskContext
+
+    handle = load_model(args.model, trust=args.trust)
+    ctx = TaskContext(on_progress=stderr_progress())
+    if args.recipe:
+        from studio.recipe import apply_recipe, load_recipe, resolved_recipe
+        from studio.registry import default_registry
+
+        registry = default_registry()
+        handle = apply_recipe(handle, resolved_recipe(load_recipe(Path(args.recipe)), registry), registry, ctx)
+    if args.runtime != "ort":
+        if args.precision != "fp32":
+            raise StudioError(f"--precision {args.precision} needs --runtime ort", fix="add --runtime ort")
+        return handle
+    if handle.metadata.get("lm_runtime") in ("genai", "ort_encoder"):
+        return handle  # already an onnxruntime model
+    from studio.registry import default_registry
+
+    plugin = default_registry().get("quantize.lm_weights")
+    if args.precision == "fp32":
+        if handle.task.value == "embed":
+            from studio.lm.encoder_onnx import encoder_onnx, pipeline_settings
+            from studio.lm.variants import encoder_variant
+
+            pooling, normalize, max_length = pipeline_settings(handle)
+            return encoder_variant(handle, encoder_onnx(handle, "fp32"), precision="fp32", pooling=pooling,
+                                   normalize=normalize, max_length=max_length, note="exported by the studio")
+        from studio.lm.genai import build
+        from studio.lm.variants import genai_variant
+
+        return genai_variant(handle, build(handle, "fp32", ctx), precision="fp32", note="onnxruntime-genai builder")
+    reasons = plugin.check(handle)
+    if reasons:
+        raise StudioError(f"{handle.name}: cannot run at {args.precision} on onnxruntime: {reasons[0]}")
+    return plugin.apply(handle, plugin.Settings(precision=args.precision), ctx)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from studio.lm.generate import GenerationSettings
+    from studio.lm.runners import text_generator
 
     if args.max_new_tokens < 1:
         raise StudioError("--max-new-tokens must be at least 1")
-    handle = load_model(args.model, trust=args.trust)
+    handle = _language_model(args)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, sample=args.sample,
                                   temperature=args.temperature, top_p=args.top_p, seed=args.seed,
                                   chat=not args.raw, threads=args.threads)
-    if args.runtime == "ort":
-        from studio.lm.genai import GenaiGenerator, build
-        from studio.progress import stderr_progress
-        from studio.tasks import TaskContext
-
-        folder = build(handle, args.precision, TaskContext(on_progress=stderr_progress()))
-        result = GenaiGenerator(handle, folder, threads=args.threads).generate(args.prompt, settings)
-    elif args.precision != "fp32":
-        raise StudioError(f"--precision {args.precision} needs --runtime ort", fix="add --runtime ort")
-    else:
-        result = generate(handle, args.prompt, settings)
+    result = text_generator(handle, args.threads).generate(args.prompt, settings)
     return _emit(args, {"model": handle.display_name, **result.as_dict()}, "generation_text")
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from studio.lm.embed import cosine_matrix, embed
-    from studio.loaders import load_model
+    from studio.lm.embed import cosine_matrix
+    from studio.lm.runners import text_encoder
 
-    handle = load_model(args.model, trust=args.trust)
-    if args.runtime == "ort":
-        from studio.lm.encoder_onnx import OrtEncoder
-
-        vectors = OrtEncoder(handle, args.precision, threads=args.threads).encode(args.sentences)
-        method = (f"onnxruntime {args.precision} encoder exported by the studio, the pipeline's pooling and "
-                  "normalisation applied to its output")
-    elif args.precision != "fp32":
-        raise StudioError(f"--precision {args.precision} needs --runtime ort", fix="add --runtime ort")
-    else:
-        vectors = embed(handle, args.sentences)
-        method = "sentence-transformers pipeline of the model (its pooling and normalisation), PyTorch fp32"
+    handle = _language_model(args)
+    encoder = text_encoder(handle, args.threads)
+    vectors = encoder.encode(args.sentences)
     report = {"model": handle.display_name, "sentences": args.sentences, "dimensions": int(vectors.shape[1]),
-              "cosine": cosine_matrix(vectors).round(4).tolist(), "method": method}
+              "cosine": cosine_matrix(vectors).round(4).tolist(),
+              "method": f"{encoder.runtime}, {args.threads} thread(s); the pipeline's pooling and normalisation"}
     return _emit(args, report, "embedding_text")
 
 

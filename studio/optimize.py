@@ -19,16 +19,18 @@ import numpy as np
 from studio.errors import StudioError
 from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF, compare_predictors
 from studio.evaluate.frames import FRAME_SET_NOTE, fidelity_frames
+from studio.lm.variants import is_language_model
 from studio.loaders import load_model
 from studio.media import bundled_video
 from studio.metrics import summarize_ms
 from studio.model import ModelHandle
-from studio.recipe import apply_recipe, load_recipe, resolved_recipe, save_recipe
+from studio.recipe import Recipe, apply_recipe, load_recipe, resolved_recipe, save_recipe
 from studio.registry import default_registry
 from studio.sources import take_frames
 from studio.tasks import TaskContext
 
-OUTPUT_FILES = ("model.onnx", "model.pt", "report.json", "recipe.toml", *(f"segment_{i}.onnx" for i in range(8)))
+OUTPUT_FILES = ("model.onnx", "model.pt", "model", "report.json", "recipe.toml",
+                *(f"segment_{i}.onnx" for i in range(8)))
 
 
 def _check_out_dir(out_dir: Path, force: bool) -> None:
@@ -109,12 +111,22 @@ def true_accuracy(handle: ModelHandle, labels_dir: Path, threads: int = 2) -> di
 def run_optimize(model_spec: str, recipe_path: Path, out_dir: Path, *, force: bool = False, threads: int = 1,
                  runs: int = 20, fidelity_frames_count: int = 25, trust: bool = False,
                  labels_dir: Path | None = None, ctx: TaskContext | None = None) -> dict[str, Any]:
+    recipe = resolved_recipe(load_recipe(Path(recipe_path)), default_registry())  # checked before any work
+    _check_out_dir(Path(out_dir).expanduser().resolve(), force)
+    report, _ = optimize_model(load_model(model_spec, trust=trust), recipe, out_dir, force=force, threads=threads,
+                               runs=runs, fidelity_frames_count=fidelity_frames_count, labels_dir=labels_dir, ctx=ctx)
+    return report
+
+
+def optimize_model(baseline: ModelHandle, recipe: Recipe, out_dir: Path, *, force: bool = False, threads: int = 1,
+                   runs: int = 20, fidelity_frames_count: int = 25, labels_dir: Path | None = None,
+                   quick: bool = False, ctx: TaskContext | None = None) -> tuple[dict[str, Any], ModelHandle]:
+    """(report, variant): ``recipe`` applied to ``baseline``, measured against it, published into ``out_dir``."""
     ctx = ctx or TaskContext()
     out_dir = Path(out_dir).expanduser().resolve()
     _check_out_dir(out_dir, force)
     registry = default_registry()
-    recipe = resolved_recipe(load_recipe(Path(recipe_path)), registry)  # every setting checked before any work
-    baseline = load_model(model_spec, trust=trust)
+    recipe = resolved_recipe(recipe, registry)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
     try:
@@ -122,14 +134,26 @@ def run_optimize(model_spec: str, recipe_path: Path, out_dir: Path, *, force: bo
         recipe_ctx = ctx.sub(0.0, 0.7)
         variant = apply_recipe(baseline, recipe, registry, recipe_ctx)
         ctx.reports.extend(recipe_ctx.reports)
+        result = staging / "result"
+        result.mkdir()
+        if is_language_model(baseline):
+            from studio.lm.optimize import language_report
+            from studio.lm.publish import write_language_model
+
+            report = language_report(baseline, variant, threads=threads, quick=quick, ctx=ctx.sub(0.7, 1.0))
+            written = write_language_model(variant, result / "model")
+            report |= {"model": baseline.display_name, "recipe": recipe.as_dict(), "steps": ctx.reports,
+                       "output": str(out_dir / "model") if written else str(out_dir / "recipe.toml")}
+            save_recipe(recipe, result / "recipe.toml")
+            _write_json(result / "report.json", report)
+            _publish(result, out_dir)
+            return report, variant
         base_graph, variant_graphs = graph_files(baseline)[0], graph_files(variant)
         base_latency, variant_latency = measure_pair(baseline, variant, threads=threads, runs=runs,
                                                      ctx=ctx.sub(0.7, 0.85))
         fidelity = _fidelity(baseline, variant, threads, fidelity_frames_count, ctx.sub(0.85, 1.0))
         accuracy = ({"baseline": true_accuracy(baseline, labels_dir), "variant": true_accuracy(variant, labels_dir)}
                     if labels_dir else None)
-        result = staging / "result"
-        result.mkdir()
         names = (["model.onnx"] if len(variant_graphs) == 1
                  else [f"segment_{i}.onnx" for i in range(len(variant_graphs))])
         for source, name in zip(variant_graphs, names, strict=True):
@@ -147,7 +171,7 @@ def run_optimize(model_spec: str, recipe_path: Path, out_dir: Path, *, force: bo
             report["pytorch_model"] = str(out_dir / "model.pt")
         _write_json(result / "report.json", report)
         _publish(result, out_dir)
-        return report
+        return report, variant
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -199,6 +223,8 @@ def _publish(result: Path, out_dir: Path) -> None:
         os.rename(result, out_dir)
         return
     for name in OUTPUT_FILES:
+        if (out_dir / name).is_dir():  # a folder (a language model's files) cannot be replaced by a rename
+            shutil.rmtree(out_dir / name)
         if (result / name).exists():
             os.replace(result / name, out_dir / name)
         elif (out_dir / name).exists():

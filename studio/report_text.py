@@ -77,12 +77,35 @@ def optimize_text(report: dict[str, Any]) -> str:
         f"{fidelity['value']}",
         f"written: {report['output']}",
     ]
+    lines += language_lines(report)
     if "accuracy" in report:
         acc = report["accuracy"]
         lines.append(f"true mAP50 on {acc['baseline']['labels']}: baseline {acc['baseline']['map50']}, "
                      f"variant {acc['variant']['map50']}")
     lines += [f"warning: {w}" for w in report["warnings"]]
     return "\n".join(lines)
+
+
+def language_lines(report: dict[str, Any]) -> list[str]:
+    """The language-model measurements of an optimize report (none for vision models)."""
+    lines = []
+    base, variant = report["baseline"], report["variant"]
+    if "decode_tokens_per_s" in variant:
+        lines.append(f"decode tokens/s: baseline {base['decode_tokens_per_s']}, "
+                     f"variant {variant['decode_tokens_per_s']}; "
+                     f"first token ms: {base['ttft_ms']} → {variant['ttft_ms']}")
+        if variant.get("layers_used") is not None:
+            lines.append(f"early exit: {variant['layers_used']} decoder layers per token on average")
+    if "perplexity" in report:
+        ppl = report["perplexity"]
+        lines.append(f"perplexity: baseline {ppl['baseline']}, variant {ppl['variant']} ({ppl['method']})")
+    if "retrieval" in report:
+        ret = report["retrieval"]
+        lines.append(f"retrieval: top-1 agreement {ret['top1_agreement']}, top-3 overlap {ret['top3_overlap']} "
+                     f"({ret['method'].split(';')[0]})")
+    if report.get("method", {}).get("latency") and "decode_tokens_per_s" in variant:
+        lines.append(f"latency = {report['method']['latency']}")
+    return lines
 
 
 def accuracy_text(result: dict[str, Any]) -> str:

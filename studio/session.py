@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.lm.variants import is_language_model
 from studio.loaders import load_model
 from studio.model import ModelHandle
-from studio.optimize import run_optimize
+from studio.optimize import optimize_model, run_optimize
 from studio.paths import cache_dir
 from studio.plugin_api import settings_from_dict
 from studio.recipe import Recipe, Step, apply_recipe, load_recipe, resolved_recipe, save_recipe
@@ -26,6 +27,7 @@ from studio.tasks import TaskContext
 
 LATENCY_RUNS = 20
 FIDELITY_FRAMES = 12
+LM_THREADS = 2
 
 
 @dataclass
@@ -99,6 +101,13 @@ class Session:
         key = f"v{sum(v.key != 'base' for v in self.variants) + 1}"
         folder = self.folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{key}"
         self.folder.mkdir(parents=True, exist_ok=True)
+        if is_language_model(self.baseline):
+            # The variant's handle is kept as made: its files (onnxruntime-genai or encoder graphs) live in
+            # the cache, and a PyTorch variant (low rank, early exit) is already in memory.
+            report, handle = optimize_model(self.baseline, recipe, folder, threads=LM_THREADS, quick=True, ctx=ctx)
+            variant = Variant(key, recipe, handle, folder, report)
+            self.variants.append(variant)
+            return variant
         with tempfile.TemporaryDirectory(dir=self.folder) as scratch:
             recipe_path = Path(scratch) / "recipe.toml"
             save_recipe(recipe, recipe_path)

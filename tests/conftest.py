@@ -32,6 +32,20 @@ def darknet_handle():
 
 
 @pytest.fixture(scope="session")
+def smollm():
+    from studio.loaders import load_model
+
+    return load_model("zoo:smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from studio.loaders import load_model
+
+    return load_model("zoo:minilm-l6")
+
+
+@pytest.fixture(scope="session")
 def effnet_handle():
     from studio.loaders import load_model
 

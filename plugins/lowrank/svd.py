@@ -1,7 +1,9 @@
 """Low-rank factorisation (SVD): a Linear or 1×1 convolution W (out × in) becomes B·A with rank r.
 
 r is the smallest rank keeping ``energy`` of the squared singular values, or ``rank_ratio`` × full
-rank. A layer is replaced only where r·(in + out) < in·out, i.e. where it really saves work.
+rank. A layer is replaced only where r·(in + out) < in·out, i.e. where it really saves work. In a
+language model only the attention and MLP projections of the decoder/encoder blocks are candidates
+(``targets``): embeddings and the LM head stay whole.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class LowRankSettings:
     rank_ratio: float = option(0.5, label="Rank ratio", min=0.05, max=1.0)
     min_features: int = option(64, label="Smallest layer to factorise", min=8, max=100000,
                                help="Layers with fewer input or output features are left alone")
+    targets: Literal["attention+mlp", "attention", "mlp"] = option(
+        "attention+mlp", label="Projections (language models)",
+        help="Which projections of a transformer block to factorise; ignored for vision models")
 
 
 class LowRank:
@@ -36,6 +41,8 @@ class LowRank:
     def check(self, model: ModelHandle) -> list[str]:
         if model.torch_module is None:
             return ["it has no PyTorch module"]
+        if model.metadata.get("lm_runtime", "torch") != "torch":
+            return [f"it already runs as a {model.metadata['lm_runtime']} variant"]
         from torch import nn
 
         from plugins.lowrank.factors import _is_pointwise
@@ -45,6 +52,12 @@ class LowRank:
 
     def apply(self, model: ModelHandle, settings: LowRankSettings, ctx: TaskContext) -> ModelHandle:
         from plugins.lowrank.factors import replacement_for
+        from studio.lm.variants import is_language_model
+
+        if is_language_model(model):
+            from plugins.lowrank.language import factorise_language_model
+
+            return factorise_language_model(model, settings, ctx)
 
         target = prune_target(model)  # a private copy, and the output layers that must stay whole
         module = target.module.eval()

@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from studio.model import ModelHandle
+from studio.model import ModelHandle, Task
 
 
 @dataclass
@@ -71,6 +71,8 @@ def trace_problem(handle: ModelHandle) -> str | None:
 
     if handle.torch_module is None:
         return "it has no PyTorch module (prune the original .pt, not an ONNX export)"
+    if handle.task in (Task.GENERATE, Task.EMBED):
+        return "channel pruning is for vision models; for a language model use low-rank or INT8/INT4 weights"
     try:
         target = prune_target(handle)
         small = (*target.example_shape[:2], 64, 64) if handle.image_input else target.example_shape

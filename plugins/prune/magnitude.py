@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from plugins.prune.adapters import prune_target
-from studio.model import ModelHandle
+from studio.model import ModelHandle, Task
 from studio.plugin_api import Kind, option
 from studio.tasks import TaskContext
 from studio.torch_variant import torch_variant
@@ -36,6 +36,8 @@ class MagnitudePrune:
     settings_version = 1
 
     def check(self, model: ModelHandle) -> list[str]:
+        if model.task in (Task.GENERATE, Task.EMBED):
+            return ["magnitude pruning is for vision models; for a language model use low-rank or INT4 weights"]
         return [] if model.torch_module is not None else ["it has no PyTorch module"]
 
     def apply(self, model: ModelHandle, settings: MagnitudeSettings, ctx: TaskContext) -> ModelHandle:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from studio.calibration import calibration_frames, model_inputs
-from studio.model import ModelHandle
+from studio.model import ModelHandle, Task
 from studio.plugin_api import SettingsError
 from studio.tasks import TaskContext
 
@@ -27,6 +27,8 @@ def graph_of(model: ModelHandle) -> Any:
 
 def common_reasons(model: ModelHandle) -> list[str]:
     """Why a quantizer cannot start on ``model`` (empty when it can)."""
+    if model.task in (Task.GENERATE, Task.EMBED):
+        return ["for a language model use 'Language model weights INT8 / INT4' (quantize.lm_weights)"]
     if model.onnx_path is None and model.torch_module is None:
         return ["it has neither an ONNX graph nor a PyTorch module"]
     if model.onnx_path is not None:

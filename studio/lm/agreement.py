@@ -40,31 +40,21 @@ def reference_continuations(handle: ModelHandle, prompts: tuple[str, ...] = PROM
     return pairs
 
 
-def torch_predictions(handle: ModelHandle, sequence: list[int]) -> np.ndarray:
-    import torch
-
-    with torch.inference_mode():
-        logits = handle.torch_module(torch.tensor([sequence])).logits[0]
-    return logits.argmax(-1).numpy()
-
-
-def genai_predictions(generator: Any, sequence: list[int]) -> np.ndarray:
-    og = generator.og
-    params = og.GeneratorParams(generator.model)
-    params.set_search_options(max_length=len(sequence) + 1)
-    runner = og.Generator(generator.model, params)
-    runner.append_tokens([sequence])
-    return np.asarray(runner.get_output("logits"))[0].argmax(-1)
+def argmax_of(logits_of: Any) -> Any:
+    """A ``predict(sequence, prompt_length)`` from a ``studio.lm.runners.token_logits`` function."""
+    return lambda sequence, prefill=None: logits_of(sequence, prefill).argmax(-1)
 
 
 def agreement(predict: Any, pairs: list[tuple[list[int], list[int]]]) -> dict[str, Any]:
-    """Share of reference tokens the variant predicts, teacher-forced, over every pair."""
+    """Share of reference tokens the variant predicts, teacher-forced, over every pair.
+
+    ``predict(sequence, prompt_length)`` returns the argmax token at every position."""
     hits = total = 0
     for prompt, continuation in pairs:
         if not continuation:
             continue
         sequence = prompt + continuation
-        predicted = predict(sequence)
+        predicted = predict(sequence, len(prompt))  # an early-exit model reads the prompt at full depth
         # the prediction at position i is the token at i + 1: compare over the continuation
         start = len(prompt) - 1
         expected = np.asarray(continuation)

@@ -3,7 +3,8 @@
 The transformer part of a sentence-transformers pipeline is exported once into the cache
 (``torch.onnx.export``, dynamic batch and sequence); pooling and normalisation are the pipeline's own
 settings applied to its output (mean over the attention mask, then L2 when the pipeline has a
-Normalize module). INT8 is onnxruntime's dynamic quantization of the MatMul weights.
+Normalize module). INT8 is onnxruntime's dynamic quantization of the MatMul weights; INT4 is its
+weight-only MatMulNBits quantizer (blocks of ``block_size`` input features share a scale).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from studio.model import ModelHandle, Task
 from studio.paths import cache_dir
 
 OPSET = 17
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "int4")
 
 
 def _pipeline_parts(handle: ModelHandle) -> tuple[Any, str, bool]:
@@ -37,26 +38,48 @@ def _pipeline_parts(handle: ModelHandle) -> tuple[Any, str, bool]:
     return modules[0].auto_model, mode, normalize
 
 
-def encoder_onnx(handle: ModelHandle, precision: str = "fp32") -> Path:
+def pipeline_settings(handle: ModelHandle) -> tuple[str, bool, int]:
+    """(pooling, normalize, max tokens) of the encoder's pipeline, from the module or a variant's metadata."""
+    if handle.metadata.get("lm_runtime") == "ort_encoder":
+        meta = handle.metadata
+        return meta.get("pooling", "mean"), meta.get("normalize") == "true", int(meta.get("max_length") or 256)
+    _, pooling, normalize = _pipeline_parts(handle)
+    return pooling, normalize, int(getattr(handle.torch_module, "max_seq_length", 256) or 256)
+
+
+def _quantized(source: Path, target: Path, precision: str, block_size: int) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx")
+    os.close(fd)
+    try:
+        if precision == "int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantize_dynamic(str(source), tmp, weight_type=QuantType.QInt8, per_channel=True)
+        else:
+            import onnx
+            from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+            quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=4, block_size=block_size,
+                                             is_symmetric=True, accuracy_level=4)
+            quantizer.process()
+            quantizer.model.save_model_to_file(tmp, use_external_data_format=False)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def encoder_onnx(handle: ModelHandle, precision: str = "fp32", block_size: int = 32) -> Path:
     if precision not in PRECISIONS:
         raise UnsupportedError(f"unknown precision '{precision}'", fix=f"choose one of {', '.join(PRECISIONS)}")
     folder = cache_dir() / "encoders"
-    target = folder / f"{handle.name}-{handle.provenance.sha256[:12]}-{precision}.onnx"
+    tag = f"{precision}-b{block_size}" if precision == "int4" else precision
+    target = folder / f"{handle.name}-{handle.provenance.sha256[:12]}-{tag}.onnx"
     if target.is_file():
         return target
     folder.mkdir(parents=True, exist_ok=True)
-    if precision == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        source = encoder_onnx(handle, "fp32")
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".onnx")
-        os.close(fd)
-        try:
-            quantize_dynamic(str(source), tmp, weight_type=QuantType.QInt8, per_channel=True)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    if precision != "fp32":
+        _quantized(encoder_onnx(handle, "fp32"), target, precision, block_size)
         return target
     import torch
 
@@ -88,18 +111,23 @@ def encoder_onnx(handle: ModelHandle, precision: str = "fp32") -> Path:
 
 
 class OrtEncoder:
+    """An encoder graph on onnxruntime with its pipeline's pooling; a variant handle brings its own graph."""
+
     def __init__(self, handle: ModelHandle, precision: str = "fp32", threads: int = 2):
         import onnxruntime as ort
 
-        _, self.pooling, self.normalize = _pipeline_parts(handle)
-        self.handle, self.precision = handle, precision
-        self.path = encoder_onnx(handle, precision)
+        self.pooling, self.normalize, self.max_length = pipeline_settings(handle)
+        self.handle = handle
+        if handle.metadata.get("lm_runtime") == "ort_encoder":
+            self.precision, self.path = handle.metadata.get("precision", "?"), Path(handle.onnx_path)
+        else:
+            self.precision, self.path = precision, encoder_onnx(handle, precision)
+        self.threads = threads
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
-        self.max_length = int(getattr(handle.torch_module, "max_seq_length", 256) or 256)
 
     def encode(self, sentences: list[str]) -> np.ndarray:
         batch = self.handle.tokenizer(sentences, padding=True, truncation=True, max_length=self.max_length,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import StudioError, UnsupportedError
-from studio.lm.generate import Generation, GenerationSettings, check_context, eos_ids
+from studio.lm.generate import Generation, GenerationSettings, check_context, eos_ids, token_gaps_ms
 from studio.lm.hf_folder import hf_folder
 from studio.model import ModelHandle, Task
 from studio.paths import cache_dir
@@ -90,7 +90,12 @@ class GenaiGenerator:
         config.overlay(json.dumps({"model": {"decoder": {"session_options": {
             "intra_op_num_threads": threads, "inter_op_num_threads": 1}}}}))
         self.og, self.handle, self.folder, self.threads = og, handle, folder, threads
-        self.model = og.Model(config)
+        try:
+            self.model = og.Model(config)
+        except RuntimeError as exc:  # a graph the builder wrote but onnxruntime refuses
+            first = (str(exc).splitlines() or [""])[0][:200]
+            raise StudioError(f"onnxruntime-genai cannot load {folder.name}: {first}", path=folder,
+                              fix="rebuild with other settings (another algorithm or block size)") from exc
         self.tokenizer = og.Tokenizer(self.model)
         self.precision = folder.name.split("-")[-2] if "-" in folder.name else "?"
 
@@ -134,6 +139,7 @@ class GenaiGenerator:
             prompt=prompt, text=self.handle.tokenizer.decode(tokens, skip_special_tokens=True), prompt_tokens=len(ids),
             new_tokens=tokens, ttft_ms=round(((stamps[0] if stamps else end) - start) * 1e3, 2),
             decode_tokens_per_s=None if decode is None else round(decode, 2), total_ms=round((end - start) * 1e3, 2),
+            token_ms=token_gaps_ms(stamps),
             method=f"onnxruntime-genai {self.og.__version__} {self.precision} (its model builder), "
                    f"{self.threads} thread(s), {'sampling' if settings.sample else 'greedy'}; time to first token = "
                    "prompt in → first token out; decode tokens/s over the tokens after the first")

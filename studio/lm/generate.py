@@ -7,6 +7,7 @@ records when each token arrives, so time to first token (prefill + first step) a
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,8 @@ class Generation:
     decode_tokens_per_s: float | None = None
     total_ms: float = 0.0
     method: str = ""
+    token_ms: list[float] = field(default_factory=list)  # gap before each token after the first
+    layers_used: float | None = None  # mean decoder layers per token (early-exit decoding)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -59,6 +62,11 @@ def check_context(handle: ModelHandle, prompt_tokens: int, max_new_tokens: int) 
         raise BadInputError(f"the prompt is {prompt_tokens} tokens; with {max_new_tokens} new tokens that exceeds "
                             f"{handle.name}'s context of {context} tokens",
                             fix="shorten the prompt or ask for fewer new tokens")
+
+
+def token_gaps_ms(stamps: list[float]) -> list[float]:
+    """Milliseconds between consecutive tokens: each decode step's latency."""
+    return [round((b - a) * 1e3, 3) for a, b in itertools.pairwise(stamps)]
 
 
 def eos_ids(tokenizer: Any) -> set[int]:
@@ -136,6 +144,7 @@ def generate(handle: ModelHandle, prompt: str, settings: GenerationSettings | No
         prompt=prompt, text=tokenizer.decode(streamed, skip_special_tokens=True), prompt_tokens=int(ids.shape[1]),
         new_tokens=streamed, ttft_ms=round(((stamps[0] if stamps else end) - start) * 1e3, 2),
         decode_tokens_per_s=None if decode is None else round(decode, 2), total_ms=round((end - start) * 1e3, 2),
+        token_ms=token_gaps_ms(stamps),
         method=f"PyTorch fp32, transformers generate with KV cache, {threads} thread(s), "
                f"{'sampling' if settings.sample else 'greedy'}; time to first token = prompt in → first token out; "
                "decode tokens/s over the tokens after the first (perf_counter per streamed token)",

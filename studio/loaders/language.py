@@ -50,6 +50,10 @@ def _handle(name: str, fmt: str, task: Task, module: Any, tokenizer: Any, config
 
 
 def load_folder(path: Path, *, trust: bool = False) -> ModelHandle:
+    if (path / "genai_config.json").is_file():
+        return load_genai_folder(path)
+    if (path / "deploy_studio.json").is_file() and (path / "model.onnx").is_file():
+        return load_onnx_encoder(path)
     config_file = path / "config.json"
     if not config_file.is_file():
         raise BadInputError("is a folder without config.json, so not a Hugging Face model", path=path,
@@ -116,3 +120,79 @@ def load_gguf(path: Path, *, trust: bool = False) -> ModelHandle:
     model.config.quantization_config = None  # dequantised: the weights are FP32 now
     return _handle(path.stem, "gguf", Task.GENERATE, model, tokenizer, model.config, [path],
                    "transformers GGUF reader, dequantised to FP32", "hf-causal-lm")
+
+
+def _tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise BadInputError("has no tokenizer (no tokenizer.json, vocab.txt, tokenizer.model…)", path=path,
+                            fix="copy the tokenizer files that came with the model into this folder")
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"is not readable JSON ({exc})", path=path, fix="restore the file from the export") from exc
+    if not isinstance(data, dict):
+        raise BadInputError("is not a JSON object", path=path, fix="restore the file from the export")
+    return data
+
+
+def load_genai_folder(path: Path) -> ModelHandle:
+    """An ONNX decoder with KV cache in onnxruntime-genai's layout (what the studio exports for a causal LM)."""
+    from studio.lm.variants import genai_variant
+
+    config = _read_json(path / "genai_config.json").get("model", {})
+    graphs = sorted(path.glob("*.onnx"))
+    if not graphs:
+        raise BadInputError("has genai_config.json but no .onnx graph", path=path, fix="copy the whole exported folder")
+    tokenizer = _tokenizer(path)
+    vocab = int(config.get("vocab_size") or len(tokenizer))
+    base = ModelHandle(
+        name=path.name, format="onnx-genai", task=Task.GENERATE, decoder="lm", labels=(), image_input=None,
+        inputs=(TensorSpec("input_ids", (1, "sequence"), "int64"),),
+        outputs=(TensorSpec("logits", (1, "sequence", vocab), "float32"),), size_bytes=0,
+        provenance=Provenance(path=str(graphs[0]), sha256=sha256_file(graphs[0]), loader="onnxruntime-genai folder"),
+        tokenizer=tokenizer,
+        metadata={"family": "onnx-genai", "architecture": str(config.get("type", "?")),
+                  "context_length": str(config.get("context_length") or ""), "vocab_size": str(vocab)},
+    )
+    handle = genai_variant(base, path, precision=_genai_precision(graphs[0]), note="opened from an exported folder")
+    return handle.replace(name=path.name, metadata={k: v for k, v in handle.metadata.items()
+                                                    if k not in ("parent", "parent_sha256")})
+
+
+def _genai_precision(graph: Path) -> str:
+    import onnx
+
+    nodes = onnx.load(str(graph), load_external_data=False).graph.node
+    bits = {a.i for n in nodes if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "bits"}
+    return "int4" if 4 in bits else "int8" if bits else "fp32"
+
+
+def load_onnx_encoder(path: Path) -> ModelHandle:
+    """A sentence encoder exported by the studio: model.onnx + tokenizer + the pipeline's pooling."""
+    from studio.lm.variants import encoder_variant
+
+    manifest = _read_json(path / "deploy_studio.json")
+    if manifest.get("kind") != "text-encoder":
+        raise BadInputError(f"describes a '{manifest.get('kind')}', not a text encoder",
+                            path=path / "deploy_studio.json",
+                            fix="open a folder exported by Deploy Studio from a sentence encoder")
+    tokenizer = _tokenizer(path)
+    graph = path / "model.onnx"
+    base = ModelHandle(
+        name=path.name, format="onnx", task=Task.EMBED, decoder="embed", labels=(), image_input=None,
+        inputs=(TensorSpec("input_ids", (1, "sequence"), "int64"),),
+        outputs=(TensorSpec("embedding", (1, int(manifest.get("hidden_size") or 0)), "float32"),), size_bytes=0,
+        provenance=Provenance(path=str(graph), sha256=sha256_file(graph), loader="ONNX sentence encoder folder"),
+        tokenizer=tokenizer, metadata={"family": "onnx-encoder"},
+    )
+    handle = encoder_variant(base, graph, precision=str(manifest.get("precision") or "fp32"),
+                             pooling=str(manifest.get("pooling") or "mean"), normalize=bool(manifest.get("normalize")),
+                             max_length=int(manifest.get("max_length") or 256), note="opened from an exported folder")
+    return handle.replace(name=path.name, metadata={k: v for k, v in handle.metadata.items()
+                                                    if k not in ("parent", "parent_sha256")})

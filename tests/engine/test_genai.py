@@ -12,11 +12,6 @@ from studio.tasks import Cancelled, TaskContext
 PROMPT = "What is the capital of France?"
 
 
-@pytest.fixture(scope="module")
-def smollm():
-    return load_model("zoo:smollm2-135m")
-
-
 def test_fp32_onnxruntime_generates_the_same_greedy_tokens_as_torch(smollm):
     from studio.lm.genai import GenaiGenerator, build
 
@@ -55,13 +50,15 @@ def test_cancelling_the_builder_leaves_no_model(smollm):
 
 
 def test_teacher_forced_agreement_is_exact_for_fp32_and_measured_for_int4(smollm):
-    from studio.lm.agreement import PROMPTS, agreement, genai_predictions, reference_continuations, torch_predictions
-    from studio.lm.genai import GenaiGenerator, build
+    from studio.lm.agreement import PROMPTS, agreement, argmax_of, reference_continuations
+    from studio.lm.genai import build
+    from studio.lm.runners import token_logits
+    from studio.lm.variants import genai_variant
 
     pairs = reference_continuations(smollm, PROMPTS[:3], tokens=8)
-    assert agreement(lambda seq: torch_predictions(smollm, seq), pairs)["agreement"] == 1.0
-    fp32 = GenaiGenerator(smollm, build(smollm, "fp32"))
-    assert agreement(lambda seq: genai_predictions(fp32, seq), pairs)["agreement"] >= 0.95
-    int4 = GenaiGenerator(smollm, build(smollm, "int4"))
-    result = agreement(lambda seq: genai_predictions(int4, seq), pairs)
+    assert agreement(argmax_of(token_logits(smollm)), pairs)["agreement"] == 1.0
+    fp32 = genai_variant(smollm, build(smollm, "fp32"), precision="fp32", note="test")
+    assert agreement(argmax_of(token_logits(fp32)), pairs)["agreement"] >= 0.95
+    int4 = genai_variant(smollm, build(smollm, "int4"), precision="int4", note="test")
+    result = agreement(argmax_of(token_logits(int4)), pairs)
     assert 0.3 <= result["agreement"] <= 1.0 and result["tokens"] == sum(len(c) for _, c in pairs)

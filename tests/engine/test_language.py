@@ -14,16 +14,6 @@ from studio.zoo import entry
 from tests.engine.cli_helpers import run_cli, run_json
 
 
-@pytest.fixture(scope="module")
-def smollm():
-    return load_model("zoo:smollm2-135m")
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    return load_model("zoo:minilm-l6")
-
-
 def test_the_gguf_loads_dequantised_and_answers(smollm):
     from studio.lm.generate import GenerationSettings, generate
 

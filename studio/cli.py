@@ -91,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write ONNX / OpenVINO files, each re-opened and verified")
     _add_model(export)
     export.add_argument("--to", required=True, help="comma-separated formats: onnx,openvino,tflite,coreml")
-    export.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32")
+    export.add_argument("--precision", choices=["fp32", "fp16", "int8", "int4"], default="fp32",
+                        help="int4: language models only (weight-only MatMulNBits)")
     export.add_argument("--recipe", default=None, help="apply this recipe first and export the variant")
     export.add_argument("-o", "--out", required=True, help="output folder (never the source model's folder)")
     export.add_argument("--force", action="store_true", help="replace files already there")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import StudioError, UnsupportedError
+from studio.lm.variants import is_language_model
 from studio.loaders import load_model
 from studio.model import ModelHandle, Task
 from studio.plugin_api import settings_from_dict
@@ -24,7 +25,8 @@ from studio.recipe import Recipe, Step, apply_recipe, load_recipe, resolved_reci
 from studio.registry import default_registry
 from studio.tasks import TaskContext
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "int4")
+LANGUAGE_TARGETS = {"onnx": "-onnx", "tflite": ".tflite", "coreml": ".mlpackage"}  # name suffix per format
 
 
 def _exporters(formats: list[str]) -> list[Any]:
@@ -98,10 +100,15 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
     ctx = ctx or TaskContext()
     if precision not in PRECISIONS:
         raise UnsupportedError(f"unknown precision '{precision}'", fix=f"choose one of {', '.join(PRECISIONS)}")
-    exporters = _exporters(formats)
     registry = default_registry()
     model = load_model(model_spec, trust=trust)
     steps = list(load_recipe(recipe_path).steps) if recipe_path else []
+    if is_language_model(model):
+        return _run_language_export(model, steps, formats, Path(out_dir), precision, force, ctx)
+    if precision == "int4":
+        raise UnsupportedError("INT4 export is for language models (weight-only MatMulNBits)",
+                               fix="export vision models at fp32, fp16 or int8")
+    exporters = _exporters(formats)
     recipe = resolved_recipe(Recipe(tuple(steps + _precision_steps(model, precision))), registry)
     # Converters from PyTorch (TFLite, CoreML) set their precision themselves, from the float variant.
     float_recipe = resolved_recipe(Recipe(tuple(steps)), registry)
@@ -147,6 +154,62 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
                                        ctx.sub(*share)))
         # All or nothing: files are published only once every format has been written and verified.
         for report in reports:
+            _publish(report.pop("_produced"), Path(report["path"]))
+        return {"model": model.display_name, "precision": precision, "recipe": recipe.as_dict(), "exports": reports}
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _run_language_export(model: ModelHandle, steps: list[Step], formats: list[str], out_dir: Path,
+                         precision: str, force: bool, ctx: TaskContext) -> dict[str, Any]:
+    """A language model (or its recipe's variant) as an ONNX folder, TFLite or CoreML file, each verified."""
+    unknown = [f for f in formats if f not in LANGUAGE_TARGETS]
+    if unknown:
+        raise UnsupportedError(f"{', '.join(unknown)} export of a language model is not available",
+                               fix=f"export a language model to {', '.join(LANGUAGE_TARGETS)}")
+    if precision != "fp32" and set(formats) - {"onnx"}:
+        raise UnsupportedError(f"{precision.upper()} language models are exported to ONNX only here",
+                               fix="export TFLite/CoreML at fp32, or ONNX at int8/int4")
+    if precision == "fp16":
+        raise UnsupportedError("FP16 language models are not exported on CPU", fix="choose fp32, int8 or int4")
+    out_dir = out_dir.expanduser().resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    targets = {f: out_dir / f"{model.name}{LANGUAGE_TARGETS[f]}" for f in formats}
+    for source in model.source_paths:
+        if out_dir == Path(source).resolve().parent or out_dir == Path(source).resolve():
+            raise StudioError("refusing to write beside the source model", path=out_dir,
+                              fix="choose another output folder (-o)")
+    taken = [t for t in targets.values() if t.exists()]
+    if taken and not force:
+        raise StudioError(f"{', '.join(p.name for p in taken)} already exist(s)", path=out_dir,
+                          fix="pass --force to replace, or choose another folder")
+    registry = default_registry()
+    recipe = resolved_recipe(Recipe(tuple(steps)), registry)
+    _remove_stale_staging(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=out_dir))
+    try:
+        ctx.workdir = staging / "work"
+        variant = apply_recipe(model, recipe, registry, ctx.sub(0.0, 0.3)) if recipe.steps else model
+        reports = []
+        for index, fmt in enumerate(formats):
+            part = ctx.sub(0.3 + 0.7 * index / len(formats), 0.3 + 0.7 * (index + 1) / len(formats))
+            produced = staging / targets[fmt].name
+            start = time.perf_counter()
+            if fmt == "onnx":
+                from studio.lm.export import export_onnx_folder, onnx_ready
+
+                details = export_onnx_folder(onnx_ready(variant, precision, part), model, produced, part)
+            else:
+                from studio.lm import mobile_export
+
+                convert = mobile_export.tflite_language if fmt == "tflite" else mobile_export.coreml_language
+                details = convert(variant, produced, part)
+            size = (sum(f.stat().st_size for f in produced.rglob("*") if f.is_file()) if produced.is_dir()
+                    else produced.stat().st_size)
+            reports.append({"_produced": produced, "format": fmt, "path": str(targets[fmt]), "precision": precision,
+                            "size_mb": round(size / 1e6, 3), "export_seconds": round(time.perf_counter() - start, 2),
+                            **details})
+        for report in reports:  # all or nothing, as for vision models
             _publish(report.pop("_produced"), Path(report["path"]))
         return {"model": model.display_name, "precision": precision, "recipe": recipe.as_dict(), "exports": reports}
     finally:

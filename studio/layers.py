@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from studio.model import ModelHandle
+from studio.model import ModelHandle, Task
 
 
 def _input_shape(handle: ModelHandle) -> tuple[int, ...]:
@@ -22,14 +22,29 @@ def _input_shape(handle: ModelHandle) -> tuple[int, ...]:
     return tuple(d if isinstance(d, int) else 1 for d in handle.inputs[0].shape)
 
 
+LM_TOKENS = 32  # a language model is counted on this many tokens of input
+
+
+def _module_and_input(handle: ModelHandle) -> tuple[Any, Any, str]:
+    """(module, its input, how the input is described) for counting FLOPs."""
+    import torch
+
+    if handle.task in (Task.GENERATE, Task.EMBED):  # token ids; inference mode does not change the model
+        module = handle.torch_module
+        if handle.task == Task.EMBED and hasattr(module, "__getitem__"):
+            module = module[0].auto_model  # the transformer inside the sentence-transformers pipeline
+        return module.eval(), torch.ones((1, LM_TOKENS), dtype=torch.int64), f"{LM_TOKENS} tokens"
+    shape = _input_shape(handle)
+    return copy.deepcopy(handle.torch_module).float().eval(), torch.zeros(shape), "×".join(map(str, shape))
+
+
 def torch_layers(handle: ModelHandle) -> dict[str, Any]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    module = copy.deepcopy(handle.torch_module).float().eval()
-    shape = _input_shape(handle)
+    module, example, described = _module_and_input(handle)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        module(torch.zeros(shape))
+        module(example)
     counts = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
     total = counts.get("Global", 0) or 1
     root = type(module).__name__
@@ -42,7 +57,7 @@ def torch_layers(handle: ModelHandle) -> dict[str, Any]:
         rows.append({"name": name, "type": type(layer).__name__, "params": int(own), "flops": int(flops),
                      "flops_share": round(flops / total, 5)})
     return {"rows": rows, "total_flops": int(counts.get("Global", 0)),
-            "method": f"torch.utils.flop_counter per module, input {'×'.join(map(str, shape))}, FLOPs = 2×MACs"}
+            "method": f"torch.utils.flop_counter per module, input {described}, FLOPs = 2×MACs"}
 
 
 def onnx_layers(handle: ModelHandle) -> dict[str, Any]:
@@ -68,6 +83,9 @@ def onnx_layers(handle: ModelHandle) -> dict[str, Any]:
 
 def layer_table(handle: ModelHandle) -> dict[str, Any]:
     """Rows of layers with weights, or an empty table with the reason it could not be counted."""
+    if handle.metadata.get("lm_runtime") in ("genai", "ort_encoder"):
+        return {"rows": [], "total_flops": 0, "method": "unavailable for onnxruntime language-model graphs (their "
+                                                       "inputs include the KV cache); open the base model"}
     try:
         if handle.torch_module is not None:
             return torch_layers(handle)

@@ -116,9 +116,14 @@ def accuracy_text(result: dict[str, Any]) -> str:
 def export_text(report: dict[str, Any]) -> str:
     lines = [f"{report['model']} exported ({report['precision']})"]
     for item in report["exports"]:
-        parity = item["parity"]
-        checked = (f"max |Δ| {parity['max_abs_diff']:.2e}  {parity['agreement']['metric']} "
-                   f"{parity['agreement']['value']}" if parity else "spec validated (running it needs macOS)")
+        parity = item.get("parity")
+        if "verified" in item:  # a language model: what re-opening it checked
+            checked = ", ".join(f"{k} {v}" for k, v in item["verified"].items() if k not in ("method", "runtime"))
+        elif parity:
+            checked = (f"max |Δ| {parity['max_abs_diff']:.2e}  {parity['agreement']['metric']} "
+                       f"{parity['agreement']['value']}")
+        else:
+            checked = "spec validated (running it needs macOS)"
         lines.append(f"{item['format']:<9} {item['size_mb']:>8.2f} MB  {item['export_seconds']:>6.1f} s  "
                      f"{checked}  {item['path']}")
     return "\n".join(lines)

@@ -1,5 +1,8 @@
 """The main window: preview in the middle, model / optimize / variants on the right, charts below.
 
+A language model replaces the frame preview with a prompt view (causal LMs) or a similarity view
+(sentence encoders) in the middle; the Model / Optimize / Variants tabs work the same for both.
+
 It holds no logic the command line cannot reach: models load through ``studio.session``, variants
 are ``deploy-studio optimize`` runs, exports are ``deploy-studio export`` in a child process, the
 preview is ``studio.preview``. The GUI thread only draws; everything else is a ``Job``.
@@ -25,11 +28,14 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QTabWidget,
     QToolBar,
 )
 
+from studio.lm.variants import is_language_model
 from studio.media import bundled_video
+from studio.model import Task
 from studio.preview import Lane, LivePreview
 from studio.session import Session
 from ui.charts import ChartsPanel
@@ -37,6 +43,8 @@ from ui.export_dialog import ExportChoice, ExportDialog, run_export_job
 from ui.frame_view import FrameView
 from ui.jobs import Job
 from ui.model_panel import ModelPanel
+from ui.prompt_view import PromptView
+from ui.similarity_view import SimilarityView
 
 DEMO_MODEL = "zoo:yolov8s-fall"
 FRAME_INTERVAL_MS = 33  # ≤ 30 Hz: the newest result is pulled, never one signal per frame
@@ -76,6 +84,7 @@ class MainWindow(QMainWindow):
         self.registry = None
         self.optimize_panel = None
         self.variants_panel = None
+        self.language_views: dict[Task, PromptView | SimilarityView] = {}  # made on first use
         self._build_preview()
         self._build_docks()
         self._build_toolbar()
@@ -94,7 +103,10 @@ class MainWindow(QMainWindow):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         for view in self.views:
             self.splitter.addWidget(view)
-        self.setCentralWidget(self.splitter)
+        # The frame preview and the language views take turns in the middle (see _show_central).
+        self.central = QStackedWidget()
+        self.central.addWidget(self.splitter)
+        self.setCentralWidget(self.central)
 
     def _build_docks(self) -> None:
         self.tabs = QTabWidget()
@@ -108,9 +120,15 @@ class MainWindow(QMainWindow):
         right.setMinimumWidth(420)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, right)
         self.charts = ChartsPanel()
+        self.embed_charts_note = QLabel("Sentence encoders have no live charts: each Embed measures its encode "
+                                        "time, shown under the similarity matrix.")
+        self.embed_charts_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.chart_stack = QStackedWidget()  # the preview's charts, or the prompt view's
+        self.chart_stack.addWidget(self.charts)
+        self.chart_stack.addWidget(self.embed_charts_note)
         bottom = QDockWidget("Live charts", self)
         bottom.setObjectName("charts")
-        bottom.setWidget(self.charts)
+        bottom.setWidget(self.chart_stack)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, bottom)
         self.docks = [right, bottom]
         self.resizeDocks([right], [520], Qt.Orientation.Horizontal)
@@ -137,6 +155,7 @@ class MainWindow(QMainWindow):
         self.ab_box.setToolTip("Show two variants side by side on the same frames")
         self.ab_box.toggled.connect(self._on_ab_toggled)
         bar.addWidget(self.ab_box)
+        self.video_tips = {widget: widget.toolTip() for widget in (self.source_combo, self.ab_box)}
         bar.addSeparator()
         self.export_action = QAction("Export…", self, triggered=self.open_export_dialog)
         self.export_again_action = QAction("Export again", self, triggered=self.export_again, enabled=False)
@@ -249,6 +268,8 @@ class MainWindow(QMainWindow):
         def load(ctx) -> tuple[Session, list[Lane]]:
             ctx.progress(0.05, f"loading {Path(spec).name}")
             session = Session.open(spec)
+            if is_language_model(session.baseline):
+                return session, []  # no frames to preview: the language views load their runtime on first use
             ctx.progress(0.6, "creating the inference session")
             lanes = self._make_lanes(session, ["base"], ctx)
             return session, lanes
@@ -265,12 +286,22 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Deploy Studio — {session.baseline.display_name}")
         self.model_panel.show_model(session.baseline)
         self._side_job("counting layers", lambda ctx: _layer_table(session.baseline), self.model_panel.show_layers)
+        language = self._language_view(session.baseline.task) if is_language_model(session.baseline) else None
+        if language is not None:
+            self.stop_preview()
+            self.lane_keys = []
+            language.set_session(session)
+        self._show_central(language)
         self._session_changed(select="base")
-        self._start_preview(["base"], lanes)
+        if language is None:
+            self._start_preview(["base"], lanes)
         self.show_status(f"{session.baseline.display_name}: {session.baseline.task}, "
                          f"{session.baseline.params:,} parameters. Drop another model to replace it.")
 
     def _session_changed(self, select: str | None = None) -> None:
+        language = self._active_language_view()
+        if language is not None:
+            language.set_variants(self.session.variants)
         if self.session is None or self.variants_panel is None:
             return
         self.variants_panel.set_rows(self.session.rows(), select=select)
@@ -296,6 +327,12 @@ class MainWindow(QMainWindow):
         """A job that measures latency: the preview pauses so the two do not share the cores, and resumes."""
         resume = list(self.lane_keys) if self.preview is not None else []
         if self._start_job(title, fn, self._variant_made, failure_title=failure_title) is None:
+            return
+        language = self._active_language_view()
+        if language is not None:
+            language.hold(title)  # generating beside the measurement would skew both
+            self.job.finished.connect(lambda: language.hold(None))
+            self.show_status(f"{title}… (generation waits while latency is measured)")
             return
         self.stop_preview()
         self.play_action.setText("Play")
@@ -326,6 +363,45 @@ class MainWindow(QMainWindow):
             self._measuring_job(f"recipe {Path(path).name}", lambda ctx: session.load_recipe(Path(path), ctx),
                                 "Cannot apply the recipe")
 
+    # -- language models -------------------------------------------------------------------------
+    def _language_view(self, task: Task) -> PromptView | SimilarityView:
+        """The prompt view (causal LMs) or the similarity view (sentence encoders), made on first use."""
+        view = self.language_views.get(task)
+        if view is None:
+            view = PromptView() if task == Task.GENERATE else SimilarityView()
+            view.status.connect(self.show_status)
+            view.failed.connect(self._job_failed)
+            self.central.addWidget(view)
+            if isinstance(view, PromptView):
+                self.chart_stack.addWidget(view.charts)
+            self.language_views[task] = view
+        return view
+
+    def _active_language_view(self) -> PromptView | SimilarityView | None:
+        if self.session is None or not is_language_model(self.session.baseline):
+            return None
+        return self.language_views.get(self.session.baseline.task)
+
+    def _show_central(self, language: PromptView | SimilarityView | None) -> None:
+        """The language view, or (None) the frame preview; the video-only controls follow."""
+        for view in self.language_views.values():
+            if view is not language:
+                view.stop()  # a hidden view does not keep the cores busy
+        self.central.setCurrentWidget(language or self.splitter)
+        charts = (language.charts if isinstance(language, PromptView) else
+                  self.embed_charts_note if language is not None else self.charts)
+        self.chart_stack.setCurrentWidget(charts)
+        video = language is None
+        if not video and self.ab_box.isChecked():
+            self.ab_box.blockSignals(True)  # the language view has its own A/B
+            self.ab_box.setChecked(False)
+            self.ab_box.blockSignals(False)
+        reason = "" if video else "Language models have no video preview; their view has its own A/B."
+        for widget in (self.source_combo, self.ab_box):
+            widget.setEnabled(video)
+            widget.setToolTip(reason or self.video_tips[widget])
+        self.play_action.setEnabled(video)
+
     # -- preview ---------------------------------------------------------------------------------
     def _make_lanes(self, session: Session, keys: list[str], ctx) -> list[Lane]:
         from studio.sources import take_frames
@@ -345,11 +421,19 @@ class MainWindow(QMainWindow):
     def preview_variants(self, keys: list[str]) -> None:
         if self.session is None or not keys:
             return
+        language = self._active_language_view()
+        if language is not None:  # the Variants tab's "Preview as A" picks the language view's A (and B)
+            language.choose(a=keys[0], b=keys[1] if len(keys) > 1 else None)
+            return
         session = self.session
         self._side_job("preparing the preview", lambda ctx: self._make_lanes(session, keys, ctx),
                        lambda lanes: self._start_preview(keys, lanes))
 
     def _preview_as_b(self, key: str) -> None:
+        language = self._active_language_view()
+        if language is not None:
+            language.choose(b=key)
+            return
         self.ab_box.blockSignals(True)
         self.ab_box.setChecked(True)
         self.ab_box.blockSignals(False)
@@ -565,6 +649,8 @@ class MainWindow(QMainWindow):
         running = [job for job in [self.job, *self.side_jobs] if job is not None and job.running]
         for job in running:
             job.cancel()
+        for view in self.language_views.values():
+            view.shutdown(timeout=3.0)  # a generation stops at its next token
         if preview is not None:
             preview.stop(timeout=2.0)  # shutdown joins with a timeout; threads are daemons past it
         for job in running:

@@ -28,6 +28,9 @@ class NumberItem(QTableWidgetItem):
         return float(self.data(Qt.ItemDataRole.UserRole)) < float(other.data(Qt.ItemDataRole.UserRole))
 
 
+NO_LABELS = {"generate": "none (text in, text out)", "embed": "none (text in, vectors out)"}
+
+
 class ModelPanel(QWidget):
     FIELDS = ("name", "format", "task", "inputs", "labels", "params", "gflops", "size", "provenance")
 
@@ -67,7 +70,8 @@ class ModelPanel(QWidget):
         texts = {
             "name": handle.display_name + ("  (RANDOM WEIGHTS)" if handle.random_weights else ""),
             "format": summary["format"], "task": summary["task"], "inputs": inputs,
-            "labels": f"{len(labels)}: " + ", ".join(labels[:12]) + (" …" if len(labels) > 12 else ""),
+            "labels": (f"{len(labels)}: " + ", ".join(labels[:12]) + (" …" if len(labels) > 12 else "")
+                       if labels else NO_LABELS.get(str(handle.task), "none in the model")),
             "params": f"{handle.params:,}",
             "gflops": "–" if summary["gflops"] is None else f"{summary['gflops']:.2f} ({handle.gflops_method})",
             "size": f"{summary['size_mb']:.1f} MB",

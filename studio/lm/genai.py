@@ -97,7 +97,9 @@ class GenaiGenerator:
             raise StudioError(f"onnxruntime-genai cannot load {folder.name}: {first}", path=folder,
                               fix="rebuild with other settings (another algorithm or block size)") from exc
         self.tokenizer = og.Tokenizer(self.model)
-        self.precision = folder.name.split("-")[-2] if "-" in folder.name else "?"
+        self.precision = handle.metadata.get("precision") or (folder.name.split("-")[-2] if "-" in folder.name
+                                                               else "?")
+        self.runtime = f"onnxruntime-genai {og.__version__} {self.precision}"
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.folder.glob("*.onnx*"))

@@ -19,12 +19,17 @@ from studio.model import ModelHandle
 from studio.paths import cache_dir
 
 
+def dequantised_folder(name: str, sha256: str) -> Path:
+    """Where a GGUF file's FP32 weights are kept once dequantised (keyed by the file's hash)."""
+    return cache_dir() / "hf" / f"{name}-{sha256[:12]}"
+
+
 def hf_folder(handle: ModelHandle) -> Path:
     if handle.format == "hf-folder":
         return Path(handle.provenance.path).parent
     if handle.format != "gguf" or handle.torch_module is None:
         raise UnsupportedError(f"{handle.name} is not a Hugging Face or GGUF language model")
-    target = cache_dir() / "hf" / f"{handle.name}-{handle.provenance.sha256[:12]}"
+    target = dequantised_folder(Path(handle.provenance.path).stem, handle.provenance.sha256)  # as the loader
     if (target / "config.json").is_file():
         return target
     import torch

@@ -30,7 +30,9 @@ class TorchGenerator:
 
     def generate(self, prompt: str, settings: GenerationSettings | None = None,
                  on_text: Callable[[str], None] | None = None) -> Generation:
-        settings = settings or GenerationSettings()
+        from dataclasses import replace
+
+        settings = replace(settings or GenerationSettings())  # a copy: the caller's settings stay as given
         settings.threads = settings.threads or self.threads
         return generate(self.handle, prompt, settings, on_text)
 

@@ -6,7 +6,6 @@ import onnx
 import pytest
 
 from studio.lm.generate import GenerationSettings, generate
-from studio.loaders import load_model
 from studio.tasks import Cancelled, TaskContext
 
 PROMPT = "What is the capital of France?"

@@ -1,0 +1,529 @@
+"""The language-model preview: a prompt, the text streamed as it is generated, and what it cost.
+
+Generation runs in a ``Job`` on a worker thread. The worker writes the text so far into a ``Stream``
+(a lock and a few fields) and the GUI reads it at ≤ 30 Hz, so a fast runtime never floods the event
+loop with one signal per token. A/B runs A, then B, on the same prompt in the same job: the two never
+share the cores, so their timings can be compared. Every number shown comes from a ``Generation``.
+
+The charts (``PromptView.charts``) are a separate widget: the host places them (the main window puts
+them in its "Live charts" dock, where the vision preview's charts go).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.lm.generate import Generation, GenerationSettings
+from studio.metrics import current_rss_mb
+from studio.session import Session, Variant
+from ui.jobs import Job
+
+POLL_MS = 33  # ≤ 30 Hz: the newest text is pulled from the stream, never one signal per token
+MEMORY_INTERVAL_MS = 200  # 5 Hz
+MEMORY_WINDOW_S = 60.0
+THREADS = 2  # the preview's budget on the 2-core target; the same for every variant and both sides
+FALLBACK_CONTEXT = 2048  # the longest request allowed when the model does not say its context length
+SIDES = "AB"
+DEFAULTS = GenerationSettings()
+SERIES_COLORS = ("#0a84ff", "#ff9f0a", "#34c759", "#bf5af2", "#ff375f", "#64d2ff")
+RECENT_RUNS = 6  # runs listed beside the charts
+
+
+def variant_label(variant: Variant) -> str:
+    return "base model" if variant.key == "base" else f"{variant.key}: {variant.title}"
+
+
+def fill_variant_combo(combo: QComboBox, variants: list[Variant], choose: str | None) -> None:
+    """Refill ``combo`` with the session's variants (data = key), selecting ``choose`` (else the first)."""
+    combo.blockSignals(True)
+    combo.clear()
+    for variant in variants:
+        combo.addItem(variant_label(variant), variant.key)
+    combo.setCurrentIndex(max(combo.findData(choose), 0) if choose is not None else 0)
+    combo.blockSignals(False)
+
+
+def newest_choice(combo: QComboBox, variants: list[Variant], newest_before: str | None) -> str:
+    """B's key after a refresh: the newest variant when one was just added, else what B showed."""
+    newest = variants[-1].key
+    current = combo.currentData()
+    if newest != newest_before or current not in {v.key for v in variants}:
+        return newest
+    return current
+
+
+def runtime_name(method: str) -> str:
+    """The runtime part of ``Generation.method`` (before its first ';', which starts the timing notes)."""
+    return method.split(";")[0].strip()
+
+
+def decoding_text(settings: GenerationSettings) -> str:
+    if settings.sample:
+        return f"sampling T={settings.temperature:g}, top-p {settings.top_p:g}, seed {settings.seed}"
+    return "greedy"
+
+
+def measured_caption(generation: Generation) -> str:
+    tps = generation.decode_tokens_per_s
+    parts = [f"TTFT {generation.ttft_ms:.1f} ms",
+             f"{'–' if tps is None else f'{tps:.1f}'} tokens/s decode",
+             f"{len(generation.new_tokens)} new tokens (prompt {generation.prompt_tokens})",
+             runtime_name(generation.method)]
+    if generation.layers_used is not None:
+        parts.append(f"{generation.layers_used:.1f} layers per token")
+    return " · ".join(parts)
+
+
+class Stream:
+    """What the worker has produced so far, per side; the GUI's timer reads a copy under the lock."""
+
+    def __init__(self, sides: int):
+        self._lock = threading.Lock()
+        self.texts = [""] * sides
+        self.states = ["waiting"] * sides
+        self.results: list[Generation | None] = [None] * sides
+        self.version = 0
+
+    def update(self, side: int, *, text: str | None = None, state: str | None = None,
+               result: Generation | None = None) -> None:
+        with self._lock:
+            if text is not None:
+                self.texts[side] = text
+            if state is not None:
+                self.states[side] = state
+            if result is not None:
+                self.results[side] = result
+            self.version += 1
+
+    def snapshot(self) -> tuple[int, list[str], list[str], list[Generation | None]]:
+        with self._lock:
+            return self.version, list(self.texts), list(self.states), list(self.results)
+
+
+@dataclass
+class Run:
+    """One click of Generate: its prompt number, the variants per side and the settings they share."""
+
+    number: int
+    keys: list[str]
+    labels: list[str]
+    settings: GenerationSettings
+    stream: Stream
+    shown: int = -1
+    charted: set[int] = field(default_factory=set)
+
+
+class GenerationCharts(QWidget):
+    """Time to first token and decode speed per generation (one point each), and the process's memory."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        pg.setConfigOptions(antialias=False, background="#1c1c1e", foreground="#d1d1d6")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.ttft_plot = self._plot("Time to first token (ms)", "prompt in → first token out", "run")
+        self.tps_plot = self._plot("Decode tokens/s", "tokens after the first ÷ their time", "run")
+        self.memory_plot = self._plot("Process memory, RSS (MB)", f"psutil every {MEMORY_INTERVAL_MS / 1000:g} s",
+                                      "seconds")
+        self.memory_plot.setXRange(-MEMORY_WINDOW_S, 0, padding=0)
+        for plot in (self.ttft_plot, self.tps_plot):
+            plot.addLegend(offset=(4, 4))
+        for plot in (self.ttft_plot, self.tps_plot, self.memory_plot):
+            layout.addWidget(plot, 3)
+        self.numbers = QLabel("No generation yet.")
+        self.numbers.setWordWrap(True)
+        self.numbers.setMinimumWidth(260)
+        self.numbers.setMaximumWidth(340)
+        self.numbers.setAlignment(Qt.AlignmentFlag.AlignTop)
+        layout.addWidget(self.numbers, 2)
+        self.memory_curve = self.memory_plot.plot(pen=pg.mkPen("#bf5af2", width=2))
+        self.memory: collections.deque[tuple[float, float]] = collections.deque(
+            maxlen=int(MEMORY_WINDOW_S * 1000 / MEMORY_INTERVAL_MS))
+        self.memory_timer = QTimer(self, interval=MEMORY_INTERVAL_MS, timeout=self.sample_memory)
+        self.records: list[dict[str, Any]] = []
+        # One series per side and variant ("A · base model"): A/B of one variant stays two series.
+        self.curves: dict[tuple[str, str], tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
+
+    @staticmethod
+    def _plot(title: str, method: str, x_label: str) -> pg.PlotWidget:
+        plot = pg.PlotWidget(title=f"{title}<br><span style='font-size:8pt; color:#8e8e93'>{method}</span>")
+        plot.setMinimumHeight(120)
+        plot.setLabel("bottom", x_label)
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setMouseEnabled(x=False, y=False)
+        return plot
+
+    # The memory timer runs only while the charts are on screen: a hidden chart costs nothing.
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.sample_memory()
+        self.memory_timer.start()
+
+    def hideEvent(self, event) -> None:
+        self.memory_timer.stop()
+        super().hideEvent(event)
+
+    def sample_memory(self) -> None:
+        now = time.monotonic()
+        self.memory.append((now, current_rss_mb()))
+        self.memory_curve.setData([t - now for t, _ in self.memory], [mb for _, mb in self.memory])
+
+    def clear(self) -> None:
+        for ttft_curve, tps_curve in self.curves.values():
+            self.ttft_plot.removeItem(ttft_curve)
+            self.tps_plot.removeItem(tps_curve)
+        self.curves.clear()
+        self.records.clear()
+        self.ttft_plot.plotItem.legend.clear()
+        self.tps_plot.plotItem.legend.clear()
+        self.numbers.setText("No generation yet.")
+
+    def add(self, run: Run, side: int, generation: Generation) -> None:
+        """One point per chart for one finished generation, x = the run number (A and B of a run share it)."""
+        key = (SIDES[side], run.keys[side])
+        self.records.append({"run": run.number, "side": SIDES[side], "key": run.keys[side], "label": run.labels[side],
+                             "ttft_ms": generation.ttft_ms, "tokens_per_s": generation.decode_tokens_per_s,
+                             "new_tokens": len(generation.new_tokens), "decoding": decoding_text(run.settings)})
+        if key not in self.curves:
+            color = SERIES_COLORS[len(self.curves) % len(SERIES_COLORS)]
+            style = dict(pen=pg.mkPen(color, width=1), symbol="o" if side == 0 else "t", symbolSize=8,
+                         symbolBrush=color, name=f"{SIDES[side]} · {run.labels[side]}")
+            self.curves[key] = (self.ttft_plot.plot(**style), self.tps_plot.plot(**style))
+        mine = [r for r in self.records if (r["side"], r["key"]) == key]
+        ttft_curve, tps_curve = self.curves[key]
+        ttft_curve.setData([r["run"] for r in mine], [r["ttft_ms"] for r in mine])
+        speed = [r for r in mine if r["tokens_per_s"] is not None]  # one token has no decode rate
+        tps_curve.setData([r["run"] for r in speed], [r["tokens_per_s"] for r in speed])
+        self._write_numbers()
+
+    def _write_numbers(self) -> None:
+        lines = []
+        for record in self.records[-RECENT_RUNS:]:
+            tps = record["tokens_per_s"]
+            lines.append(f"<b>run {record['run']} · {record['side']} · {record['label']}</b><br>"
+                         f"TTFT {record['ttft_ms']:.1f} ms · {'–' if tps is None else f'{tps:.1f}'} tokens/s · "
+                         f"{record['new_tokens']} tokens · {record['decoding']}, {THREADS} threads")
+        lines.append("<span style='color:#8e8e93'>Each point is one generation, timed with perf_counter per "
+                     "streamed token. A/B runs A, then B, never both at once.</span>")
+        self.numbers.setText("<br>".join(lines))
+
+
+class OutputPane(QWidget):
+    """One side's streamed text and, under it, what was measured."""
+
+    def __init__(self, side: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.title = QLabel(side)
+        self.title.setStyleSheet("font-weight: bold")
+        self.text = QPlainTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setPlaceholderText("The generated text streams here.")
+        self.caption = QLabel("")
+        self.caption.setWordWrap(True)
+        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.title)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(self.caption)
+
+    def set_text(self, text: str) -> None:
+        if text != self.text.toPlainText():
+            self.text.setPlainText(text)
+            bar = self.text.verticalScrollBar()
+            bar.setValue(bar.maximum())
+
+
+class PromptView(QWidget):
+    """Prompt box, Generate / Stop, settings, A/B of two variants and one output pane per side."""
+
+    status = Signal(str)
+    failed = Signal(str, str)  # title, one-line message
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session: Session | None = None
+        self.charts = GenerationCharts()
+        self._generators: dict[str, Any] = {}  # one loaded runtime per variant key, made in the worker
+        self._job: Job | None = None  # the current generation; None once its ``finished`` arrived
+        self._jobs: list[Job] = []  # every job not finished yet, a stopped one included (waited for on close)
+        self._run: Run | None = None
+        self._runs = 0
+        self._held: str | None = None
+        self._newest: str | None = None
+        self.results: list[Generation] = []  # every finished generation of this session, in order
+        self._build()
+        self.poll_timer = QTimer(self, interval=POLL_MS, timeout=self._poll)
+        self._sync_buttons()
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        variants = QHBoxLayout()
+        self.a_combo, self.b_combo = QComboBox(), QComboBox()
+        self.ab_box = QCheckBox("A/B")
+        self.ab_box.setToolTip("Run the same prompt on a second variant, after the first (never at the same time)")
+        self.ab_box.toggled.connect(self._on_ab_toggled)
+        for combo in (self.a_combo, self.b_combo):
+            combo.currentIndexChanged.connect(lambda _index: self._update_titles())
+        variants.addWidget(QLabel("A"))
+        variants.addWidget(self.a_combo, 1)
+        variants.addWidget(self.ab_box)
+        variants.addWidget(QLabel("B"))
+        variants.addWidget(self.b_combo, 1)
+        layout.addLayout(variants)
+        self.prompt = QPlainTextEdit("Explain in two sentences why the sky is blue.")
+        self.prompt.setPlaceholderText("Type a prompt (Ctrl+Enter generates)")
+        self.prompt.setMaximumHeight(110)
+        layout.addWidget(self.prompt)
+        controls = QHBoxLayout()
+        self.max_tokens = QSpinBox()
+        self.max_tokens.setRange(1, FALLBACK_CONTEXT)
+        self.max_tokens.setValue(DEFAULTS.max_new_tokens)
+        self.decoding = QComboBox()
+        self.decoding.addItem("greedy", False)
+        self.decoding.addItem("sampling", True)
+        self.decoding.currentIndexChanged.connect(self._on_decoding_changed)
+        self.temperature = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=2.0, singleStep=0.05)
+        self.temperature.setValue(DEFAULTS.temperature)
+        self.top_p = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=1.0, singleStep=0.05)
+        self.top_p.setValue(DEFAULTS.top_p)
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.clicked.connect(self.generate)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(self.stop)
+        for label, widget in (("Max new tokens", self.max_tokens), ("Decoding", self.decoding),
+                              ("Temperature", self.temperature), ("Top-p", self.top_p)):
+            controls.addWidget(QLabel(label))
+            controls.addWidget(widget)
+        controls.addStretch(1)
+        controls.addWidget(self.generate_button)
+        controls.addWidget(self.stop_button)
+        layout.addLayout(controls)
+        self.panes = [OutputPane(side) for side in SIDES]
+        self.pane_splitter = QSplitter(Qt.Orientation.Horizontal)
+        for pane in self.panes:
+            self.pane_splitter.addWidget(pane)
+        layout.addWidget(self.pane_splitter, 1)
+        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.generate,
+                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self._on_decoding_changed()
+        self._on_ab_toggled(False)
+
+    # -- session and variants ---------------------------------------------------------------------
+    def set_session(self, session: Session) -> None:
+        """Show ``session``'s variants; a different session drops the loaded runtimes and the charts."""
+        if session is not self.session:
+            self.stop()
+            self._job = None  # it unwinds at its next token; its results belong to the old session
+            self.poll_timer.stop()
+            self.session = session
+            self._generators = {}  # a worker still holding the old dict keeps it; nothing is shared
+            self._run, self._runs, self._newest = None, 0, None
+            self.results = []
+            self.charts.clear()
+            for pane in self.panes:
+                pane.set_text("")
+                pane.caption.setText("")
+            stated = int(session.baseline.metadata.get("context_length") or 0)
+            self.max_tokens.setMaximum(stated or FALLBACK_CONTEXT)
+            self.max_tokens.setToolTip(f"the model's context is {stated} tokens, prompt included" if stated else
+                                       f"the model does not state its context; capped at {FALLBACK_CONTEXT}")
+        self.set_variants(session.variants)
+        self._sync_buttons()
+
+    def set_variants(self, variants: list[Variant]) -> None:
+        if not variants:
+            return
+        keep_a = self.a_combo.currentData()
+        b = newest_choice(self.b_combo, variants, self._newest)
+        self._newest = variants[-1].key
+        fill_variant_combo(self.a_combo, variants, keep_a if keep_a is not None else "base")
+        fill_variant_combo(self.b_combo, variants, b)
+        self._update_titles()
+
+    def choose(self, a: str | None = None, b: str | None = None) -> None:
+        """Select variants from outside (the Variants tab's "Preview as A / as B")."""
+        if a is not None:
+            self.a_combo.setCurrentIndex(max(self.a_combo.findData(a), 0))
+        if b is not None:
+            self.b_combo.setCurrentIndex(max(self.b_combo.findData(b), 0))
+            self.ab_box.setChecked(True)
+        self._update_titles()
+
+    def _update_titles(self) -> None:
+        for side, combo in enumerate((self.a_combo, self.b_combo)):
+            self.panes[side].title.setText(f"{SIDES[side]} · {combo.currentText()}")
+
+    def _on_ab_toggled(self, on: bool) -> None:
+        self.b_combo.setEnabled(on)
+        self.panes[1].setVisible(on)
+
+    def _on_decoding_changed(self) -> None:
+        sampling = bool(self.decoding.currentData())
+        self.temperature.setEnabled(sampling)
+        self.top_p.setEnabled(sampling)
+
+    def generation_settings(self) -> GenerationSettings:
+        return replace(DEFAULTS, max_new_tokens=self.max_tokens.value(), sample=bool(self.decoding.currentData()),
+                       temperature=self.temperature.value(), top_p=self.top_p.value(), threads=THREADS)
+
+    # -- generate / stop -------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        # Not ``Job.running``: the thread is still alive when its queued ``finished`` reaches the GUI.
+        return self._job is not None
+
+    def generate(self) -> Job | None:
+        if self.session is None:
+            self.status.emit("Open a language model first.")
+            return None
+        if self.busy:
+            self.status.emit("Still generating: Stop it or wait.")
+            return None
+        if self._held:
+            self.status.emit(f"Generation waits while {self._held} measures latency.")
+            return None
+        prompt = self.prompt.toPlainText().strip()
+        if not prompt:
+            self.status.emit("Type a prompt first.")
+            return None
+        combos = [self.a_combo, self.b_combo][:2 if self.ab_box.isChecked() else 1]
+        self._runs += 1
+        run = Run(self._runs, [c.currentData() for c in combos], [c.currentText() for c in combos],
+                  self.generation_settings(), Stream(len(combos)))
+        self._run = run
+        self._update_titles()
+        for side, pane in enumerate(self.panes):
+            pane.set_text("")
+            pane.caption.setText("waiting for A to finish" if side else "")
+        session, generators, stream, settings = self.session, self._generators, run.stream, run.settings
+
+        def work(ctx) -> None:
+            from studio.lm.runners import text_generator  # torch / onnxruntime load here, off the GUI thread
+
+            for side, key in enumerate(run.keys):
+                ctx.check_cancelled()
+                generator = generators.get(key)
+                if generator is None:
+                    stream.update(side, state="loading")
+                    generator = generators[key] = text_generator(session.get(key).handle, threads=THREADS)
+                stream.update(side, state="generating")
+
+                def on_text(text: str, side: int = side) -> None:
+                    stream.update(side, text=text)
+                    ctx.check_cancelled()  # Stop: Cancelled raised here unwinds the runtime's decode loop
+
+                # A copy per side: a runner may fill in fields (threads) of the settings it is given.
+                result = generator.generate(prompt, replace(settings), on_text)
+                stream.update(side, text=result.text, state="done", result=result)
+
+        job = Job(f"generating ({', '.join(run.keys)})", work, self)
+        job.failed.connect(lambda message, run=run: self._failed(run, message))
+        job.cancelled.connect(lambda run=run: self._stopped(run))
+        job.finished.connect(lambda job=job, run=run: self._finished(job, run))
+        self._jobs.append(job)
+        self._job = job.start()
+        self.poll_timer.start()
+        self._sync_buttons()
+        self.status.emit(f"Generating {settings.max_new_tokens} tokens at most, {decoding_text(settings)}…")
+        return job
+
+    def stop(self) -> None:
+        if self._job is not None:
+            self._job.cancel()  # takes effect at the next token (the prompt's prefill is not interruptible)
+            self.status.emit("Stopping the generation…")
+
+    def hold(self, reason: str | None) -> None:
+        """Pause generation while ``reason`` (a latency measurement) runs, so the two never share the cores."""
+        self._held = reason
+        if reason:
+            self.stop()
+        self._sync_buttons()
+
+    def shutdown(self, timeout: float) -> None:
+        self.poll_timer.stop()
+        for job in self._jobs:
+            job.cancel()
+        for job in self._jobs:
+            job.wait(timeout)
+
+    def _sync_buttons(self) -> None:
+        self.generate_button.setEnabled(self.session is not None and not self.busy and not self._held)
+        self.generate_button.setToolTip(f"Waits while {self._held} runs" if self._held else "Ctrl+Enter")
+        self.stop_button.setEnabled(self.busy)
+
+    def _poll(self) -> None:
+        run = self._run
+        if run is None:
+            return
+        version, texts, states, results = run.stream.snapshot()
+        if version == run.shown:
+            return
+        run.shown = version
+        for side in range(len(run.keys)):
+            pane, result = self.panes[side], results[side]
+            pane.set_text(texts[side])
+            if result is not None and side not in run.charted:
+                run.charted.add(side)
+                self.results.append(result)
+                pane.caption.setText(measured_caption(result))
+                pane.caption.setToolTip(result.method)
+                self.charts.add(run, side, result)
+            elif result is None and states[side] == "loading":
+                pane.caption.setText("loading the runtime (once per variant)…")
+            elif result is None and states[side] == "generating":
+                pane.caption.setText("generating…")
+
+    def _failed(self, run: Run, message: str) -> None:
+        if run is self._run:
+            self._poll()
+            for side in range(len(run.keys)):
+                if side not in run.charted:
+                    self.panes[side].caption.setText(f"failed: {message}")
+            self.failed.emit("Generation failed", message)
+
+    def _stopped(self, run: Run) -> None:
+        if run is self._run:
+            self._poll()
+            _, texts, _, _ = run.stream.snapshot()
+            for side in range(len(run.keys)):
+                if side not in run.charted:
+                    self.panes[side].caption.setText(
+                        f"stopped after {len(texts[side])} characters; an unfinished run is not measured"
+                        if texts[side] else "stopped before it started")
+            self.status.emit("Generation stopped.")
+
+    def _finished(self, job: Job, run: Run) -> None:
+        if job in self._jobs:
+            self._jobs.remove(job)
+        if job is self._job:
+            self._job = None
+            self.poll_timer.stop()
+        if run is self._run:
+            self._poll()
+            results = run.stream.snapshot()[3]
+            if all(results):
+                self.status.emit("Generated. " + " | ".join(
+                    f"{SIDES[side]}: {measured_caption(result)}" for side, result in enumerate(results)))
+        self._sync_buttons()

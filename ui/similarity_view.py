@@ -1,0 +1,264 @@
+"""The embedding-model preview: a few sentences, their cosine-similarity matrix, and the encode time.
+
+Encoding runs in a ``Job`` (torch or onnxruntime load there, never on the GUI thread). With A/B the
+two variants encode the same sentences one after the other, and the view shows both matrices and the
+largest difference between them: how far a variant's embeddings moved from the base model's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.session import Session, Variant
+from ui.jobs import Job
+from ui.prompt_view import SIDES, THREADS, fill_variant_combo, newest_choice
+
+# Two pairs that mean nearly the same thing in different words, and one sentence unlike the others:
+# a working encoder scores each pair well above any cross pair.
+DEFAULT_SENTENCES = (
+    "A man is playing a guitar on stage.",
+    "Someone performs a song on the guitar.",
+    "Share prices fell sharply this morning.",
+    "The stock market dropped at the opening bell.",
+    "A cat is asleep on the windowsill.",
+)
+HEADER_CHARS = 20  # row headers stay narrow enough for two matrices side by side
+LOW, HIGH = QColor("#2c2c2e"), QColor("#0a84ff")
+
+
+def cell_color(value: float) -> QColor:
+    """Dark for ≤ 0, full blue for 1: cosine similarity of normalised sentence embeddings."""
+    t = float(np.clip(value, 0.0, 1.0))
+    return QColor(*(round(a + (b - a) * t) for a, b in zip(LOW.getRgb()[:3], HIGH.getRgb()[:3], strict=True)))
+
+
+@dataclass
+class Embedding:
+    key: str
+    label: str
+    matrix: np.ndarray  # (N, N) cosine similarities
+    encode_ms: float
+    dim: int
+    runtime: str
+
+
+class MatrixTable(QTableWidget):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(0, 0, parent)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+
+    def show_matrix(self, matrix: np.ndarray, sentences: list[str]) -> None:
+        count = len(sentences)
+        self.setRowCount(count)
+        self.setColumnCount(count)
+        self.setHorizontalHeaderLabels([str(i + 1) for i in range(count)])
+        self.setVerticalHeaderLabels([f"{i + 1} · {s[:HEADER_CHARS]}{'…' if len(s) > HEADER_CHARS else ''}"
+                                      for i, s in enumerate(sentences)])
+        for row in range(count):
+            self.verticalHeaderItem(row).setToolTip(sentences[row])
+            for column in range(count):
+                value = float(matrix[row, column])
+                item = QTableWidgetItem(f"{value:.3f}")
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                item.setBackground(cell_color(value))
+                item.setForeground(QColor("white"))
+                item.setToolTip(f"{sentences[row]}\n{sentences[column]}\ncosine {value:.4f}")
+                self.setItem(row, column, item)
+        self.resizeColumnsToContents()
+
+
+class SimilarityView(QWidget):
+    status = Signal(str)
+    failed = Signal(str, str)  # title, one-line message
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session: Session | None = None
+        self._encoders: dict[str, Any] = {}  # one loaded encoder per variant key, made (and warmed) in the worker
+        self._job: Job | None = None  # None once its ``finished`` reached the GUI
+        self._jobs: list[Job] = []
+        self._held: str | None = None
+        self._newest: str | None = None
+        self.embeddings: list[Embedding] = []  # the last Embed's result per side
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        self.a_combo, self.b_combo = QComboBox(), QComboBox()
+        self.ab_box = QCheckBox("A/B")
+        self.ab_box.setToolTip("Encode the same sentences with a second variant, after the first")
+        self.ab_box.toggled.connect(self._on_ab_toggled)
+        self.embed_button = QPushButton("Embed")
+        self.embed_button.clicked.connect(self.embed)
+        for widget, stretch in ((QLabel("A"), 0), (self.a_combo, 1), (self.ab_box, 0), (QLabel("B"), 0),
+                                (self.b_combo, 1), (self.embed_button, 0)):
+            row.addWidget(widget, stretch)
+        layout.addLayout(row)
+        layout.addWidget(QLabel("Sentences, one per line:"))
+        self.sentences = QPlainTextEdit("\n".join(DEFAULT_SENTENCES))
+        self.sentences.setMaximumHeight(140)
+        layout.addWidget(self.sentences)
+        tables = QHBoxLayout()
+        self.titles = [QLabel(side) for side in SIDES]
+        self.tables = [MatrixTable(), MatrixTable()]
+        self.columns = []
+        for title, table in zip(self.titles, self.tables, strict=True):
+            column = QWidget()
+            inner = QVBoxLayout(column)
+            inner.setContentsMargins(0, 0, 0, 0)
+            title.setStyleSheet("font-weight: bold")
+            inner.addWidget(title)
+            inner.addWidget(table, 1)
+            tables.addWidget(column, 1)
+            self.columns.append(column)
+        layout.addLayout(tables, 1)
+        self.summary = QLabel("Press Embed to compare the sentences.")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.summary)
+        self._on_ab_toggled(False)
+        self._sync_buttons()
+
+    # -- session and variants ---------------------------------------------------------------------
+    def set_session(self, session: Session) -> None:
+        if session is not self.session:
+            self.stop()
+            self._job = None  # its result belongs to the old session and is dropped
+            self.session, self._encoders, self._newest, self.embeddings = session, {}, None, []
+            for table in self.tables:
+                table.setRowCount(0)
+                table.setColumnCount(0)
+            self.summary.setText("Press Embed to compare the sentences.")
+        self.set_variants(session.variants)
+        self._sync_buttons()
+
+    def set_variants(self, variants: list[Variant]) -> None:
+        if not variants:
+            return
+        keep_a = self.a_combo.currentData()
+        b = newest_choice(self.b_combo, variants, self._newest)
+        self._newest = variants[-1].key
+        fill_variant_combo(self.a_combo, variants, keep_a if keep_a is not None else "base")
+        fill_variant_combo(self.b_combo, variants, b)
+
+    def choose(self, a: str | None = None, b: str | None = None) -> None:
+        if a is not None:
+            self.a_combo.setCurrentIndex(max(self.a_combo.findData(a), 0))
+        if b is not None:
+            self.b_combo.setCurrentIndex(max(self.b_combo.findData(b), 0))
+            self.ab_box.setChecked(True)
+
+    def _on_ab_toggled(self, on: bool) -> None:
+        self.b_combo.setEnabled(on)
+        self.columns[1].setVisible(on)
+
+    # -- embed -----------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    def embed(self) -> Job | None:
+        refusal = ("Open an embedding model first." if self.session is None else
+                   "Still embedding." if self.busy else
+                   f"Embedding waits while {self._held} measures latency." if self._held else None)
+        if refusal:
+            self.status.emit(refusal)
+            return None
+        sentences = [line.strip() for line in self.sentences.toPlainText().splitlines() if line.strip()]
+        if len(sentences) < 2:
+            self.status.emit("Give at least two sentences, one per line.")
+            return None
+        combos = [self.a_combo, self.b_combo][:2 if self.ab_box.isChecked() else 1]
+        keys, labels = [c.currentData() for c in combos], [c.currentText() for c in combos]
+        session, encoders = self.session, self._encoders
+
+        def work(ctx) -> list[Embedding]:
+            from studio.lm.embed import cosine_matrix
+            from studio.lm.runners import text_encoder  # torch / onnxruntime load here, off the GUI thread
+
+            out = []
+            for key, label in zip(keys, labels, strict=True):
+                ctx.check_cancelled()
+                encoder = encoders.get(key)
+                if encoder is None:
+                    encoder = text_encoder(session.get(key).handle, threads=THREADS)
+                    encoder.encode(sentences[:1])  # the first call pays one-off set-up: not part of the timing
+                    encoders[key] = encoder
+                start = time.perf_counter()
+                vectors = encoder.encode(sentences)
+                elapsed = (time.perf_counter() - start) * 1e3
+                runtime = getattr(encoder, "runtime", None) or getattr(encoder, "precision", "?")
+                out.append(Embedding(key, label, cosine_matrix(vectors), elapsed, int(vectors.shape[1]), runtime))
+            return out
+
+        job = Job(f"embedding ({', '.join(keys)})", work, self)
+        job.succeeded.connect(lambda result, job=job, s=sentences: self._show(job, result, s))
+        job.failed.connect(lambda message, job=job: job is self._job and self.failed.emit("Embedding failed", message))
+        job.finished.connect(lambda job=job: self._finished(job))
+        self._jobs.append(job)
+        self._job = job.start()
+        self._sync_buttons()
+        self.status.emit(f"Embedding {len(sentences)} sentences…")
+        return job
+
+    def stop(self) -> None:
+        if self._job is not None:
+            self._job.cancel()  # takes effect between variants: one encode call is not interruptible
+
+    def hold(self, reason: str | None) -> None:
+        """Pause embedding while ``reason`` (a latency measurement) runs, so the two never share the cores."""
+        self._held = reason
+        self._sync_buttons()
+
+    def shutdown(self, timeout: float) -> None:
+        for job in self._jobs:
+            job.cancel()
+        for job in self._jobs:
+            job.wait(timeout)
+
+    def _sync_buttons(self) -> None:
+        self.embed_button.setEnabled(self.session is not None and not self.busy and not self._held)
+
+    def _finished(self, job: Job) -> None:
+        if job in self._jobs:
+            self._jobs.remove(job)
+        if job is self._job:
+            self._job = None
+        self._sync_buttons()
+
+    def _show(self, job: Job, embeddings: list[Embedding], sentences: list[str]) -> None:
+        if job is not self._job:
+            return  # a result for a session that has been replaced
+        self.embeddings = embeddings
+        lines = []
+        for side, item in enumerate(embeddings):
+            self.tables[side].show_matrix(item.matrix, sentences)
+            self.titles[side].setText(f"{SIDES[side]} · {item.label}")
+            lines.append(f"<b>{SIDES[side]} · {item.label}</b>: {len(sentences)} sentences → {item.dim}-d vectors "
+                         f"in {item.encode_ms:.1f} ms ({item.runtime}, {THREADS} threads, one call, perf_counter, "
+                         "after a warm-up call)")
+        if len(embeddings) == 2:
+            gap = float(np.abs(embeddings[0].matrix - embeddings[1].matrix).max())
+            lines.append(f"Largest |A − B| over all sentence pairs: {gap:.4f}")
+        lines.append("<span style='color:#8e8e93'>Cell = cosine similarity of the two sentences' embeddings "
+                     "(1 = same direction).</span>")
+        self.summary.setText("<br>".join(lines))
+        self.status.emit(f"Embedded {len(sentences)} sentences.")

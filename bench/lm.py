@@ -6,14 +6,20 @@ first token), the model's size on disk, the RSS it added when loaded, and teache
 agreement with FP32 PyTorch over 10 prompts × 32 tokens (studio.lm.agreement). llama.cpp is added
 when ``llama_cpp`` is importable (optional; it builds from source), on the same shipped GGUF.
 
+A second table runs every language-model compression plugin (recipes a user can save) at 2 threads:
+decode tokens/s, mean decoder layers per token (early exit), teacher-forced agreement, and
+perplexity on the shipped text (studio.lm.quality: pydoc_data's Language Reference sections).
+
     .venv/bin/python bench/lm.py [--model zoo:smollm2-135m] [--threads 1 2] [--new-tokens 64]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -111,12 +117,119 @@ def encoder_rows(model: str, threads_list: list[int], runs: int = 20) -> list[st
     return rows
 
 
+LLAMA_PEAK = """
+import json, sys
+from llama_cpp import Llama
+llm = Llama(model_path=sys.argv[1], n_ctx=512, verbose=False)
+llm.create_completion(sys.argv[2], max_tokens=32, temperature=0.0)
+print(json.dumps(int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024))
+"""
+
+
+class LlamaCppRun:
+    """What ``_row`` reads from a generation, for llama.cpp's own greedy decoding of the same prompt ids."""
+
+    def __init__(self, prompt_tokens: int, new_tokens: list[int], stamps: list[float], start: float):
+        self.prompt_tokens, self.new_tokens = prompt_tokens, new_tokens
+        self.ttft_ms = (stamps[0] - start) * 1e3 if stamps else None
+        gaps = len(stamps) - 1
+        self.decode_tokens_per_s = gaps / (stamps[-1] - stamps[0]) if gaps > 0 and stamps[-1] > stamps[0] else None
+
+
+def llama_cpp_rows(gguf: str, handle, threads_list: list[int], new_tokens: int, pairs) -> list[str]:
+    """llama.cpp on the shipped GGUF (its own Q4_1 weights): same prompt ids, greedy, timed per token."""
+    from llama_cpp import Llama
+
+    from studio.lm.agreement import agreement
+    from studio.lm.generate import eos_ids, prompt_ids
+
+    ids = prompt_ids(handle, PROMPT, chat=True)[0].tolist()
+    eos = eos_ids(handle.tokenizer)
+    peak = peak_rss_mb(LLAMA_PEAK, gguf)
+    rows = []
+    for threads in threads_list:
+        llm = Llama(model_path=gguf, n_ctx=1024, n_threads=threads, n_threads_batch=threads, logits_all=True,
+                    verbose=False)
+        runs = []
+        for index in range(4):  # the first is a warm-up
+            llm.reset()
+            tokens, stamps = [], []
+            start = time.perf_counter()
+            for token in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0, reset=True):
+                stamps.append(time.perf_counter())
+                if token in eos or len(tokens) + 1 > new_tokens:
+                    break
+                tokens.append(token)
+            if index:
+                runs.append(LlamaCppRun(len(ids), tokens, stamps, start))
+
+        def predict(sequence, prefill=None, model=llm):
+            model.reset()
+            model.eval(sequence)
+            return model.scores[:len(sequence)].argmax(-1)
+
+        agree = agreement(predict, pairs)
+        size = os.path.getsize(gguf) / 1e6
+        rows.append(_row(f"llama.cpp {importlib.metadata.version('llama_cpp_python')} (GGUF Q4_1 as shipped)",
+                         threads, runs, size, peak, agree))
+        del llm
+    return rows
+
+
+PLUGIN_RECIPES = (
+    ("PyTorch fp32 (reference)", None, {}),
+    ("early exit, softmax ≥ 0.9 at ½ ⅔ ⅚ depth", "early_exit.lm_decoding", {}),
+    ("early exit, saturation ≥ 0.99 after 10/15/20/25", "early_exit.lm_decoding",
+     {"confidence": "saturation", "threshold": 0.99, "exit_layers": "10,15,20,25"}),
+    ("low rank, 50 % rank of MLP projections", "lowrank.svd", {"mode": "ratio", "rank_ratio": 0.5, "targets": "mlp"}),
+    ("low rank, 99 % energy, all projections", "lowrank.svd", {"mode": "energy", "energy": 0.99}),
+    ("ORT int8 weights (lm_weights)", "quantize.lm_weights", {"precision": "int8"}),
+    ("ORT int4 weights, block 32", "quantize.lm_weights", {"precision": "int4"}),
+    ("ORT int4 weights, INT8 LM head", "quantize.lm_weights", {"precision": "int4", "head_int8": True}),
+)
+
+
+def plugin_rows(handle, pairs, threads: int, new_tokens: int) -> list[str]:
+    from studio.lm.agreement import agreement, argmax_of
+    from studio.lm.generate import GenerationSettings
+    from studio.lm.quality import perplexity, text_tokens
+    from studio.lm.runners import text_generator, token_logits
+    from studio.plugin_api import settings_from_dict
+    from studio.registry import default_registry
+    from studio.tasks import TaskContext
+
+    registry = default_registry()
+    text = text_tokens(handle.tokenizer, 1024)
+    settings = GenerationSettings(max_new_tokens=new_tokens, threads=threads)
+    rows = []
+    for label, plugin_id, values in PLUGIN_RECIPES:
+        variant = handle
+        if plugin_id:
+            plugin = registry.get(plugin_id)
+            variant = plugin.apply(handle, settings_from_dict(plugin, values), TaskContext())
+        generator = text_generator(variant, threads)
+        generator.generate(PROMPT, GenerationSettings(max_new_tokens=4, threads=threads))
+        runs = [generator.generate(PROMPT, settings) for _ in range(3)]
+        decode = _median(runs, "decode_tokens_per_s")
+        layers = _median(runs, "layers_used")
+        logits = token_logits(variant, threads)
+        agree = agreement(argmax_of(logits), pairs)["agreement"]
+        ppl = perplexity(logits, text, 256)["perplexity"]
+        rows.append(f"| {label} | {'–' if decode is None else f'{decode:.1f}'} | "
+                    f"{'–' if layers is None else f'{layers:.1f}'} | {variant.size_bytes / 1e6:.0f} | "
+                    f"{100 * agree:.1f}% | {ppl:.2f} |")
+        print(rows[-1], flush=True)
+        del generator, logits
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="zoo:smollm2-135m")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "int8", "int4"])
+    parser.add_argument("--skip-plugins", action="store_true", help="leave out the compression-plugin table")
     args = parser.parse_args()
     offline.apply()
     import torch
@@ -162,6 +275,17 @@ def main() -> None:
     if importlib.util.find_spec("llama_cpp") is None:
         print("\nllama.cpp: not installed (pip install llama-cpp-python builds it from source in a few minutes); "
               "row skipped.")
+    else:
+        print("\n| reference path | threads | decode tok/s | prefill tok/s | first token ms | new tokens | size MB | "
+              "peak RSS MB | teacher-forced agreement with FP32 |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for row in llama_cpp_rows(handle.provenance.path, handle, args.threads, args.new_tokens, pairs):
+            print(row, flush=True)
+    if not args.skip_plugins:
+        print("\n| recipe (plugin) at 2 threads | decode tok/s | layers per token | size MB | agreement | "
+              "perplexity |")
+        print("|---|---|---|---|---|---|")
+        plugin_rows(handle, pairs, 2, args.new_tokens)
     print(f"\n{args.model}; prompt {PROMPT!r} with the chat template; {args.new_tokens} new tokens at most, greedy; "
           "medians of 3 after a warm-up; PyTorch size = params × 4 bytes (FP32 in memory); peak RSS = VmHWM of "
           "a fresh process that only loads that model and generates 32 tokens (default threads). Agreement over "

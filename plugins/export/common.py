@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from studio.model import ModelHandle
+from studio.model import ModelHandle, Task
 from studio.plugin_api import Kind
 from studio.tasks import TaskContext
+
+LANGUAGE_FORMATS = ("onnx", "tflite", "coreml")
 
 
 def reasons_not_exportable(model: ModelHandle) -> list[str]:
@@ -60,6 +62,9 @@ class Exporter:
     torch_reason: str | None = None
 
     def check(self, model: ModelHandle) -> list[str]:
+        if model.task in (Task.GENERATE, Task.EMBED):  # studio.export routes language models itself
+            return [] if self.format in LANGUAGE_FORMATS else [
+                f"language models export to {', '.join(LANGUAGE_FORMATS)}, not {self.title}"]
         reasons = reasons_not_exportable(model)
         if not reasons and self.torch_reason and model.torch_module is None:
             reasons.append(self.torch_reason)

@@ -137,3 +137,14 @@ def test_cli_generates_with_an_early_exit_recipe(tmp_path):
     report = run_json("generate", "zoo:smollm2-135m", "List three fruits.", "--recipe", recipe,
                       "--max-new-tokens", "8")
     assert report["layers_used"] is not None and report["layers_used"] <= 30 and report["new_token_count"] > 0
+
+
+def test_cli_optimize_writes_an_encoder_variant_with_its_report(tmp_path):
+    recipe = tmp_path / "int4.toml"
+    recipe.write_text('[[steps]]\nplugin = "quantize.lm_weights"\n[steps.settings]\nprecision = "int4"\n'
+                      'block_size = 64\n')
+    report = run_json("optimize", "zoo:minilm-l6", "--recipe", recipe, "-o", tmp_path / "out", "--threads", "2")
+    assert report["fidelity"]["metric"] == "mean cosine" and 0.8 < report["fidelity"]["value"] <= 1.0
+    assert report["retrieval"]["top1_agreement"] >= 0.75
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"model", "report.json", "recipe.toml"}
+    assert load_model(tmp_path / "out" / "model").metadata["precision"] == "int4"

@@ -102,7 +102,7 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
         raise UnsupportedError(f"unknown precision '{precision}'", fix=f"choose one of {', '.join(PRECISIONS)}")
     registry = default_registry()
     model = load_model(model_spec, trust=trust)
-    steps = list(load_recipe(recipe_path).steps) if recipe_path else []
+    steps = list(load_recipe(Path(recipe_path)).steps) if recipe_path else []
     if is_language_model(model):
         return _run_language_export(model, steps, formats, Path(out_dir), precision, force, ctx)
     if precision == "int4":

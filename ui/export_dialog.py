@@ -1,5 +1,10 @@
 """The export dialog: formats, precision, folder; progress and Cancel; the verified report when done.
 
+A language model is offered what the engine exports for it: fp32/int8/int4 (no fp16 on CPU), ONNX at
+any of them, TFLite and CoreML at fp32 only, and no OpenVINO; a variant whose weights are already
+INT8/INT4 on onnxruntime is exported at its own precision. Vision models get fp32/fp16/int8 and every
+format.
+
 Exports run in a child process (``studio.subprocess_job``): Cancel kills the converter outright and
 its staging folder is removed, so nothing half-written is ever left in the chosen folder.
 """
@@ -26,11 +31,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.lm.variants import is_language_model, lm_runtime
+from studio.model import ModelHandle
 from studio.report_text import export_text
 from studio.subprocess_job import export_in_subprocess
 from ui.jobs import Job
 
 FORMATS = [("onnx", "ONNX"), ("tflite", "TFLite (LiteRT)"), ("coreml", "CoreML"), ("openvino", "OpenVINO IR")]
+VISION_PRECISIONS = ("fp32", "fp16", "int8")
+LANGUAGE_PRECISIONS = ("fp32", "int8", "int4")
+FLOAT_ONLY = ("tflite", "coreml")  # the engine converts language models to these at fp32 only
+NO_OPENVINO = "OpenVINO export of language models is not available: export ONNX (fp32/int8/int4) instead"
+FLOAT_ONLY_TIP = "Language models are converted to {format} at fp32 only: choose fp32, or ONNX for int8/int4"
 
 
 @dataclass
@@ -39,6 +51,43 @@ class ExportChoice:
     precision: str = "fp32"
     folder: str = ""
     force: bool = True  # the dialog asks before it replaces (the Replace check box)
+
+
+def precisions_for(handle: ModelHandle | None) -> tuple[str, ...]:
+    """The precisions the dialog offers for ``handle`` (None: a vision model's)."""
+    if handle is None or not is_language_model(handle):
+        return VISION_PRECISIONS
+    if lm_runtime(handle) in ("genai", "ort_encoder"):  # already on onnxruntime: its weights are what they are
+        return (handle.metadata.get("precision", "fp32"),)
+    return LANGUAGE_PRECISIONS
+
+
+def formats_for(handle: ModelHandle | None, precision: str) -> dict[str, str]:
+    """Format → why it cannot be chosen for ``handle`` at ``precision`` (absent: it can)."""
+    if handle is None or not is_language_model(handle):
+        return {}
+    refused = {"openvino": NO_OPENVINO}
+    if precision != "fp32":
+        refused |= {name: FLOAT_ONLY_TIP.format(format=label) for name, label in FORMATS if name in FLOAT_ONLY}
+    return refused
+
+
+def choice_fits(choice: ExportChoice, handle: ModelHandle | None) -> bool:
+    """Whether ``choice`` (e.g. the last export, made for another model) is one the dialog would offer."""
+    refused = formats_for(handle, choice.precision)
+    return (choice.precision in precisions_for(handle) and bool(choice.formats)
+            and not any(name in refused for name in choice.formats))
+
+
+def verification_lines(report: dict) -> list[str]:
+    """How each language-model export was re-opened and checked (``export_text`` gives the numbers)."""
+    lines = []
+    for item in report["exports"]:
+        verified = item.get("verified") or {}
+        if verified.get("runtime") or verified.get("method"):
+            how = "; ".join(str(verified[k]) for k in ("runtime", "method") if verified.get(k))
+            lines.append(f"{item['format']} verified with {how}")
+    return lines
 
 
 def run_export_job(spec: str, recipe: Path | None, choice: ExportChoice, ctx) -> dict:
@@ -50,11 +99,12 @@ class ExportDialog(QDialog):
     exported = Signal(object, object)  # (ExportChoice, report)
 
     def __init__(self, spec: str, recipe: Path | None, title: str, choice: ExportChoice,
-                 parent: QWidget | None = None):
+                 parent: QWidget | None = None, handle: ModelHandle | None = None):
         super().__init__(parent)
         self.setWindowTitle(f"Export — {title}")
         self.setMinimumWidth(620)
-        self.spec, self.recipe = spec, recipe
+        self.spec, self.recipe, self.handle = spec, recipe, handle
+        self.language = handle is not None and is_language_model(handle)
         layout = QVBoxLayout(self)
         form = QFormLayout()
         formats = QHBoxLayout()
@@ -67,9 +117,19 @@ class ExportDialog(QDialog):
             formats.addWidget(box)
         form.addRow("Formats", formats)
         self.precision = QComboBox()
-        self.precision.addItems(["fp32", "fp16", "int8"])
-        self.precision.setCurrentText(choice.precision)
-        self.precision.setToolTip("fp16/int8 are made by each format's own tools and verified against FP32")
+        offered = precisions_for(handle)
+        self.precision.addItems(list(offered))
+        self.precision.setCurrentText(choice.precision if choice.precision in offered else offered[0])
+        if not self.language:
+            self.precision.setToolTip("fp16/int8 are made by each format's own tools and verified against FP32")
+        elif len(offered) == 1:
+            self.precision.setToolTip(f"This variant's weights are already {offered[0]} (onnxruntime): it is "
+                                      "exported as it is; export the base model for another precision")
+        else:
+            self.precision.setToolTip("int8/int4: weight-only MatMulNBits (onnxruntime-genai's builder for "
+                                      "decoders, onnxruntime's quantizers for encoders), checked against the "
+                                      "FP32 model; fp16 is not exported for CPU")
+        self.precision.currentTextChanged.connect(self._sync_formats)
         form.addRow("Precision", self.precision)
         folder_row = QHBoxLayout()
         self.folder = QLineEdit(choice.folder)
@@ -108,6 +168,14 @@ class ExportDialog(QDialog):
         layout.addLayout(buttons)
         self.job: Job | None = None
         self.last_report: dict | None = None
+        self._sync_formats(self.precision.currentText())
+
+    def _sync_formats(self, precision: str) -> None:
+        """Formats the model cannot be exported to at ``precision`` are disabled, their tooltip says why."""
+        refused = formats_for(self.handle, precision)
+        for name, box in self.format_boxes.items():
+            box.setEnabled(name not in refused)
+            box.setToolTip(refused.get(name, ""))
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export into", self.folder.text())
@@ -115,7 +183,7 @@ class ExportDialog(QDialog):
             self.folder.setText(folder)
 
     def choice(self) -> ExportChoice:
-        return ExportChoice([n for n, box in self.format_boxes.items() if box.isChecked()],
+        return ExportChoice([n for n, box in self.format_boxes.items() if box.isChecked() and box.isEnabled()],
                             self.precision.currentText(), self.folder.text().strip(), self.replace.isChecked())
 
     def start(self) -> None:
@@ -145,7 +213,7 @@ class ExportDialog(QDialog):
     def _done(self, choice: ExportChoice, report: dict) -> None:
         self.last_report = report
         self.progress.setValue(1000)
-        self.report.setPlainText(export_text(report))
+        self.report.setPlainText("\n".join([export_text(report), *verification_lines(report)]))
         self.status.setText(f"Done: {len(report['exports'])} file(s) verified in {choice.folder}")
         self._idle()
         self.exported.emit(choice, report)

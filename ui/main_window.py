@@ -39,7 +39,7 @@ from studio.model import Task
 from studio.preview import Lane, LivePreview
 from studio.session import Session
 from ui.charts import ChartsPanel
-from ui.export_dialog import ExportChoice, ExportDialog, run_export_job
+from ui.export_dialog import ExportChoice, ExportDialog, choice_fits, run_export_job
 from ui.frame_view import FrameView
 from ui.jobs import Job
 from ui.model_panel import ModelPanel
@@ -520,7 +520,8 @@ class MainWindow(QMainWindow):
             return None
         recipe = variant.folder / "recipe.toml" if variant.folder else None
         choice = self.last_export or ExportChoice(folder=str(self.settings.value("export_folder", "")))
-        dialog = ExportDialog(self.session.spec, recipe, f"{variant.key} ({variant.title})", choice, self)
+        dialog = ExportDialog(self.session.spec, recipe, f"{variant.key} ({variant.title})", choice, self,
+                              handle=variant.handle)
         dialog.exported.connect(self._exported)
         dialog.show()
         return dialog
@@ -535,6 +536,11 @@ class MainWindow(QMainWindow):
     def export_again(self) -> None:
         variant, choice = self._export_target(), self.last_export
         if variant is None or choice is None:
+            return
+        if not choice_fits(choice, variant.handle):  # the last export was for another kind of model
+            self.show_status(f"{', '.join(choice.formats)} {choice.precision} does not apply to {variant.key}: "
+                             "choose again in the export dialog.")
+            self.open_export_dialog()
             return
         recipe = variant.folder / "recipe.toml" if variant.folder else None
         spec = self.session.spec

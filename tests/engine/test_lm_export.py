@@ -54,3 +54,12 @@ def test_pytorch_only_variants_and_wrong_precisions_are_refused_before_writing(t
         run_export("zoo:minilm-l6", ["onnx", "tflite"], out, precision="int8")
     done = run_cli("export", "zoo:yolov8s-fall", "--to", "onnx", "--precision", "int4", "-o", out)
     assert done.returncode == 2 and "language models" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_cli_exports_a_recipe_variant(tmp_path):
+    recipe = tmp_path / "int8.toml"
+    recipe.write_text('[[steps]]\nplugin = "quantize.lm_weights"\n[steps.settings]\nprecision = "int8"\n')
+    report = run_json("export", "zoo:minilm-l6", "--to", "onnx", "--recipe", recipe, "-o", tmp_path / "out")
+    assert report["recipe"]["steps"][0]["plugin"] == "quantize.lm_weights"
+    assert report["exports"][0]["precision_of_weights"] == "int8"
+    assert load_model(tmp_path / "out" / "minilm-l6-onnx").metadata["precision"] == "int8"

@@ -215,8 +215,10 @@ def plugin_rows(handle, pairs, threads: int, new_tokens: int) -> list[str]:
         logits = token_logits(variant, threads)
         agree = agreement(argmax_of(logits), pairs)["agreement"]
         ppl = perplexity(logits, text, 256)["perplexity"]
+        # Size as it runs: ONNX files on disk, or a PyTorch model's FP32 weights in memory (like the table above)
+        size = variant.size_bytes if variant.metadata.get("lm_runtime") == "genai" else variant.params * 4
         rows.append(f"| {label} | {'–' if decode is None else f'{decode:.1f}'} | "
-                    f"{'–' if layers is None else f'{layers:.1f}'} | {variant.size_bytes / 1e6:.0f} | "
+                    f"{'–' if layers is None else f'{layers:.1f}'} | {size / 1e6:.0f} | "
                     f"{100 * agree:.1f}% | {ppl:.2f} |")
         print(rows[-1], flush=True)
         del generator, logits

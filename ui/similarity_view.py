@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from studio.session import Session, Variant
 from ui.jobs import Job
-from ui.prompt_view import SIDES, THREADS, fill_variant_combo, newest_choice
+from ui.variant_choice import SIDES, THREADS, fill_variant_combo, newest_choice
 
 # Two pairs that mean nearly the same thing in different words, and one sentence unlike the others:
 # a working encoder scores each pair well above any cross pair.

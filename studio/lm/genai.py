@@ -73,11 +73,25 @@ def build(handle: ModelHandle, precision: str, ctx: TaskContext | None = None,
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
             raise StudioError(f"the onnxruntime-genai builder failed for {handle.name} at {precision}: {tail[0][:200]}",
                               fix="check the model is a supported architecture (Llama, Mistral, Qwen, Phi, Gemma…)")
+        ctx.progress(0.9, "checking onnxruntime-genai loads the built model")
+        # some option mixes write graphs onnxruntime refuses: never cache one of those
+        _check_loads(staging / "model", json.dumps(extra or {}, sort_keys=True))
         os.replace(staging / "model", target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     ctx.progress(1.0, "built")
     return target
+
+
+def _check_loads(folder: Path, options: str) -> None:
+    import onnxruntime_genai as og
+
+    try:
+        og.Model(str(folder))
+    except RuntimeError as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise StudioError(f"the onnxruntime-genai builder wrote a model onnxruntime refuses (options {options}): "
+                          f"{first}", fix="build with other settings (another algorithm or block size)") from exc
 
 
 class GenaiGenerator:

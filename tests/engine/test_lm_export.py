@@ -13,7 +13,7 @@ from tests.engine.cli_helpers import run_cli, run_json
 
 
 def test_decoder_int8_folder_carries_a_kv_cache_that_plain_onnxruntime_verifies(tmp_path, smollm):
-    report = run_export("zoo:smollm2-135m", ["onnx"], tmp_path, precision="int8")
+    report = run_json("export", "zoo:smollm2-135m", "--to", "onnx", "--precision", "int8", "-o", tmp_path)
     item = report["exports"][0]
     verified = item["verified"]
     assert verified["weights"] == "int8" and verified["kv_cache_inputs"] == 60  # 30 layers × key/value

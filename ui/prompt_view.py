@@ -35,7 +35,7 @@ from studio.lm.generate import Generation, GenerationSettings
 from studio.session import Session, Variant
 from ui.generation_charts import GenerationCharts, decoding_text
 from ui.jobs import Job
-from ui.variant_choice import SIDES, THREADS, fill_variant_combo, newest_choice
+from ui.variant_choice import SIDES, THREADS, choose_pair, refresh_pair
 
 POLL_MS = 33  # ≤ 30 Hz: the newest text is pulled from the stream, never one signal per token
 FALLBACK_CONTEXT = 2048  # the longest request allowed when the model does not say its context length
@@ -223,20 +223,11 @@ class PromptView(QWidget):
     def set_variants(self, variants: list[Variant]) -> None:
         if not variants:
             return
-        keep_a = self.a_combo.currentData()
-        b = newest_choice(self.b_combo, variants, self._newest)
-        self._newest = variants[-1].key
-        fill_variant_combo(self.a_combo, variants, keep_a if keep_a is not None else "base")
-        fill_variant_combo(self.b_combo, variants, b)
+        self._newest = refresh_pair(self.a_combo, self.b_combo, variants, self._newest)
         self._update_titles()
 
     def choose(self, a: str | None = None, b: str | None = None) -> None:
-        """Select variants from outside (the Variants tab's "Preview as A / as B")."""
-        if a is not None:
-            self.a_combo.setCurrentIndex(max(self.a_combo.findData(a), 0))
-        if b is not None:
-            self.b_combo.setCurrentIndex(max(self.b_combo.findData(b), 0))
-            self.ab_box.setChecked(True)
+        choose_pair(self.a_combo, self.b_combo, self.ab_box, a, b)
         self._update_titles()
 
     def _update_titles(self) -> None:

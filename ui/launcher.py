@@ -1,4 +1,6 @@
-"""``deploy-studio``: no arguments opens the window; any arguments are the command line (studio.cli).
+"""``deploy-studio``: no arguments opens the window; ``deploy-studio gui [MODEL]`` or a bare model path
+(what a file manager passes on double-click or drop) opens it in the window; other arguments are the
+command line (studio.cli). ``gui MODEL --smoke [--smoke-export DIR]`` checks an installation end to end.
 
 On a machine without a display (a server, CI) the window cannot open; the launcher says so and runs
 the headless demo instead of failing with Qt's platform-plugin error.
@@ -6,6 +8,7 @@ the headless demo instead of failing with Qt's platform-plugin error.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -18,13 +21,33 @@ def has_display() -> bool:
     return True
 
 
+def _is_model_path(arg: str) -> bool:
+    """A path to open, not a command: an existing file or folder whose name is not a command's."""
+    from pathlib import Path
+
+    from studio.cli import COMMANDS
+
+    return arg not in COMMANDS and not arg.startswith("-") and Path(arg).expanduser().exists()
+
+
+def _gui_args(args: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="deploy-studio gui", description="open the window")
+    parser.add_argument("model", nargs="?", default=None, help="a model file or folder, or zoo:NAME")
+    parser.add_argument("--smoke", action="store_true", help="load, preview 20 frames, exit 0 (1 on failure)")
+    parser.add_argument("--smoke-export", default=None, help="with --smoke: also export ONNX into this folder")
+    return parser.parse_args(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] not in ("gui",):
+    if args and _is_model_path(args[0]):  # a file manager's double-click or a drop onto the program
+        args = ["gui", *args]
+    if args and args[0] != "gui":
         from studio.cli import main as cli_main
 
         return cli_main(args)
-    model = args[1] if len(args) > 1 else None
+    options = _gui_args(args[1:])
+    model = options.model
     if not has_display():
         print("deploy-studio: no display here (DISPLAY/WAYLAND_DISPLAY unset): running the headless demo; "
               "on a desktop, 'deploy-studio' opens the window", file=sys.stderr)
@@ -33,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return cli_main(["demo"])
     from ui.app import main as gui_main
 
-    return gui_main(model)
+    return gui_main(model, smoke=options.smoke, smoke_export=options.smoke_export)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,13 @@ def create_app(argv: list[str] | None = None):
     app.setOrganizationName("Deploy Studio")
     app.setApplicationName("Deploy Studio")
     app.setStyle("Fusion")
+    from pathlib import Path
+
+    from PySide6.QtGui import QIcon
+
+    icon = Path(__file__).resolve().parent.parent / "assets" / "icons" / "deploy-studio.svg"
+    if icon.is_file():  # a checkout or a bundle that carries assets/
+        app.setWindowIcon(QIcon(str(icon)))
     return app
 
 

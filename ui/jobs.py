@@ -82,3 +82,11 @@ class Job(QObject):
             self._emit(self.succeeded, self.result)
         finally:
             self._emit(self.finished)
+
+
+def cancel_and_wait(jobs: list[Job], timeout: float) -> None:
+    """Cancel every job, then give each up to ``timeout`` seconds to unwind (closing a view or window)."""
+    for job in jobs:
+        job.cancel()
+    for job in jobs:
+        job.wait(timeout)

@@ -18,7 +18,6 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QHBoxLayout,
@@ -34,8 +33,8 @@ from PySide6.QtWidgets import (
 from studio.lm.generate import Generation, GenerationSettings
 from studio.session import Session, Variant
 from ui.generation_charts import GenerationCharts, decoding_text
-from ui.jobs import Job
-from ui.variant_choice import SIDES, THREADS, choose_pair, refresh_pair
+from ui.jobs import Job, cancel_and_wait
+from ui.variant_choice import SIDES, THREADS, choose_pair, refresh_pair, variant_row
 
 POLL_MS = 33  # ≤ 30 Hz: the newest text is pulled from the stream, never one signal per token
 FALLBACK_CONTEXT = 2048  # the longest request allowed when the model does not say its context length
@@ -147,18 +146,11 @@ class PromptView(QWidget):
 
     def _build(self) -> None:
         layout = QVBoxLayout(self)
-        variants = QHBoxLayout()
-        self.a_combo, self.b_combo = QComboBox(), QComboBox()
-        self.ab_box = QCheckBox("A/B")
-        self.ab_box.setToolTip("Run the same prompt on a second variant, after the first (never at the same time)")
+        variants, self.a_combo, self.b_combo, self.ab_box = variant_row(
+            "Run the same prompt on a second variant, after the first (never at the same time)")
         self.ab_box.toggled.connect(self._on_ab_toggled)
         for combo in (self.a_combo, self.b_combo):
             combo.currentIndexChanged.connect(lambda _index: self._update_titles())
-        variants.addWidget(QLabel("A"))
-        variants.addWidget(self.a_combo, 1)
-        variants.addWidget(self.ab_box)
-        variants.addWidget(QLabel("B"))
-        variants.addWidget(self.b_combo, 1)
         layout.addLayout(variants)
         self.prompt = QPlainTextEdit("Explain in two sentences why the sky is blue.")
         self.prompt.setPlaceholderText("Type a prompt (Ctrl+Enter generates)")
@@ -322,10 +314,7 @@ class PromptView(QWidget):
 
     def shutdown(self, timeout: float) -> None:
         self.poll_timer.stop()
-        for job in self._jobs:
-            job.cancel()
-        for job in self._jobs:
-            job.wait(timeout)
+        cancel_and_wait(self._jobs, timeout)
 
     def _sync_buttons(self) -> None:
         self.generate_button.setEnabled(self.session is not None and not self.busy and not self._held)

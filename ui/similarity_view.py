@@ -16,8 +16,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
-    QComboBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -29,8 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from studio.session import Session, Variant
-from ui.jobs import Job
-from ui.variant_choice import SIDES, THREADS, choose_pair, refresh_pair
+from ui.jobs import Job, cancel_and_wait
+from ui.variant_choice import SIDES, THREADS, choose_pair, refresh_pair, variant_row
 
 # Two pairs that mean nearly the same thing in different words, and one sentence unlike the others:
 # a working encoder scores each pair well above any cross pair.
@@ -101,16 +99,12 @@ class SimilarityView(QWidget):
         self._newest: str | None = None
         self.embeddings: list[Embedding] = []  # the last Embed's result per side
         layout = QVBoxLayout(self)
-        row = QHBoxLayout()
-        self.a_combo, self.b_combo = QComboBox(), QComboBox()
-        self.ab_box = QCheckBox("A/B")
-        self.ab_box.setToolTip("Encode the same sentences with a second variant, after the first")
+        row, self.a_combo, self.b_combo, self.ab_box = variant_row(
+            "Encode the same sentences with a second variant, after the first")
         self.ab_box.toggled.connect(self._on_ab_toggled)
         self.embed_button = QPushButton("Embed")
         self.embed_button.clicked.connect(self.embed)
-        for widget, stretch in ((QLabel("A"), 0), (self.a_combo, 1), (self.ab_box, 0), (QLabel("B"), 0),
-                                (self.b_combo, 1), (self.embed_button, 0)):
-            row.addWidget(widget, stretch)
+        row.addWidget(self.embed_button)
         layout.addLayout(row)
         layout.addWidget(QLabel("Sentences, one per line:"))
         self.sentences = QPlainTextEdit("\n".join(DEFAULT_SENTENCES))
@@ -221,10 +215,7 @@ class SimilarityView(QWidget):
         self._sync_buttons()
 
     def shutdown(self, timeout: float) -> None:
-        for job in self._jobs:
-            job.cancel()
-        for job in self._jobs:
-            job.wait(timeout)
+        cancel_and_wait(self._jobs, timeout)
 
     def _sync_buttons(self) -> None:
         self.embed_button.setEnabled(self.session is not None and not self.busy and not self._held)

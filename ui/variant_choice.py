@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QCheckBox, QComboBox
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel
 
 from studio.session import Variant
 
@@ -49,3 +49,14 @@ def choose_pair(a_combo: QComboBox, b_combo: QComboBox, ab_box: QCheckBox, a: st
     if b is not None:
         b_combo.setCurrentIndex(max(b_combo.findData(b), 0))
         ab_box.setChecked(True)
+
+
+def variant_row(ab_tooltip: str) -> tuple[QHBoxLayout, QComboBox, QComboBox, QCheckBox]:
+    """The "A [variant] ☐A/B B [variant]" row both language views start with."""
+    row = QHBoxLayout()
+    a_combo, b_combo = QComboBox(), QComboBox()
+    ab_box = QCheckBox("A/B")
+    ab_box.setToolTip(ab_tooltip)
+    for widget, stretch in ((QLabel("A"), 0), (a_combo, 1), (ab_box, 0), (QLabel("B"), 0), (b_combo, 1)):
+        row.addWidget(widget, stretch)
+    return row, a_combo, b_combo, ab_box

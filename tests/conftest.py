@@ -6,7 +6,9 @@ exercises the export path as a new user's first run does.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,6 +16,9 @@ import pytest
 
 _CACHE = tempfile.mkdtemp(prefix="deploy-studio-test-cache-")
 os.environ["DEPLOY_STUDIO_CACHE"] = _CACHE
+# A run fills it with ~2.4 GB (exported graphs, dequantised and built language models): removed when the
+# run ends, or a developer's disk fills after some dozens of runs (it did: a bus error mid-run).
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 

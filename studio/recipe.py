@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.errors import BadInputError
+from studio.errors import BadInputError, StudioError
 from studio.model import ModelHandle
 from studio.plugin_api import settings_from_dict, settings_to_dict
 from studio.tasks import TaskContext
@@ -38,6 +38,7 @@ class Step:
 @dataclass(frozen=True)
 class Recipe:
     steps: tuple[Step, ...] = ()
+    source: str | None = field(default=None, compare=False)  # the file it was read from, for messages
 
     def summary(self) -> str:
         return " → ".join(step.plugin for step in self.steps) or "baseline"
@@ -71,7 +72,7 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
             raise BadInputError(f"step {index}: 'settings' must be a table and 'settings_version' an integer",
                                 path=source, fix=fix)
         steps.append(Step(raw["plugin"], dict(settings), version))
-    return Recipe(tuple(steps))
+    return Recipe(tuple(steps), source)
 
 
 def load_recipe(path: Path) -> Recipe:
@@ -96,9 +97,18 @@ def save_recipe(recipe: Recipe, path: Path) -> None:
 
 
 def validate_recipe(recipe: Recipe, registry: Any) -> list[tuple[Any, Any]]:
-    """(plugin, settings) per step, every one checked before any work starts."""
-    return [(registry.get(step.plugin), settings_from_dict(registry.get(step.plugin), step.settings,
-                                                           step.settings_version)) for step in recipe.steps]
+    """(plugin, settings) per step, every one checked before any work starts. An error names the
+    recipe file (when it came from one) and the step."""
+    planned = []
+    for index, step in enumerate(recipe.steps, start=1):
+        try:
+            plugin = registry.get(step.plugin)
+            planned.append((plugin, settings_from_dict(plugin, step.settings, step.settings_version)))
+        except StudioError as exc:
+            if exc.path is None and recipe.source:
+                raise type(exc)(f"step {index}: {exc.what}", path=recipe.source, fix=exc.fix) from exc
+            raise
+    return planned
 
 
 def resolved_recipe(recipe: Recipe, registry: Any) -> Recipe:

@@ -81,6 +81,14 @@ def _unsafe_globals(path: Path) -> list[str]:
         ) from exc
 
 
+def _refused_global(exc: BaseException) -> str:
+    """What torch's weights-only unpickler refused (its message is a page long; this is the useful line)."""
+    import re
+
+    found = re.search(r"Unsupported (?:global|operand)[^\n]*", str(exc))
+    return found.group(0)[:160] if found else _first_line(exc)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:160]
@@ -92,10 +100,82 @@ def _is_zip_checkpoint(path: Path) -> bool:
 
 def safe_torch_load(path: Path, *, trust: bool = False) -> Any:
     """Unpickle a checkpoint on the CPU, refusing anything outside the allow-list unless ``trust``."""
-    import torch
 
     if trust:
+        from studio.trust import remember_trust
+
+        remember_trust(path)  # the user vouched for these bytes: the next load need not ask again
+        return _load_trusted(path)
+    try:
+        return _load_allow_listed(path)
+    except NeedsTrustError:
+        from studio.trust import is_trusted
+
+        if is_trusted(path):  # hashed only now: allow-listed files never pay for it
+            return _load_trusted(path)
+        raise
+
+
+def _load_trusted(path: Path) -> Any:
+    import torch
+
+    check_container(path)  # trusting the author is not trusting the transfer: bombs are refused still
+    try:
         return torch.load(str(path), map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        raise BadInputError(f"the checkpoint is damaged ({_first_line(exc)})", path=path,
+                            fix="re-save or re-download the file") from exc
+
+
+# A checkpoint written by torch.save stores its records uncompressed; a member that inflates to more
+# than this, or 50x its stored size, is a zip bomb (reading it would exhaust memory).
+MAX_INFLATED_MEMBER = 256 << 20
+MAX_INFLATE_RATIO = 50
+
+
+def check_container(path: Path) -> None:
+    """Refuse, before torch reads a byte of it, a file that is neither a zip archive nor a pickle, and
+    a zip archive whose members would inflate to absurd sizes."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not zipfile.is_zipfile(path):
+        if head == b"PK\x03\x04":
+            raise BadInputError("a zip archive (as torch.save writes) that is truncated or damaged: its directory "
+                                "is missing", path=path, fix="copy or download the file again")
+        if head[:1] != b"\x80":  # every pickle torch.save wrote (protocol >= 2) starts with PROTO
+            hint = " (it looks like an ONNX model: rename it to .onnx)" if _looks_like_onnx(path) else ""
+            raise BadInputError(f"not a PyTorch checkpoint: neither a zip archive nor a pickle{hint}", path=path,
+                                fix="give a file written by torch.save, or an .onnx model")
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise BadInputError(f"not a readable PyTorch checkpoint ({_first_line(exc)})", path=path,
+                            fix="re-save or re-download the file") from exc
+    for member in members:
+        if member.compress_type != zipfile.ZIP_STORED and (
+                member.file_size > MAX_INFLATED_MEMBER or member.file_size > MAX_INFLATE_RATIO * max(
+                    member.compress_size, 1)):
+            raise BadInputError(f"'{member.filename}' inflates from {member.compress_size:,} to {member.file_size:,} "
+                                "bytes: a zip bomb, not a checkpoint torch.save wrote", path=path,
+                                fix="do not open this file; get the model from its author again")
+
+
+def _looks_like_onnx(path: Path) -> bool:
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return False
+    return bool(model.graph.node)
+
+
+def _load_allow_listed(path: Path) -> Any:
+    import torch
+
+    check_container(path)
     if not _is_zip_checkpoint(path):
         return _load_legacy(path)
     needed = _unsafe_globals(path)
@@ -110,7 +190,7 @@ def safe_torch_load(path: Path, *, trust: bool = False) -> Any:
         with torch.serialization.safe_globals([(cls, name) for name, cls in allowed.items()]):
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise NeedsTrustError(f"the checkpoint needs more than plain weights ({_first_line(exc)})",
+        raise NeedsTrustError(f"the checkpoint needs more than plain weights ({_refused_global(exc)})",
                               path=path, fix=TRUST_FIX) from exc
     except (RuntimeError, EOFError, ValueError) as exc:
         raise BadInputError(f"the checkpoint is damaged ({_first_line(exc)})", path=path,
@@ -128,8 +208,8 @@ def _load_legacy(path: Path) -> Any:
         if "invalid load key" in message or "could not find MARK" in message:
             raise BadInputError("not a PyTorch checkpoint (no zip archive, no pickle)", path=path,
                                 fix="give a file written by torch.save, or an .onnx model") from exc
-        raise NeedsTrustError(f"the file is a pickle that asks for more than weights ({message})",
+        raise NeedsTrustError(f"the file is a pickle that asks for more than weights ({_refused_global(exc)})",
                               path=path, fix=TRUST_FIX) from exc
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise BadInputError(f"not a readable PyTorch checkpoint ({_first_line(exc)})", path=path,
-                            fix="give a file written by torch.save, or an .onnx model") from exc
+    except Exception as exc:
+        raise BadInputError(f"not a readable PyTorch checkpoint ({type(exc).__name__}: {_first_line(exc)})",
+                            path=path, fix="give a file written by torch.save, or an .onnx model") from exc

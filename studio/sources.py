@@ -52,17 +52,32 @@ class ImageSource:
 class VideoSource:
     """A video file, or a camera when ``spec`` is an integer index."""
 
-    def __init__(self, capture: cv2.VideoCapture, name: str):
-        self.capture, self.name = capture, name
+    def __init__(self, capture: cv2.VideoCapture, name: str, path: Path | None = None):
+        self.capture, self.name, self.path = capture, name, path
         self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        yielded = 0
         while True:
             ok, frame = self.capture.read()
             if not ok or frame is None:
+                self._check_ended_cleanly(yielded)
                 return
+            yielded += 1
             yield frame
+
+    def _check_ended_cleanly(self, yielded: int) -> None:
+        """A camera that stops delivering was unplugged or taken; a file that ends well before the frame
+        count its header declares is truncated. Both stop the preview with the reason, not silently."""
+        if self.path is None:
+            raise StudioError(f"{self.name} stopped delivering frames after {yielded} (unplugged, or taken by "
+                              "another program)", fix="reconnect it, then press Play")
+        # Headers of some containers estimate the count: only a clear shortfall (over 10 %) is an error.
+        if self.frame_count > 0 and yielded < 0.9 * self.frame_count:
+            raise BadInputError(f"the video ended at frame {yielded} of the {self.frame_count} its header declares: "
+                                "the file is truncated or damaged", path=self.path,
+                                fix="copy the file again; press Play to watch what is there")
 
     def close(self) -> None:
         self.capture.release()
@@ -78,7 +93,7 @@ def open_video(path: Path) -> VideoSource:
         capture.release()
         raise BadInputError("the video has no readable frame", path=path, fix="check the file is not truncated")
     capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-    return VideoSource(capture, path.name)
+    return VideoSource(capture, path.name, path)
 
 
 def open_camera(index: int, timeout_s: float = CAMERA_OPEN_TIMEOUT_S) -> VideoSource:

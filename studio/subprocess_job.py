@@ -15,11 +15,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
+from studio.child_python import module_command
 from studio.errors import StudioError
 from studio.progress import PROGRESS_ENV, PROGRESS_PREFIX
 from studio.tasks import Cancelled, TaskContext
@@ -42,7 +42,7 @@ def _kill(process: subprocess.Popen) -> None:
 def run_cli_json(args: list[str], ctx: TaskContext, *, out_dir: Path | None = None) -> dict[str, Any]:
     """``deploy-studio ARGS --json`` in a child process; its report, or its one-line error as StudioError."""
     env = {**os.environ, PROGRESS_ENV: "lines", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "studio.cli", *args, "--json"], stdout=subprocess.PIPE,
+    process = subprocess.Popen(module_command("studio.cli", *args, "--json"), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
                                start_new_session=True)  # its own group: a kill reaches its children too
     errors: list[str] = []

@@ -16,6 +16,8 @@ import pytest
 
 _CACHE = tempfile.mkdtemp(prefix="deploy-studio-test-cache-")
 os.environ["DEPLOY_STUDIO_CACHE"] = _CACHE
+# Trust decisions, the workspace autosave and settings of a test run stay inside it too.
+os.environ["DEPLOY_STUDIO_CONFIG"] = os.path.join(_CACHE, "config")
 # A run fills it with ~2.4 GB (exported graphs, dequantised and built language models): removed when the
 # run ends, or a developer's disk fills after some dozens of runs (it did: a bus error mid-run).
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)

@@ -4,6 +4,7 @@ given to the program (a double-click, a drop) opens in the real window — check
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import shutil
 import subprocess
@@ -78,3 +79,30 @@ def test_a_bad_model_path_fails_the_smoke_check_with_one_line(tmp_path):
     assert done.returncode == 1
     lines = [line for line in done.stderr.splitlines() if line.startswith("smoke:")]
     assert len(lines) == 1 and "broken.onnx" in lines[0]
+
+
+def test_the_program_registers_itself_on_the_desktop(tmp_path):
+    """``deploy-studio install-desktop``: what a bundle's user runs (no checkout, no make)."""
+    home = tmp_path / "share"
+    done = subprocess.run([str(PROGRAM), "install-desktop", "--data-home", str(home)], capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    text = (home / "applications" / "deploy-studio.desktop").read_text()
+    assert f"Exec={PROGRAM.resolve()} gui %f" in text
+    done = subprocess.run([str(PROGRAM), "install-desktop", "--data-home", str(home), "--uninstall"],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0 and not (home / "applications" / "deploy-studio.desktop").exists()
+
+
+def test_child_processes_run_modules_through_the_program():
+    """A frozen bundle has no ``python -m``: children run ``deploy-studio --run-module MODULE``."""
+    from studio.child_python import RUN_MODULE_FLAG, module_command
+
+    assert module_command("studio.cli", "zoo")[1:] == ["-m", "studio.cli", "zoo"]  # a venv: plain python -m
+    done = subprocess.run([str(PROGRAM), RUN_MODULE_FLAG, "studio.cli", "zoo", "--json"], capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert any(item["name"] == "yolov8s-fall" for item in json.loads(done.stdout))
+    done = subprocess.run([str(PROGRAM), RUN_MODULE_FLAG, "studio.cli", "info", "/nonexistent.onnx"],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "no such file" in done.stderr  # the module's exit code comes through

@@ -55,6 +55,8 @@ def main(model: str | None = None, source: str | None = None, smoke: bool = Fals
     if smoke or smoke_export:
         from pathlib import Path
 
+        print(f"smoke: window shown {shown:.2f} s after ui.app was imported", flush=True)
+
         from ui.smoke import Smoke
 
         window._smoke = Smoke(app, window, export_dir=Path(smoke_export) if smoke_export else None)

@@ -1,6 +1,7 @@
 """``deploy-studio``: no arguments opens the window; ``deploy-studio gui [MODEL]`` or a bare model path
 (what a file manager passes on double-click or drop) opens it in the window; other arguments are the
-command line (studio.cli). ``gui MODEL --smoke [--smoke-export DIR]`` checks an installation end to end.
+command line (studio.cli). ``gui MODEL --smoke [--smoke-export DIR]`` checks an installation end to end;
+``install-desktop [--uninstall]`` registers the menu entry and file types for this program.
 
 On a machine without a display (a server, CI) the window cannot open; the launcher says so and runs
 the headless demo instead of failing with Qt's platform-plugin error.
@@ -38,8 +39,36 @@ def _gui_args(args: list[str]) -> argparse.Namespace:
     return parser.parse_args(args)
 
 
+def install_desktop(args: list[str]) -> int:
+    """``deploy-studio install-desktop [--uninstall]``: the menu entry, icon and file types, pointing at this
+    program — a venv's console script or a bundle's executable (the bundle carries packaging/)."""
+    import runpy
+    from pathlib import Path
+
+    from studio.child_python import is_frozen
+
+    root = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parent.parent))
+    script = root / "packaging" / "install_desktop.py"
+    if not script.is_file():
+        print(f"deploy-studio: {script} is missing: run install-desktop from a checkout or a bundle", file=sys.stderr)
+        return 2
+    program = Path(sys.executable) if is_frozen() else Path(sys.executable).parent / "deploy-studio"
+    sys.argv = [str(script), "--exec", str(program), *args]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 0
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    from studio.child_python import RUN_MODULE_FLAG, run_module
+
+    if args and args[0] == RUN_MODULE_FLAG:  # a child process of the frozen bundle (it has no `python -m`)
+        return run_module(args[1:])
+    if args and args[0] == "install-desktop":
+        return install_desktop(args[1:])
     if args and _is_model_path(args[0]):  # a file manager's double-click or a drop onto the program
         args = ["gui", *args]
     if args and args[0] != "gui":

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
+from studio.errors import NeedsTrustError
 from studio.lm.variants import is_language_model
 from studio.media import bundled_video
 from studio.model import Task
@@ -45,6 +46,7 @@ from ui.jobs import Job
 from ui.model_panel import ModelPanel
 from ui.prompt_view import PromptView
 from ui.similarity_view import SimilarityView
+from ui.trust_question import NeedsTrust, ask_trust
 
 DEMO_MODEL = "zoo:yolov8s-fall"
 FRAME_INTERVAL_MS = 33  # ≤ 30 Hz: the newest result is pulled, never one signal per frame
@@ -265,17 +267,26 @@ class MainWindow(QMainWindow):
             return False
         spec = str(spec)
 
-        def load(ctx) -> tuple[Session, list[Lane]]:
+        def load(ctx) -> tuple[Session, list[Lane]] | NeedsTrust:
             ctx.progress(0.05, f"loading {Path(spec).name}")
-            session = Session.open(spec)
+            try:
+                session = Session.open(spec)
+            except NeedsTrustError as exc:  # the user decides, in a question rather than an error box
+                return NeedsTrust(spec, str(exc))
             if is_language_model(session.baseline):
                 return session, []  # no frames to preview: the language views load their runtime on first use
             ctx.progress(0.6, "creating the inference session")
             lanes = self._make_lanes(session, ["base"], ctx)
             return session, lanes
 
-        self._start_job(f"opening {Path(spec).name}", load, lambda result: self._model_opened(spec, *result),
-                        failure_title="Cannot open the model")
+        def loaded(result) -> None:
+            if isinstance(result, NeedsTrust):
+                self.show_status(f"{Path(spec).name} needs your trust to load: answer the question.")
+                ask_trust(self, result, self.open_model)
+            else:
+                self._model_opened(spec, *result)
+
+        self._start_job(f"opening {Path(spec).name}", load, loaded, failure_title="Cannot open the model")
         return True
 
     def _model_opened(self, spec: str, session: Session, lanes: list[Lane]) -> None:

@@ -14,13 +14,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from studio.child_python import module_command
 from studio.errors import StudioError, UnsupportedError
 from studio.lm.generate import Generation, GenerationSettings, check_context, eos_ids, token_gaps_ms
 from studio.lm.hf_folder import hf_folder
@@ -54,8 +54,8 @@ def build(handle: ModelHandle, precision: str, ctx: TaskContext | None = None,
     ctx.progress(0.2, f"onnxruntime-genai builder, {precision}")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o",
-               str(staging / "model"), "-p", precision, "-e", "cpu", "-c", str(staging / "cache")]
+    command = module_command("onnxruntime_genai.models.builder", "-i", str(source), "-o",
+                             str(staging / "model"), "-p", precision, "-e", "cpu", "-c", str(staging / "cache"))
     if extra:
         command += ["--extra_options", *(f"{k}={v}" for k, v in extra.items())]
     log = staging / "builder.log"

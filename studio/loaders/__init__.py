@@ -64,11 +64,17 @@ def loader_for(path: Path) -> LoaderSpec:
 
 def check_readable_file(path: Path) -> None:
     """Refuse a missing, empty or unreadable path with a message that names it."""
+    if path.is_symlink() and not path.exists():
+        raise BadInputError("is a symbolic link that leads nowhere (a loop, or its target is gone)", path=path,
+                            fix="open the file the link should point at")
     if not path.exists():
         raise BadInputError("no such file", path=path, fix="check the path, or use zoo:NAME for a bundled model")
     if path.is_dir():
         raise BadInputError("is a folder, not a model file", path=path,
                             fix=f"give a model file ({', '.join(accepted_suffixes())})")
+    if not path.is_file():  # a FIFO would block the first read forever; a device never ends
+        raise BadInputError("is not a regular file (a pipe, socket or device)", path=path,
+                            fix="give a model file saved on disk")
     if path.stat().st_size == 0:
         raise BadInputError("the file is empty (0 bytes)", path=path, fix="re-export or re-download the model")
     try:

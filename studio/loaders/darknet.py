@@ -33,10 +33,12 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
     from studio.nets.darknet_cfg import parse_cfg
 
     cfg, weights = _pair(path)
-    model = DarknetNet(parse_cfg(cfg), cfg)
-    if model.num_classes == 0:
+    sections = parse_cfg(cfg)
+    if not any(section.kind == "yolo" for section in sections):
         raise BadInputError("the .cfg has no [yolo] layer: only Darknet YOLO detectors are supported", path=cfg,
                             fix="give a YOLO .cfg (yolov3, yolov3-tiny, yolov4-tiny)")
+    # The file's float32 values after its header (16 or 20 bytes): the most the .cfg may declare.
+    model = DarknetNet(sections, cfg, max_params=max(weights.stat().st_size - 16, 0) // 4)
     load_weights(model, weights)
     model = model.eval()
     for param in model.parameters():

@@ -59,6 +59,7 @@ def load_folder(path: Path, *, trust: bool = False) -> ModelHandle:
     if not config_file.is_file():
         raise BadInputError("is a folder without config.json, so not a Hugging Face model", path=path,
                             fix="open the model folder that holds config.json, or a model file")
+    config = _read_json(config_file)  # first: a broken config is the problem to name, not what else is missing
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
         raise BadInputError("has no tokenizer (no tokenizer.json, vocab.txt, tokenizer.model…)", path=path,
                             fix="copy the tokenizer files that came with the model into this folder")
@@ -66,12 +67,10 @@ def load_folder(path: Path, *, trust: bool = False) -> ModelHandle:
     if not weights:
         raise BadInputError("has no weights (*.safetensors or pytorch_model.bin)", path=path,
                             fix="copy the model's weight files into the folder")
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"config.json is not readable JSON ({exc})", path=config_file,
-                            fix="restore the model's config.json") from exc
     architectures = config.get("architectures") or []
+    if not isinstance(architectures, list) or not all(isinstance(a, str) for a in architectures):
+        raise BadInputError("config.json: 'architectures' is not a list of class names", path=config_file,
+                            fix="restore the model's config.json")
     if any(a.endswith("ForCausalLM") for a in architectures) and not (path / "modules.json").is_file():
         return _load_causal(path, weights, trust)
     if any(a.endswith(("ForConditionalGeneration", "ForSeq2SeqLM")) for a in architectures):
@@ -110,6 +109,7 @@ def load_gguf(path: Path, *, trust: bool = False) -> ModelHandle:
     ~15 s for SmolLM2-135M here), found by the file's hash so an edited file is dequantised again."""
     from studio.lm.hf_folder import dequantised_folder, hf_folder
 
+    check_gguf_header(path)
     digest = sha256_file(path)
     cached = dequantised_folder(path.stem, digest)
     if (cached / "config.json").is_file():
@@ -121,6 +121,31 @@ def load_gguf(path: Path, *, trust: bool = False) -> ModelHandle:
     handle = _gguf_handle(path, *_dequantised(path), digest)
     hf_folder(handle)  # writes the cache entry (the onnxruntime-genai builder reads it too)
     return handle
+
+
+# The smallest a GGUF tensor-info record (name length + 1 byte, dims count, one dim, type, offset) and
+# a metadata entry (key length + 1 byte, type, 1-byte value) can be: a header declaring more of them
+# than the file can hold is refused before any reader allocates for them.
+_MIN_TENSOR_INFO, _MIN_METADATA_ENTRY = 33, 14
+
+
+def check_gguf_header(path: Path) -> None:
+    import struct
+
+    with open(path, "rb") as handle:
+        head = handle.read(24)
+    fix = "give a GGUF file written by llama.cpp's convert script (versions 2 and 3)"
+    if head[:4] != b"GGUF":
+        raise BadInputError("not a GGUF file (it does not start with the GGUF magic bytes)", path=path, fix=fix)
+    if len(head) < 24:
+        raise BadInputError("the GGUF header is truncated", path=path, fix=fix)
+    version, tensors, entries = struct.unpack("<IQQ", head[4:24])
+    if version not in (2, 3):
+        raise BadInputError(f"GGUF version {version}; readers handle versions 2 and 3", path=path, fix=fix)
+    size = path.stat().st_size
+    if tensors * _MIN_TENSOR_INFO + entries * _MIN_METADATA_ENTRY > size:
+        raise BadInputError(f"the header declares {tensors:,} tensors and {entries:,} metadata entries, more than "
+                            f"a {size:,}-byte file can hold (truncated or forged)", path=path, fix=fix)
 
 
 def _from_folder(folder: Path) -> tuple[Any, Any]:
@@ -146,7 +171,8 @@ def _dequantised(path: Path) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True,
                                                      dtype=torch.float32)
-    except (ValueError, KeyError, RuntimeError) as exc:
+    except (ValueError, KeyError, RuntimeError, IndexError, TypeError, EOFError, OSError, __import__("struct").error
+            ) as exc:  # the reader walks a file from a stranger: any of these means "not a GGUF it can read"
         first = (str(exc).splitlines() or [""])[0][:200]
         raise BadInputError(f"transformers cannot dequantise this GGUF ({first})", path=path,
                             fix="GGUF works for the architectures transformers reads (Llama, Mistral, Qwen2, Phi3, "

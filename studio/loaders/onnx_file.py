@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 from typing import Any
 
 from studio.complexity import onnx_gflops, onnx_params
 from studio.errors import BadInputError
 from studio.hashing import sha256_file
-from studio.loaders.ultralytics_common import labels_of
+from studio.loaders.onnx_checks import check_onnx
+from studio.loaders.ultralytics_meta import parse_ultralytics_meta
 from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
 
 _DTYPES = {1: "float32", 10: "float16", 11: "float64", 7: "int64", 6: "int32", 9: "bool", 2: "uint8", 3: "int8"}
@@ -29,6 +29,7 @@ def _read(path: Path) -> Any:
     if not model.graph.node or not model.graph.input:
         raise BadInputError("the ONNX graph is empty (no nodes or no inputs)", path=path,
                             fix="re-export the model; the file may be truncated or not ONNX")
+    check_onnx(model, path)
     return model
 
 
@@ -72,18 +73,20 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
     model = _read(path)
     initializers = {init.name for init in model.graph.initializer}
     inputs, outputs = tensor_specs(model.graph.input, initializers), tensor_specs(model.graph.output, set())
+    if not inputs:
+        raise BadInputError("the graph takes no input (every input is one of its own weights)", path=path,
+                            fix="re-export the model with its real input")
     meta = _ultralytics_meta(model)
     shape_classes = None if meta else _looks_like_yolo(inputs, outputs)
     if meta:
-        task = Task(meta.get("task", "detect"))
-        labels = labels_of(ast.literal_eval(meta["names"])) if "names" in meta else ()
-        imgsz = ast.literal_eval(meta.get("imgsz", "[640, 640]"))
+        fields = parse_ultralytics_meta(meta, path)
+        task, labels = fields.task, fields.labels
         resize = Resize.CENTER_CROP if task == Task.CLASSIFY else Resize.LETTERBOX
-        image = _image_input(inputs[0], tuple(imgsz), int(meta.get("stride", 32)), resize)
+        image = _image_input(inputs[0], fields.imgsz, fields.stride, resize)
         decoder = _ULTRALYTICS_DECODERS.get(str(task), "tensor")
         if decoder == "yolo" and outputs and len(outputs[0].shape) == 3 and outputs[0].shape[-1] == 6:
             decoder = "yolo-end2end"
-        fmt, note = "ultralytics-onnx", f"Ultralytics {meta.get('version', '?')} export"
+        fmt, note = "ultralytics-onnx", f"Ultralytics {fields.version} export"
     elif shape_classes:
         task, labels, decoder, fmt = Task.DETECT, tuple(f"class{i}" for i in range(shape_classes)), "yolo", "onnx"
         image = _image_input(inputs[0], None, 32, Resize.LETTERBOX)

@@ -27,6 +27,10 @@ _ACTIVATIONS = {
 }
 
 
+# Larger inputs than this are not a detector a device runs; refused before any tensor is allocated.
+MAX_SIDE = 8192
+
+
 class MaxPoolSame(nn.Module):
     """Darknet's maxpool: pads right/bottom so that out = (in + size - 1 - size) // stride + 1.
 
@@ -75,11 +79,18 @@ class YoloDecode(nn.Module):
 
 
 class DarknetNet(nn.Module):
-    def __init__(self, sections: list[Section], path: Path):
+    def __init__(self, sections: list[Section], path: Path, max_params: int | None = None):
+        """``max_params``: the values the .weights file holds; a .cfg declaring more is refused before
+        its layers are allocated (a hostile cfg could otherwise ask for gigabytes)."""
         super().__init__()
         net = sections[0]
         self.input_size = (net.get_int("height", 416), net.get_int("width", 416))
         self.in_channels = net.get_int("channels", 3)
+        if not all(1 <= side <= MAX_SIDE for side in self.input_size) or not 1 <= self.in_channels <= 64:
+            raise BadInputError(f"[net] declares a {self.input_size[1]}×{self.input_size[0]}×{self.in_channels} "
+                                "input, outside what a detector takes", path=path,
+                                fix=f"width and height from 1 to {MAX_SIDE}, channels from 1 to 64")
+        self.max_params, self.declared_params = max_params, 0
         self.kinds: list[str] = []
         self.sources: list[list[int]] = []  # absolute indices each layer reads (route/shortcut)
         self.groups: list[tuple[int, int]] = []  # (groups, group_id) for route slicing
@@ -130,18 +141,32 @@ class DarknetNet(nn.Module):
         if activation not in _ACTIVATIONS:
             raise UnsupportedError(f"activation '{activation}' at line {section.line} is not supported", path=path,
                                    fix=f"supported: {', '.join(_ACTIVATIONS)}")
-        conv = nn.Conv2d(in_channels, section.get_int("filters", 1), size, stride, padding,
-                         groups=section.get_int("groups", 1), bias=not batch_norm)
+        filters, groups = section.get_int("filters", 1), section.get_int("groups", 1)
+        if min(filters, size, stride, groups) < 1 or in_channels % groups or filters % groups:
+            raise BadInputError(f"[convolutional] at line {section.line} has impossible sizes (filters={filters}, "
+                                f"size={size}, stride={stride}, groups={groups}, input channels {in_channels})",
+                                path=path, fix="check the layer's settings")
+        self.declared_params += filters * (in_channels // groups) * size * size + filters * (4 if batch_norm else 1)
+        if self.max_params is not None and self.declared_params > self.max_params:
+            raise BadInputError(f"weights do not fit the .cfg: the layers up to line {section.line} need "
+                                f"{self.declared_params:,} values, the .weights file holds {self.max_params:,}",
+                                path=path, fix="give the .weights trained with this .cfg")
+        conv = nn.Conv2d(in_channels, filters, size, stride, padding, groups=groups, bias=not batch_norm)
         parts = [conv] + ([nn.BatchNorm2d(conv.out_channels, eps=1e-6)] if batch_norm else [])
         return nn.Sequential(*parts, _ACTIVATIONS[activation]())
 
     def _yolo(self, section: Section, path: Path) -> nn.Module:
         if section.get_int("new_coords", 0):
             raise UnsupportedError(f"[yolo] new_coords=1 at line {section.line} is not supported", path=path)
-        values = [float(v) for v in section.options.get("anchors", "").replace(" ", "").split(",") if v]
+        values = [float(section._number("anchors", v, float))
+                  for v in section.options.get("anchors", "").replace(" ", "").split(",") if v]
         anchors = list(zip(values[::2], values[1::2], strict=False))
         mask = section.get_ints("mask") or list(range(len(anchors)))
         self.num_classes = section.get_int("classes", 80)
+        if not anchors or any(not 0 <= i < len(anchors) for i in mask) or not 1 <= self.num_classes <= 100_000:
+            raise BadInputError(f"[yolo] at line {section.line}: needs anchors, a mask indexing them and 1 to 100000 "
+                                f"classes (has {len(anchors)} anchors, mask {mask[:8]}, {self.num_classes} classes)",
+                                path=path, fix="check the [yolo] section against the original .cfg")
         return YoloDecode([anchors[i] for i in mask], self.num_classes, self.input_size,
                           section.get_float("scale_x_y", 1.0))
 

@@ -13,15 +13,28 @@ class Section:
     kind: str
     line: int
     options: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None  # the .cfg it came from, for messages
+
+    def _number(self, key: str, text: str, kind: type) -> int | float:
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            raise BadInputError(f"[{self.kind}] at line {self.line}: {key}={text[:40]!r} is not "
+                                f"{'an integer' if kind is int else 'a number'}", path=self.path,
+                                fix="check the value in the .cfg") from None
+        if kind is float and value != value:  # NaN compares unequal to itself
+            raise BadInputError(f"[{self.kind}] at line {self.line}: {key} is NaN", path=self.path,
+                                fix="check the value in the .cfg")
+        return value
 
     def get_int(self, key: str, default: int) -> int:
-        return int(self.options.get(key, default))
+        return int(self._number(key, self.options[key], int)) if key in self.options else default
 
     def get_float(self, key: str, default: float) -> float:
-        return float(self.options.get(key, default))
+        return float(self._number(key, self.options[key], float)) if key in self.options else default
 
     def get_ints(self, key: str) -> list[int]:
-        return [int(v) for v in self.options.get(key, "").replace(" ", "").split(",") if v]
+        return [int(self._number(key, v, int)) for v in self.options.get(key, "").replace(" ", "").split(",") if v]
 
 
 def parse_cfg(path: Path) -> list[Section]:
@@ -37,7 +50,7 @@ def parse_cfg(path: Path) -> list[Section]:
         if not line:
             continue
         if line.startswith("[") and line.endswith("]"):
-            sections.append(Section(line[1:-1].strip().lower(), number))
+            sections.append(Section(line[1:-1].strip().lower(), number, path=path))
         elif "=" in line and sections:
             key, value = line.split("=", 1)
             sections[-1].options[key.strip()] = value.strip()

@@ -6,44 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
-from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
 from studio.zoo import entry
+from tests.ui.window_helpers import LOAD_TIMEOUT_MS, drop, open_and_wait
 from ui.main_window import MainWindow
-
-LOAD_TIMEOUT_MS = 180_000
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def window(qtbot, settings):
-    window = MainWindow(settings=settings)
-    qtbot.addWidget(window)
-    window.show()
-    window.finish_startup()
-    yield window
-    window.close()
-
-
-def drop(window: MainWindow, path: Path) -> None:
-    data = QMimeData()
-    data.setUrls([QUrl.fromLocalFile(str(path))])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
-    window.dropEvent(event)
-
-
-def open_and_wait(qtbot, window: MainWindow, spec: str) -> None:
-    assert window.open_model(spec)
-    qtbot.waitUntil(lambda: window.session is not None and window.session.spec == spec and window.preview is not None,
-                    timeout=LOAD_TIMEOUT_MS)
 
 
 def test_dropped_model_fills_the_model_panel_and_the_preview_runs(qtbot, window):
@@ -150,3 +117,47 @@ def test_cancel_stops_a_plugin_run_and_keeps_nothing(qtbot, window):
     assert window.variants_panel.table.rowCount() == 1 and len(window.session.variants) == 1
     assert set(window.session.folder.glob("*")) == before  # nothing published, no staging left
     qtbot.waitUntil(lambda: window.preview is not None, timeout=60_000)  # the paused preview resumes
+
+
+class _Payload:
+    """Unpickling this runs a shell command that creates the canary file."""
+
+    def __init__(self, canary: Path):
+        self.canary = canary
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.canary}",))
+
+
+def _trust_box(window: MainWindow) -> QMessageBox | None:
+    boxes = [w for w in window.findChildren(QMessageBox) if w.objectName() == "trust_question" and w.isVisible()]
+    return boxes[-1] if boxes else None
+
+
+def test_a_pickle_needing_trust_asks_and_runs_nothing_until_trusted(qtbot, window, tmp_path):
+    import torch
+
+    from studio.trust import is_trusted
+
+    canary = tmp_path / "canary"
+    evil = tmp_path / "stranger.pt"
+    torch.save({"model": _Payload(canary)}, evil)
+    drop(window, evil)
+    qtbot.waitUntil(lambda: _trust_box(window) is not None, timeout=60_000)
+    box = _trust_box(window)
+    assert "stranger.pt" in box.text() and box.defaultButton() is box.button(QMessageBox.StandardButton.No)
+    assert not canary.exists() and not is_trusted(evil)
+    box.button(QMessageBox.StandardButton.No).click()
+    assert not canary.exists() and not is_trusted(evil) and window.session is None
+    # Asked again; this time trusted: the decision is stored by hash and the file's code runs.
+    qtbot.waitUntil(lambda: not window.job.running, timeout=10_000)
+    drop(window, evil)
+    qtbot.waitUntil(lambda: _trust_box(window) is not None, timeout=60_000)
+    box = _trust_box(window)
+    next(b for b in box.buttons() if b.text() == "Trust and open").click()
+    qtbot.waitUntil(canary.exists, timeout=60_000)
+    assert is_trusted(evil)
+    # It is not a model after all: an error, and the window stays usable.
+    qtbot.waitUntil(lambda: "Cannot open the model" in window.status_text.text(), timeout=60_000)

@@ -7,6 +7,7 @@ PyInstaller bundle ``sys.executable`` is the studio itself, which has no ``-m``:
 
 from __future__ import annotations
 
+import signal
 import sys
 
 RUN_MODULE_FLAG = "--run-module"
@@ -17,9 +18,10 @@ def is_frozen() -> bool:
 
 
 def module_command(module: str, *args: str) -> list[str]:
+    """Both forms go through ``run_module`` below, which first ties the child's life to the studio's."""
     if is_frozen():
         return [sys.executable, RUN_MODULE_FLAG, module, *args]
-    return [sys.executable, "-m", module, *args]
+    return [sys.executable, "-m", "studio.child_python", module, *args]
 
 
 def run_module(argv: list[str]) -> int:
@@ -30,6 +32,7 @@ def run_module(argv: list[str]) -> int:
         print(f"deploy-studio: {RUN_MODULE_FLAG} needs a module name", file=sys.stderr)
         return 2
     module, *args = argv
+    die_with_parent()
     sys.argv = [module, *args]
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
@@ -37,3 +40,25 @@ def run_module(argv: list[str]) -> int:
         code = stop.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     return 0
+
+
+def die_with_parent() -> None:
+    """A worker's first act (Linux): the kernel kills it when the studio dies (crash, kill -9), so no
+    orphan keeps converting or publishing behind a window that is gone. Elsewhere a no-op.
+
+    Called in the child itself rather than as ``preexec_fn`` (which is unsafe in a process with threads,
+    as the window is). If the parent died before this ran, the child is already an orphan: it exits."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import os
+
+    parent = os.getppid()
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if parent == 1 or os.getppid() != parent:
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    sys.exit(run_module(sys.argv[1:]))

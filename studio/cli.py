@@ -14,6 +14,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from studio import __version__
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     optimize.add_argument("--force", action="store_true", help="replace results already in the output folder")
     optimize.add_argument("--threads", type=int, default=1, help="threads for the latency comparison")
     optimize.add_argument("--runs", type=int, default=20, help="frames timed per model")
+    optimize.add_argument("--fidelity-frames", type=int, default=25, help="frames compared with the base model")
     optimize.add_argument("--labels", default=None, help="a labelled folder (YOLO or COCO): adds true mAP")
     optimize.add_argument("--json", action="store_true")
 
@@ -275,7 +277,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from studio.tasks import TaskContext
 
     report = run_optimize(args.model, args.recipe, args.out, force=args.force, threads=args.threads,
-                          runs=args.runs, trust=args.trust, labels_dir=args.labels,
+                          runs=args.runs, fidelity_frames_count=args.fidelity_frames, trust=args.trust,
+                          labels_dir=args.labels,
                           ctx=TaskContext(on_progress=stderr_progress()))
     return _emit(args, report, "optimize_text")
 
@@ -403,9 +406,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deploy-studio: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug, not bad input: say so, and where to look
+    except Exception as exc:  # a bug, not bad input: say so, and where to look (a full disk is input)
         if args.debug:
             traceback.print_exc()
+        from studio.disk import disk_full_error
+
+        full = disk_full_error(exc, Path(args.out) if getattr(args, "out", None) else None)
+        if full is not None:
+            print(f"deploy-studio: error: {full}", file=sys.stderr)
+            return EXIT_USAGE
         first = (str(exc).splitlines() or [""])[0][:200]
         print(f"deploy-studio: internal error: {type(exc).__name__}: {first} (run with --debug for the traceback)",
               file=sys.stderr)

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from studio.torch_lock import TORCH_MODULE_LOCK
+
 
 def torch_params(module: Any) -> int:
     return int(sum(p.numel() for p in module.parameters()))
@@ -18,9 +20,9 @@ def torch_gflops(module: Any, input_shape: tuple[int, ...]) -> tuple[float | Non
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    probe = copy.deepcopy(module).float().eval()
     try:
-        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        with TORCH_MODULE_LOCK, torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            probe = copy.deepcopy(module).float().eval()
             probe(torch.zeros(*input_shape))
     except Exception as exc:  # a model that cannot run on zeros still loads; the count is just unknown
         return None, f"unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"

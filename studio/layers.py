@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from studio.model import ModelHandle, Task
+from studio.torch_lock import TORCH_MODULE_LOCK
 
 
 def _input_shape(handle: ModelHandle) -> tuple[int, ...]:
@@ -42,9 +43,10 @@ def torch_layers(handle: ModelHandle) -> dict[str, Any]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    module, example, described = _module_and_input(handle)
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        module(example)
+    with TORCH_MODULE_LOCK:  # the counter's hooks are global: no other thread may run a module meanwhile
+        module, example, described = _module_and_input(handle)
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            module(example)
     counts = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
     total = counts.get("Global", 0) or 1
     root = type(module).__name__

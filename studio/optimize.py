@@ -128,7 +128,8 @@ def optimize_model(baseline: ModelHandle, recipe: Recipe, out_dir: Path, *, forc
     registry = default_registry()
     recipe = resolved_recipe(recipe, registry)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    # The pid in the name lets a parent that saw this process killed remove what it left (subprocess_job).
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-{os.getpid()}-", dir=out_dir.parent))
     try:
         ctx.workdir = staging / "work"
         recipe_ctx = ctx.sub(0.0, 0.7)

@@ -8,6 +8,7 @@ command's report, and every variant can be saved as a recipe and replayed from t
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 import time
@@ -18,12 +19,14 @@ from typing import Any
 from studio.lm.variants import is_language_model
 from studio.loaders import load_model
 from studio.model import ModelHandle
-from studio.optimize import optimize_model, run_optimize
+from studio.optimize import optimize_model
 from studio.paths import cache_dir
 from studio.plugin_api import settings_from_dict
 from studio.recipe import Recipe, Step, apply_recipe, load_recipe, resolved_recipe, save_recipe
 from studio.registry import default_registry
+from studio.subprocess_job import optimize_in_subprocess
 from studio.tasks import TaskContext
+from studio.torch_lock import TORCH_MODULE_LOCK
 
 LATENCY_RUNS = 20
 FIDELITY_FRAMES = 12
@@ -104,15 +107,17 @@ class Session:
         if is_language_model(self.baseline):
             # The variant's handle is kept as made: its files (onnxruntime-genai or encoder graphs) live in
             # the cache, and a PyTorch variant (low rank, early exit) is already in memory.
-            report, handle = optimize_model(self.baseline, recipe, folder, threads=LM_THREADS, quick=True, ctx=ctx)
+            with TORCH_MODULE_LOCK:  # in this process: no other job may trace the model meanwhile
+                report, handle = optimize_model(self.baseline, recipe, folder, threads=LM_THREADS, quick=True,
+                                                ctx=ctx)
             variant = Variant(key, recipe, handle, folder, report)
             self.variants.append(variant)
             return variant
         with tempfile.TemporaryDirectory(dir=self.folder) as scratch:
             recipe_path = Path(scratch) / "recipe.toml"
             save_recipe(recipe, recipe_path)
-            report = run_optimize(self.spec, recipe_path, folder, runs=LATENCY_RUNS,
-                                  fidelity_frames_count=FIDELITY_FRAMES, trust=self.trust, ctx=ctx)
+            report = optimize_in_subprocess(self.spec, recipe_path, folder, runs=LATENCY_RUNS,
+                                            fidelity_frames=FIDELITY_FRAMES, trust=self.trust, ctx=ctx)
         variant = Variant(key, recipe, self._reload(folder, recipe, ctx), folder, report)
         self.variants.append(variant)
         return variant
@@ -123,6 +128,51 @@ class Session:
     def save_recipe(self, key: str, path: Path) -> Path:
         save_recipe(self.get(key).recipe, Path(path))
         return Path(path)
+
+    # -- the workspace: what a restart needs to rebuild this session (studio.workspace) ---------------
+    def manifest(self) -> dict[str, Any]:
+        return {"spec": self.spec, "trust": self.trust,
+                "variants": [{"key": v.key, "folder": str(v.folder)} for v in self.variants if v.folder is not None]}
+
+    @classmethod
+    def restore(cls, manifest: dict[str, Any], ctx: TaskContext,
+                published_since: float | None = None) -> tuple[Session, list[str]]:
+        """The session a manifest describes: the model reopened, each published variant reloaded from its
+        folder (report and recipe read back). Variants whose folder is gone are named, not fatal.
+
+        ``published_since`` (when the manifest was saved): variants published after it — in the moment
+        between a worker publishing and the window listing it — are found in the folder and kept too."""
+        session = cls.open(manifest["spec"], trust=bool(manifest.get("trust")))
+        missing: list[str] = []
+        entries = list(manifest.get("variants", []))
+        if published_since is not None and session.folder.is_dir():
+            listed = {str(Path(entry["folder"])) for entry in entries}
+            taken = {entry["key"] for entry in entries}
+            for folder in sorted(session.folder.iterdir()):
+                if (str(folder) not in listed and (folder / "report.json").is_file()
+                        and folder.stat().st_mtime > published_since):
+                    key = next(f"v{n}" for n in range(1, 10_000) if f"v{n}" not in taken)
+                    taken.add(key)
+                    entries.append({"key": key, "folder": str(folder)})
+        for index, entry in enumerate(entries):
+            ctx.check_cancelled()
+            folder = Path(entry["folder"])
+            if not (folder / "recipe.toml").is_file() or not (folder / "report.json").is_file():
+                missing.append(entry["key"])
+                continue
+            recipe = resolved_recipe(load_recipe(folder / "recipe.toml"), default_registry())
+            report = json.loads((folder / "report.json").read_text())
+            handle = session._restored_handle(folder, recipe, ctx)
+            session.variants.append(Variant(entry["key"], recipe, handle, folder, report))
+            ctx.progress((index + 1) / max(len(entries), 1), f"variant {entry['key']} restored")
+        return session, missing
+
+    def _restored_handle(self, folder: Path, recipe: Recipe, ctx: TaskContext) -> ModelHandle:
+        if not is_language_model(self.baseline):
+            return self._reload(folder, recipe, ctx)
+        if (folder / "model").is_dir():  # an onnxruntime-genai or encoder folder the studio wrote
+            return load_model(folder / "model")
+        return apply_recipe(self.baseline, recipe, default_registry(), ctx)  # PyTorch variants: rebuilt
 
     def _reload(self, folder: Path, recipe: Recipe, ctx: TaskContext) -> ModelHandle:
         """The published variant as the preview runs it."""

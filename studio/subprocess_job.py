@@ -28,7 +28,11 @@ POLL_S = 0.1
 
 
 def staging_dirs(out_dir: Path, pid: int) -> list[Path]:
-    return sorted(out_dir.glob(f".export-{pid}-*")) if out_dir.is_dir() else []
+    """What process ``pid`` was writing towards ``out_dir``: an export's staging folder inside it, an
+    optimisation's beside it (both named with the pid, so a parent cleans up after a killed child)."""
+    inside = sorted(out_dir.glob(f".export-{pid}-*")) if out_dir.is_dir() else []
+    beside = sorted(out_dir.parent.glob(f".{out_dir.name}.staging-{pid}-*")) if out_dir.parent.is_dir() else []
+    return inside + beside
 
 
 def _kill(process: subprocess.Popen) -> None:
@@ -77,9 +81,16 @@ def run_cli_json(args: list[str], ctx: TaskContext, *, out_dir: Path | None = No
         reader.join(timeout=5)
         collector.join(timeout=5)
     if process.returncode != 0:
-        message = errors[-1].removeprefix("deploy-studio: ").removeprefix("error: ") if errors else (
-            f"the worker process ended with code {process.returncode}")
+        if errors:
+            message = errors[-1].removeprefix("deploy-studio: ").removeprefix("error: ")
+        elif process.returncode < 0:
+            name = signal.Signals(-process.returncode).name
+            message = f"the worker process was killed ({name}; out of memory?) — nothing was published"
+        else:
+            message = f"the worker process ended with code {process.returncode}"
         raise StudioError(message)
+    with contextlib.suppress(Cancelled):  # the child's last progress lines may have been throttled away
+        ctx.progress(1.0, "done")
     return json.loads("".join(stdout))
 
 
@@ -92,6 +103,17 @@ def export_in_subprocess(model_spec: str, formats: list[str], out_dir: Path, *, 
         args += ["--recipe", str(recipe_path)]
     if force:
         args.append("--force")
+    if trust:
+        args.append("--trust")
+    return run_cli_json(args, ctx or TaskContext(), out_dir=Path(out_dir))
+
+
+def optimize_in_subprocess(model_spec: str, recipe_path: Path, out_dir: Path, *, runs: int, fidelity_frames: int,
+                           trust: bool = False, ctx: TaskContext | None = None) -> dict[str, Any]:
+    """``studio.optimize.run_optimize`` in a child process: a quantizer or a fine-tune deep in native code
+    stops the moment Cancel is pressed (a kill), and leaves neither staging nor a half-published folder."""
+    args = ["optimize", str(model_spec), "--recipe", str(recipe_path), "-o", str(out_dir), "--runs", str(runs),
+            "--fidelity-frames", str(fidelity_frames)]
     if trust:
         args.append("--trust")
     return run_cli_json(args, ctx or TaskContext(), out_dir=Path(out_dir))

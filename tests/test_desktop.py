@@ -98,7 +98,7 @@ def test_child_processes_run_modules_through_the_program():
     """A frozen bundle has no ``python -m``: children run ``deploy-studio --run-module MODULE``."""
     from studio.child_python import RUN_MODULE_FLAG, module_command
 
-    assert module_command("studio.cli", "zoo")[1:] == ["-m", "studio.cli", "zoo"]  # a venv: plain python -m
+    assert module_command("studio.cli", "zoo")[1:] == ["-m", "studio.child_python", "studio.cli", "zoo"]
     done = subprocess.run([str(PROGRAM), RUN_MODULE_FLAG, "studio.cli", "zoo", "--json"], capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr

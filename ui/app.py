@@ -49,7 +49,9 @@ def main(model: str | None = None, source: str | None = None, smoke: bool = Fals
 
     def after_show() -> None:
         window.finish_startup()
-        window.open_model(model or DEMO_MODEL)
+        from ui.autosave import start
+
+        start(window, model, DEMO_MODEL)
 
     QTimer.singleShot(0, after_show)
     if smoke or smoke_export:

@@ -3,6 +3,12 @@
 The engine's jobs take a ``TaskContext``; here its progress callback becomes a (throttled) Qt signal,
 Cancel sets its event, and whatever the function raises arrives as a one-line message: a failing job
 never takes the window down.
+
+Cancel is answered within ``ABANDON_AFTER_S`` whatever the function is doing: work in a child process
+is killed at once (studio.subprocess_job); work in this process stops at its next cancellation check,
+and if that check does not come in time (a native call that runs for seconds), the job is abandoned —
+reported cancelled, its thread left to unwind in the background with its result discarded, so the
+user has the window back.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from studio.errors import StudioError
 from studio.tasks import Cancelled, TaskContext
 
 PROGRESS_INTERVAL_S = 0.1
+ABANDON_AFTER_S = 0.8
 
 
 class Job(QObject):
@@ -38,6 +45,8 @@ class Job(QObject):
         self._thread: threading.Thread | None = None
         self.result: Any = None
         self.error: str | None = None
+        self._ended = threading.Event()  # set once cancelled/succeeded/failed has been emitted
+        self._lock = threading.Lock()
 
     def start(self) -> Job:
         self._thread = threading.Thread(target=self._run, name=f"job-{self.title}", daemon=True)
@@ -46,6 +55,22 @@ class Job(QObject):
 
     def cancel(self) -> None:
         self.ctx.cancel()
+        if self._thread is not None and self._thread.is_alive():
+            threading.Timer(ABANDON_AFTER_S, self._abandon).start()
+
+    def _abandon(self) -> None:
+        """The function did not reach a cancellation check in time: report it cancelled now."""
+        if self._claim_end():
+            self._emit(self.cancelled)
+            self._emit(self.finished)
+
+    def _claim_end(self) -> bool:
+        """True for the first caller only: a job ends exactly once (finished, or abandoned)."""
+        with self._lock:
+            if self._ended.is_set():
+                return False
+            self._ended.set()
+            return True
 
     def wait(self, timeout: float | None = None) -> bool:
         if self._thread is not None:
@@ -54,7 +79,8 @@ class Job(QObject):
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Running for the window: False once it ended or was abandoned (its thread may still unwind)."""
+        return self._thread is not None and self._thread.is_alive() and not self._ended.is_set()
 
     def _on_progress(self, fraction: float, text: str) -> None:
         now = time.monotonic()
@@ -67,21 +93,26 @@ class Job(QObject):
             signal.emit(*args)
 
     def _run(self) -> None:
+        outcome: tuple[Any, ...]
         try:
-            self.result = self.fn(self.ctx)
+            result = self.fn(self.ctx)
         except Cancelled:
-            self._emit(self.cancelled)
+            outcome = (self.cancelled,)
         except StudioError as exc:
-            self.error = str(exc)
-            self._emit(self.failed, self.error)
+            outcome = (self.failed, str(exc))
         except Exception as exc:  # a bug in a plugin or converter: reported, the window stays up
             first = (str(exc).splitlines() or [""])[0][:300]
-            self.error = f"{self.title} failed: {type(exc).__name__}: {first}"
-            self._emit(self.failed, self.error)
+            outcome = (self.failed, f"{self.title} failed: {type(exc).__name__}: {first}")
         else:
-            self._emit(self.succeeded, self.result)
-        finally:
-            self._emit(self.finished)
+            outcome = (self.succeeded, result) if not self.ctx.cancel_event.is_set() else (self.cancelled,)
+        if not self._claim_end():
+            return  # abandoned after Cancel: whatever it produced is discarded
+        if outcome[0] is self.succeeded:
+            self.result = outcome[1]
+        elif outcome[0] is self.failed:
+            self.error = outcome[1]
+        self._emit(*outcome)
+        self._emit(self.finished)
 
 
 def cancel_and_wait(jobs: list[Job], timeout: float) -> None:

@@ -39,6 +39,7 @@ from studio.media import bundled_video
 from studio.model import Task
 from studio.preview import Lane, LivePreview
 from studio.session import Session
+from ui.autosave import autosave, closed_cleanly
 from ui.charts import ChartsPanel
 from ui.export_dialog import ExportChoice, ExportDialog, choice_fits, run_export_job
 from ui.frame_view import FrameView
@@ -247,6 +248,7 @@ class MainWindow(QMainWindow):
         self.source_spec = str(spec)
         self.settings.setValue("source", self.source_spec)
         self._fill_sources()
+        autosave(self)
         if self.lane_keys:
             self.preview_variants(self.lane_keys)
 
@@ -308,6 +310,7 @@ class MainWindow(QMainWindow):
             self._start_preview(["base"], lanes)
         self.show_status(f"{session.baseline.display_name}: {session.baseline.task}, "
                          f"{session.baseline.params:,} parameters. Drop another model to replace it.")
+        autosave(self)
 
     def _session_changed(self, select: str | None = None) -> None:
         language = self._active_language_view()
@@ -353,6 +356,7 @@ class MainWindow(QMainWindow):
 
     def _variant_made(self, variant) -> None:
         self._session_changed(select=variant.key)
+        autosave(self)  # the variant is published; the workspace now lists it (kill -9 loses nothing)
         row = variant.row()
         fidelity = "–" if row["fidelity"] is None else f"{row['fidelity']:.3f} {row['fidelity_metric']}"
         self.show_status(f"{variant.key} ready: {row['size_mb']:.1f} MB, {row['speedup']:.2f}× the base model's "
@@ -672,4 +676,5 @@ class MainWindow(QMainWindow):
             preview.stop(timeout=2.0)  # shutdown joins with a timeout; threads are daemons past it
         for job in running:
             job.wait(timeout=3.0)  # jobs check cancel between steps; a native call may outlast this
+        closed_cleanly()
         super().closeEvent(event)

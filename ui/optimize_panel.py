@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QGroupBox, QLabel, QProgressBar, QPushButton, QScr
 
 from studio.model import ModelHandle
 from studio.plugin_api import Kind
+from studio.torch_lock import TORCH_MODULE_LOCK
 from ui.jobs import Job
 from ui.settings_form import SettingsForm
 
@@ -97,7 +98,8 @@ class OptimizePanel(QWidget):
             for plugin in plugins:
                 ctx.check_cancelled()
                 try:
-                    results[plugin.id] = list(plugin.check(handle))
+                    with TORCH_MODULE_LOCK:  # checks trace the model (torch-pruning): one thread at a time
+                        results[plugin.id] = list(plugin.check(handle))
                 except Exception as exc:  # a broken check disables its plugin, not the panel
                     results[plugin.id] = [f"check failed: {type(exc).__name__}: {exc}"]
             return results

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from studio.errors import BadInputError, UnsupportedError
+from studio.torch_lock import TORCH_MODULE_LOCK
 
 GRAPH_LEVELS = ("disable", "basic", "extended", "layout", "all")
 
@@ -117,7 +118,7 @@ class TorchBackend:
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         import torch
 
-        with torch.inference_mode():
+        with TORCH_MODULE_LOCK, torch.inference_mode():  # see studio.torch_lock: global hooks of other jobs
             output = self.module(torch.from_numpy(tensor))
         return [_first_tensor(output).float().numpy()]
 

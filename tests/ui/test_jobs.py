@@ -1,0 +1,44 @@
+"""Cancel answers at once: a job stuck in a call that never checks for cancellation is abandoned —
+reported cancelled, its late result discarded — and a job that checks stops by itself."""
+
+from __future__ import annotations
+
+import time
+
+from ui.jobs import ABANDON_AFTER_S, Job
+
+
+def test_a_job_that_never_checks_is_abandoned_and_its_result_discarded(qtbot):
+    def stuck(ctx):
+        time.sleep(3.0)  # a native call: no cancellation check for seconds
+        return "late result"
+
+    job = Job("stuck", stuck)
+    seen = []
+    job.succeeded.connect(lambda result: seen.append(result))
+    job.start()
+    started = time.monotonic()
+    with qtbot.waitSignal(job.cancelled, timeout=int((ABANDON_AFTER_S + 1.5) * 1000)):
+        job.cancel()
+    answered = time.monotonic() - started
+    assert not job.running and answered < 3.0  # well before the call returned
+    assert job.wait(5.0)  # the thread unwinds in the background…
+    qtbot.wait(200)
+    assert seen == [] and job.result is None  # …and what it produced is dropped
+
+
+def test_a_job_that_checks_stops_by_itself_and_ends_once(qtbot):
+    def polite(ctx):
+        while True:
+            ctx.check_cancelled()
+            time.sleep(0.01)
+
+    job = Job("polite", polite)
+    ends = []
+    job.finished.connect(lambda: ends.append("finished"))
+    job.start()
+    with qtbot.waitSignal(job.cancelled, timeout=2000):
+        job.cancel()
+    qtbot.wait(int(ABANDON_AFTER_S * 1000) + 300)  # the abandon timer fires after the job ended: no second end
+    assert ends == ["finished"] and not job.running
+

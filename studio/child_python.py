@@ -1,8 +1,10 @@
-"""The command line that runs ``python -m MODULE`` in a child process, from a venv or a frozen bundle.
+"""The command line that runs a module in a worker process, from a venv or a frozen bundle.
 
-Exports and the onnxruntime-genai builder run in child processes (a kill is a clean cancel). In a
-PyInstaller bundle ``sys.executable`` is the studio itself, which has no ``-m``: the launcher takes
-``--run-module MODULE ARGS…`` instead and runs the module from the bundle's archive.
+Exports, plugin runs and the onnxruntime-genai builder run in child processes (a kill is a clean
+cancel). In a venv the command is ``python -m studio.child_python MODULE ARGS…``; in a PyInstaller
+bundle ``sys.executable`` is the studio itself, which has no ``-m``, so it is ``deploy-studio
+--run-module MODULE ARGS…`` (the launcher's flag). Both run ``run_module`` here, which first ties the
+worker's life to the studio's, then runs MODULE as ``__main__``.
 """
 
 from __future__ import annotations

@@ -47,15 +47,9 @@ def _read() -> dict[str, Any] | None:
 
 
 def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from studio.export import _pid_alive
+
+    return isinstance(pid, int) and pid > 0 and _pid_alive(pid)
 
 
 def unclean_workspace() -> dict[str, Any] | None:

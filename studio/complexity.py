@@ -21,9 +21,10 @@ def torch_gflops(module: Any, input_shape: tuple[int, ...]) -> tuple[float | Non
     from torch.utils.flop_counter import FlopCounterMode
 
     try:
-        with TORCH_MODULE_LOCK, torch.inference_mode(), FlopCounterMode(display=False) as counter:
-            probe = copy.deepcopy(module).float().eval()
-            probe(torch.zeros(*input_shape))
+        with TORCH_MODULE_LOCK:  # the counter's hooks are global: no other thread may run a module meanwhile
+            probe = copy.deepcopy(module).float().eval()  # outside the counter: a copy under it crawls
+            with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+                probe(torch.zeros(*input_shape))
     except Exception as exc:  # a model that cannot run on zeros still loads; the count is just unknown
         return None, f"unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
     shape = "×".join(str(d) for d in input_shape)

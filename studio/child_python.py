@@ -44,6 +44,19 @@ def run_module(argv: list[str]) -> int:
     return 0
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (one we may not signal counts as running)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def die_with_parent() -> None:
     """A worker's first act (Linux): the kernel kills it when the studio dies (crash, kill -9), so no
     orphan keeps converting or publishing behind a window that is gone. Elsewhere a no-op.

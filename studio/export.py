@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from studio.child_python import pid_alive
 from studio.errors import StudioError, UnsupportedError
 from studio.lm.variants import is_language_model
 from studio.loaders import load_model
@@ -76,21 +77,11 @@ def _publish(produced: Path, target: Path) -> None:
         os.replace(produced, target)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_staging(out_dir: Path) -> None:
     """Staging folders of exports that were killed (their process is gone) are removed."""
     for folder in out_dir.glob(".export-*-*"):
         pid = folder.name.split("-")[1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.atomic import write_text_atomic
+from studio.child_python import pid_alive
 from studio.trust import config_dir
 
 VERSION = 1
@@ -47,9 +48,7 @@ def _read() -> dict[str, Any] | None:
 
 
 def _alive(pid: Any) -> bool:
-    from studio.export import _pid_alive
-
-    return isinstance(pid, int) and pid > 0 and _pid_alive(pid)
+    return isinstance(pid, int) and pid > 0 and pid_alive(pid)
 
 
 def unclean_workspace() -> dict[str, Any] | None:

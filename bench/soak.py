@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         if window.preview is not None and window.preview.error:
             print(f"soak: the preview stopped: {window.preview.error}", file=sys.stderr)
             return 1
+        if window.preview is None and samples:  # the window stopped it (an error it showed, or a bug)
+            print(f"soak: the preview went away after {len(samples)} samples; the window says: "
+                  f"{window.status_text.text()!r}", file=sys.stderr)
+            return 1
         if time.monotonic() >= next_sample and window.preview is not None:
             samples.append(sample(window, process))
             next_sample += options.every

@@ -113,6 +113,10 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
             raise UnsupportedError(f"{precision.upper()} {exporter.title} is not available yet",
                                    fix=f"export {precision} to onnx or openvino, or {'/'.join(own)} to "
                                        f"{exporter.format}")
+        if own is not None and not float_recipe.steps:  # a converter from the model as loaded: ask it now
+            reasons = exporter.check(model)
+            if reasons:
+                raise UnsupportedError(f"{exporter.title} cannot export {model.name}: {'; '.join(reasons)}")
     _remove_stale_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=out_dir))
     try:

@@ -43,6 +43,7 @@ from ui.autosave import autosave, closed_cleanly
 from ui.charts import ChartsPanel
 from ui.export_dialog import ExportChoice, ExportDialog, choice_fits, run_export_job
 from ui.frame_view import FrameView
+from ui.gui_gc import collect_on_gui_thread
 from ui.jobs import Job
 from ui.model_panel import ModelPanel
 from ui.prompt_view import PromptView
@@ -73,6 +74,7 @@ def _layer_table(handle) -> dict:
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None):
         super().__init__()
+        collect_on_gui_thread()  # before any worker thread exists: see ui.gui_gc
         self.settings = settings or QSettings()
         self.setWindowTitle("Deploy Studio")
         self.setAcceptDrops(True)
@@ -667,7 +669,8 @@ class MainWindow(QMainWindow):
         self.chart_timer.stop()
         preview = self.preview
         self.stop_preview()
-        running = [job for job in [self.job, *self.side_jobs] if job is not None and job.running]
+        checks = self.optimize_panel.check_job if self.optimize_panel is not None else None
+        running = [job for job in [self.job, *self.side_jobs, checks] if job is not None and job.running]
         for job in running:
             job.cancel()
         for view in self.language_views.values():

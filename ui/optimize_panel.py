@@ -81,7 +81,7 @@ class OptimizePanel(QWidget):
             scroll.setWidget(page)
             self.toolbox.addItem(scroll, title)
         layout.addWidget(self.toolbox, 1)
-        self._check_job: Job | None = None
+        self.check_job: Job | None = None
         self.busy = False
         self.reasons: dict[str, list[str]] = {}
 
@@ -104,14 +104,14 @@ class OptimizePanel(QWidget):
                     results[plugin.id] = [f"check failed: {type(exc).__name__}: {exc}"]
             return results
 
-        if self._check_job is not None:
-            self._check_job.cancel()
+        if self.check_job is not None:
+            self.check_job.cancel()
         job = Job("check plugins", check_all, self)
         job.succeeded.connect(self._show_reasons)
-        self._check_job = job.start()
+        self.check_job = job.start()
 
     def _show_reasons(self, results: dict[str, list[str]]) -> None:
-        if self.sender() is not self._check_job:
+        if self.sender() is not self.check_job:
             return  # an answer for a variant that is no longer the target
         self.reasons = results
         for plugin_id, box in self.boxes.items():

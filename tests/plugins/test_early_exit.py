@@ -18,7 +18,7 @@ from studio.tasks import TaskContext
 def exit_variant(effnet_handle):
     plugin = default_registry().get("early_exit.classifier")
     ctx = TaskContext()
-    variant = plugin.apply(effnet_handle, plugin.Settings(steps=150, threshold=0.3), ctx)
+    variant = plugin.apply(effnet_handle, plugin.Settings(steps=60, threshold=0.3), ctx)
     return variant, ctx.reports[-1]
 
 

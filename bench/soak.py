@@ -5,7 +5,7 @@ Reported: resident memory after the warm-up and at the end (growth in %, target 
 slope of RSS over the run (MB per hour), frames decoded, processed and dropped (a frame arriving while
 the model is busy is dropped, never queued), and the sizes of everything that could grow — the preview's
 frame slot (0 or 1 frame), the chart ring buffers (fixed capacity), the threads and open file
-descriptors of the process, the Python objects alive — first and last sample side by side.
+descriptors of the process, the memory blocks Python's allocator holds — first and last sample side by side.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/soak.py --minutes 30 [--model zoo:yolov8s-fall]
 """
@@ -13,7 +13,6 @@ descriptors of the process, the Python objects alive — first and last sample s
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import sys
@@ -36,7 +35,7 @@ def sample(window, process: psutil.Process) -> dict:
         "threads": threading.active_count(),
         "os_threads": process.num_threads(),
         "fds": process.num_fds(),
-        "objects": len(gc.get_objects()),
+        "blocks": sys.getallocatedblocks(),  # not gc.get_objects(): it races tuples being built in threads
         "slot": 0 if preview is None or preview._slot is None else 1,
         "ring": len(lane.timings) if lane is not None else 0,
         "memory_ring": len(preview.memory) if preview is not None else 0,
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     dropped = last["dropped"] - first["dropped"]
     print(f"frames: decoded {decoded}, processed {processed}, dropped {dropped} "
           f"({100 * dropped / max(decoded, 1):.1f} % of decoded: the model was busy when they arrived)")
-    for key in ("slot", "ring", "memory_ring", "threads", "os_threads", "fds", "objects"):
+    for key in ("slot", "ring", "memory_ring", "threads", "os_threads", "fds", "blocks"):
         print(f"  {key:12s} first {first[key]:>9} last {last[key]:>9} max {max(s[key] for s in samples):>9}")
     if options.json:
         options.json.write_text(json.dumps({"model": options.model, "growth_pct": growth, "samples": samples}))

@@ -178,7 +178,9 @@ class LivePreview:
                 continue
             index, frame = item
             try:
-                predictions = tuple(self._run_lane(lane, frame) for lane in self.lanes)
+                # From a list, not a generator: a tuple grown from a generator is resized in place, which
+                # fails (SystemError) if another thread holds it meanwhile, e.g. through gc.get_objects().
+                predictions = tuple([self._run_lane(lane, frame) for lane in self.lanes])
             except Exception as exc:  # a model that fails on a frame stops the preview with the reason
                 self.error = f"inference failed: {type(exc).__name__}: {exc}"
                 break

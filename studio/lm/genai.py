@@ -70,8 +70,8 @@ def build(handle: ModelHandle, precision: str, ctx: TaskContext | None = None,
                     raise Cancelled()
                 time.sleep(POLL_S)
         if process.returncode != 0 or not (staging / "model" / "genai_config.json").is_file():
-            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise StudioError(f"the onnxruntime-genai builder failed for {handle.name} at {precision}: {tail[0][:200]}",
+            reason = builder_failure(log.read_text(errors="replace"))
+            raise StudioError(f"the onnxruntime-genai builder failed for {handle.name} at {precision}: {reason}",
                               fix="check the model is a supported architecture (Llama, Mistral, Qwen, Phi, Gemma…)")
         ctx.progress(0.9, "checking onnxruntime-genai loads the built model")
         # some option mixes write graphs onnxruntime refuses: never cache one of those
@@ -81,6 +81,13 @@ def build(handle: ModelHandle, precision: str, ctx: TaskContext | None = None,
         shutil.rmtree(staging, ignore_errors=True)
     ctx.progress(1.0, "built")
     return target
+
+
+def builder_failure(log: str) -> str:
+    """The line of the builder's output that says why it failed: its last, except a frozen bundle's own
+    "[PYI-…:ERROR] Failed to execute script" trailer, which would hide the exception above it."""
+    lines = [line for line in log.strip().splitlines() if line.strip() and not line.startswith("[PYI-")]
+    return lines[-1][:200] if lines else "no output"
 
 
 def _check_loads(folder: Path, options: str) -> None:

@@ -61,3 +61,13 @@ def test_teacher_forced_agreement_is_exact_for_fp32_and_measured_for_int4(smollm
     int4 = genai_variant(smollm, build(smollm, "int4"), precision="int4", note="test")
     result = agreement(argmax_of(token_logits(int4)), pairs)
     assert 0.3 <= result["agreement"] <= 1.0 and result["tokens"] == sum(len(c) for _, c in pairs)
+
+
+def test_a_builder_failure_names_the_exception_not_the_bundle_trailer():
+    from studio.lm.genai import builder_failure
+
+    log = ("Traceback (most recent call last):\n  File \"x.py\", line 5, in <module>\n"
+           "ModuleNotFoundError: No module named 'fusion_utils'\n"
+           "[PYI-22294:ERROR] Failed to execute script 'deploy_studio_entry' due to unhandled exception!\n")
+    assert builder_failure(log) == "ModuleNotFoundError: No module named 'fusion_utils'"
+    assert builder_failure("") == "no output"

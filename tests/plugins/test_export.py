@@ -191,3 +191,16 @@ def test_a_staging_folder_left_by_a_killed_export_is_removed(tmp_path):
     run_export("zoo:yolov3-tiny-coco", ["onnx"], tmp_path)
     assert not stale.exists() and (tmp_path / "yolov3-tiny-coco.onnx").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["yolov3-tiny-coco.onnx"]
+
+
+def test_a_format_refused_after_work_publishes_nothing(tmp_path, fp32_exports):
+    """All or nothing: with a recipe step the refusal comes only after the ONNX is written and verified
+    (it names the variant, yolov3-tiny-coco-fp16, which exists only once the recipe has run)."""
+    _, report = fp32_exports
+    onnx_file = next(item["path"] for item in report["exports"] if item["format"] == "onnx")
+    recipe = tmp_path / "fp16.toml"
+    save_recipe(Recipe((Step("quantize.fp16", {}, 1),)), recipe)
+    out = tmp_path / "out"
+    with pytest.raises(StudioError, match=r"TFLite \(LiteRT\) cannot export yolov3-tiny-coco-fp16"):
+        run_export(onnx_file, ["onnx", "tflite"], out, recipe_path=recipe)
+    assert list(out.iterdir()) == []  # the verified FP16 ONNX was not published, and no staging is left

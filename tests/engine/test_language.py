@@ -76,6 +76,21 @@ def test_a_plain_folder_and_a_foreign_gguf_are_refused(tmp_path):
         load_model(fake)
 
 
+def test_a_well_formed_gguf_of_an_unreadable_architecture_names_it(tmp_path):
+    import gguf
+
+    path = tmp_path / "tiny-rwkv.gguf"  # a valid GGUF (written by the gguf package) of an RWKV model
+    writer = gguf.GGUFWriter(str(path), "rwkv6")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((8, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(BadInputError, match=r"tiny-rwkv\.gguf.*cannot dequantise.*rwkv6.*Hugging Face folder"):
+        load_model(path)
+
+
 def test_cli_generate_and_embed(tmp_path):
     report = run_json("generate", "zoo:smollm2-135m", "What is the capital of France?", "--max-new-tokens", "12")
     assert "Paris" in report["text"] and report["new_token_count"] <= 12 and report["ttft_ms"] > 0

@@ -13,9 +13,11 @@ from pathlib import Path
 # Packages the app never imports in a bundle: test and development tools, and Triton (torch's GPU
 # kernel compiler: a CPU-only run never needs it; torch and litert-torch convert without it, checked by
 # blocking its import during a TFLite conversion). jax stays: litert-torch imports it while converting.
+# Polars (178 MB): Ultralytics imports it only in its trainer and in results' to_df/to_csv, which the
+# studio never calls (it runs its own training loop and reads results as tensors).
 EXCLUDED_MODULES = [
     "triton", "pytest", "_pytest", "pytestqt", "hypothesis", "IPython", "jupyter", "notebook", "tkinter",
-    "tensorboard", "PyInstaller", "importlinter", "grimp", "llama_cpp", "ruff",
+    "tensorboard", "PyInstaller", "importlinter", "grimp", "llama_cpp", "ruff", "polars", "_polars_runtime_32",
 ]
 
 # Packages whose modules are found by name at run time, which PyInstaller's import analysis cannot see:

@@ -4,7 +4,8 @@
 2. ``deploy-studio gui --smoke --smoke-export DIR``: the window opens on the demo model, previews 20
    frames of the sample video, exports ONNX (verified by onnxruntime inside the bundle), exits 0.
 3. OpenVINO, TFLite and CoreML exports in a child process (``--run-module``, as the window runs them),
-   each verified; a language model built by onnxruntime-genai's builder (a child too) generates.
+   each verified; an INT8 variant quantized by onnxruntime.quantization and measured against its base
+   (a child too); a language model built by onnxruntime-genai's builder (a child too) generates.
 4. ``deploy-studio install-desktop``: the menu entry and file types point at the bundle.
 5. ``deploy-studio DIR/model.onnx --smoke``: a model path given on the command line, as a file manager
    passes a double-clicked or dropped file, opens in the window (the file exported in step 2).
@@ -84,12 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="deploy-studio-package-test-") as scratch:
         home = Path(scratch)
         env, exports = bundle_env(home), home / "exports"
+        recipe = home / "int8.toml"  # onnxruntime.quantization is imported only when a model is quantized
+        recipe.write_text('format = "deploy-studio-recipe"\nversion = 1\nsteps = [\n'
+                          '    { plugin = "quantize.dynamic_int8", settings_version = 1, settings = {} },\n]\n')
         steps = [
             ("zoo", [str(exe), "zoo"]),
             ("demo", [str(exe), "gui", "--smoke", "--smoke-export", str(exports)]),
             # The converters and runtimes the window starts in child processes, run as they run them.
             ("export-mobile", [str(exe), "--run-module", "studio.cli", "export", "zoo:yolov3-tiny-coco",
                                "--to", "openvino,tflite,coreml", "-o", str(home / "mobile")]),
+            ("quantize", [str(exe), "--run-module", "studio.cli", "optimize", "zoo:yolov3-tiny-coco", "--recipe",
+                          str(recipe), "-o", str(home / "int8"), "--runs", "5", "--fidelity-frames", "4"]),
             ("language-model", [str(exe), "generate", "zoo:smollm2-135m", "--runtime", "ort", "--precision", "int8",
                                 "--max-new-tokens", "8", "The capital of France is"]),
             ("install-desktop", [str(exe), "install-desktop", "--data-home", str(home / "share")]),

@@ -65,8 +65,13 @@ def _median(runs: list, key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+# What the rows measured, by (label, threads), for the verdict on the issue's targets at the end.
+MEASURED: dict[tuple[str, int], dict[str, float | None]] = {}
+
+
 def _row(label: str, threads: int, runs: list, size_mb: float, peak_mb: float, agree: dict | None) -> str:
     decode, ttft = _median(runs, "decode_tokens_per_s"), _median(runs, "ttft_ms")
+    MEASURED[(label, threads)] = {"decode": decode, "agreement": None if agree is None else agree["agreement"]}
     prefill = runs[0].prompt_tokens / (ttft / 1e3) if ttft else None
     tokens = statistics.median(len(r.new_tokens) for r in runs)
     agreed = "reference" if agree is None else f"{100 * agree['agreement']:.1f}%"
@@ -112,6 +117,7 @@ def encoder_rows(model: str, threads_list: list[int], runs: int = 20) -> list[st
             vectors = run()
             cosine = float((vectors * reference).sum(1).min())  # both L2-normalised
             median = statistics.median(times[label])
+            MEASURED[(label, threads)] = {"speedup": base / median, "cosine": cosine}
             rows.append(f"| {label} | {threads} | {median:.1f} | {base / median:.2f}× | {size / 1e6:.0f} | "
                         f"{cosine:.4f} |")
     return rows
@@ -225,6 +231,36 @@ def plugin_rows(handle, pairs, threads: int, new_tokens: int) -> list[str]:
     return rows
 
 
+def print_targets(threads_list: list[int]) -> None:
+    """The issue's targets against this run's own rows (nothing here is measured again)."""
+    def value(label: str, threads: int, key: str) -> float | None:
+        return MEASURED.get((label, threads), {}).get(key)
+
+    print("\nTargets (this run):")
+    for threads in threads_list:
+        torch_decode = value("PyTorch fp32 (transformers)", threads, "decode")
+        int8 = value("onnxruntime-genai int8", threads, "decode")
+        agree = value("onnxruntime-genai int8", threads, "agreement")
+        if torch_decode and int8 and agree is not None:
+            verdict = "met" if int8 / torch_decode >= 5 and agree >= 0.95 else "NOT met"
+            print(f"- {threads} thread(s): INT8 decode {int8 / torch_decode:.1f}× FP32 PyTorch with "
+                  f"{100 * agree:.1f} % agreement (target ≥ 5× and ≥ 95 %): {verdict}")
+        llama = next((v for (label, t), v in MEASURED.items() if label.startswith("llama.cpp") and t == threads), None)
+        int4 = value("onnxruntime-genai int4", threads, "decode")
+        int4_agree = value("onnxruntime-genai int4", threads, "agreement")
+        if llama and llama["decode"] and int4 and int4_agree is not None:
+            verdict = "met" if int4 >= llama["decode"] else "NOT met"
+            print(f"- {threads} thread(s): INT4 decode {int4:.1f} vs llama.cpp {llama['decode']:.1f} tok/s "
+                  f"({int4 / llama['decode']:.2f}×; agreement {100 * int4_agree:.1f} % vs "
+                  f"{100 * llama['agreement']:.1f} %; target: at least as fast at 2 threads): {verdict}")
+        speedup = value("onnxruntime int8", threads, "speedup")
+        cosine = value("onnxruntime int8", threads, "cosine")
+        if speedup and cosine is not None:
+            verdict = "met" if speedup >= 1.8 and cosine >= 0.97 else "NOT met"
+            print(f"- {threads} thread(s): MiniLM INT8 {speedup:.2f}× FP32 PyTorch, min cosine {cosine:.4f} "
+                  f"(target ≥ 1.8×, ≥ 0.97): {verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="zoo:smollm2-135m")
@@ -288,6 +324,7 @@ def main() -> None:
               "perplexity |")
         print("|---|---|---|---|---|---|")
         plugin_rows(handle, pairs, 2, args.new_tokens)
+    print_targets(args.threads)
     print(f"\n{args.model}; prompt {PROMPT!r} with the chat template; {args.new_tokens} new tokens at most, greedy; "
           "medians of 3 after a warm-up; PyTorch size = params × 4 bytes (FP32 in memory); peak RSS = VmHWM of "
           "a fresh process that only loads that model and generates 32 tokens (default threads). Agreement over "

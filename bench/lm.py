@@ -190,6 +190,7 @@ PLUGIN_RECIPES = (
     ("low rank, 50 % rank of MLP projections", "lowrank.svd", {"mode": "ratio", "rank_ratio": 0.5, "targets": "mlp"}),
     ("low rank, 99 % energy, all projections", "lowrank.svd", {"mode": "energy", "energy": 0.99}),
     ("ORT int8 weights (lm_weights)", "quantize.lm_weights", {"precision": "int8"}),
+    ("ORT int8 weights, block 128", "quantize.lm_weights", {"precision": "int8", "block_size": 128}),
     ("ORT int4 weights, block 32", "quantize.lm_weights", {"precision": "int4"}),
     ("ORT int4 weights, INT8 LM head", "quantize.lm_weights", {"precision": "int4", "head_int8": True}),
 )
@@ -249,10 +250,10 @@ def print_targets(threads_list: list[int]) -> None:
         int4 = value("onnxruntime-genai int4", threads, "decode")
         int4_agree = value("onnxruntime-genai int4", threads, "agreement")
         if llama and llama["decode"] and int4 and int4_agree is not None:
-            verdict = "met" if int4 >= llama["decode"] else "NOT met"
+            verdict = ("met" if int4 >= llama["decode"] else "NOT met") if threads == 2 else "the target is at 2"
             print(f"- {threads} thread(s): INT4 decode {int4:.1f} vs llama.cpp {llama['decode']:.1f} tok/s "
                   f"({int4 / llama['decode']:.2f}×; agreement {100 * int4_agree:.1f} % vs "
-                  f"{100 * llama['agreement']:.1f} %; target: at least as fast at 2 threads): {verdict}")
+                  f"{100 * llama['agreement']:.1f} %; target at 2 threads: at least as fast): {verdict}")
         speedup = value("onnxruntime int8", threads, "speedup")
         cosine = value("onnxruntime int8", threads, "cosine")
         if speedup and cosine is not None:

@@ -72,7 +72,8 @@ def build(handle: ModelHandle, precision: str, ctx: TaskContext | None = None,
         if process.returncode != 0 or not (staging / "model" / "genai_config.json").is_file():
             reason = builder_failure(log.read_text(errors="replace"))
             raise StudioError(f"the onnxruntime-genai builder failed for {handle.name} at {precision}: {reason}",
-                              fix="check the model is a supported architecture (Llama, Mistral, Qwen, Phi, Gemma…)")
+                              fix="onnxruntime-genai builds Llama, Mistral, Qwen, Phi, Gemma… decoders; run this one "
+                                  "on PyTorch (--runtime torch)")
         ctx.progress(0.9, "checking onnxruntime-genai loads the built model")
         # some option mixes write graphs onnxruntime refuses: never cache one of those
         _check_loads(staging / "model", json.dumps(extra or {}, sort_keys=True))

@@ -71,12 +71,21 @@ def load_folder(path: Path, *, trust: bool = False) -> ModelHandle:
     if not isinstance(architectures, list) or not all(isinstance(a, str) for a in architectures):
         raise BadInputError("config.json: 'architectures' is not a list of class names", path=config_file,
                             fix="restore the model's config.json")
-    if any(a.endswith("ForCausalLM") for a in architectures) and not (path / "modules.json").is_file():
+    if _is_causal(architectures) and not (path / "modules.json").is_file():
         return _load_causal(path, weights, trust)
     if any(a.endswith(("ForConditionalGeneration", "ForSeq2SeqLM")) for a in architectures):
         raise UnsupportedError(f"{path.name}: {architectures[0]} (encoder-decoder) is not supported yet",
                                fix="open a causal language model (…ForCausalLM) or a sentence-transformers folder")
     return _load_encoder(path, weights, trust)
+
+
+def _is_causal(architectures: list[str]) -> bool:
+    """Whether transformers' AutoModelForCausalLM builds one of these classes: its own table says, since
+    the names alone do not (GPT2LMHeadModel, XLNetLMHeadModel, Gemma3ForConditionalGeneration…)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    causal = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    return any(a in causal or a.endswith("ForCausalLM") for a in architectures)
 
 
 def _load_causal(path: Path, weights: list[Path], trust: bool) -> ModelHandle:

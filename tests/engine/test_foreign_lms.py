@@ -1,0 +1,58 @@
+"""Language-model folders the zoo does not have, as a user would bring them: other architectures, saved
+by transformers' own save_pretrained (random weights, the SmolLM2 tokenizer)."""
+
+from __future__ import annotations
+
+import pytest
+
+from studio.errors import StudioError
+from studio.lm.generate import GenerationSettings
+from studio.lm.runners import text_generator
+from studio.loaders import load_model
+from studio.model import Task
+from tests.engine.cli_helpers import run_json
+
+
+@pytest.fixture(scope="module")
+def foreign_folders(tmp_path_factory, smollm):
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, Qwen2Config, Qwen2ForCausalLM
+
+    from studio.lm.hf_folder import hf_folder
+
+    tokenizer = AutoTokenizer.from_pretrained(str(hf_folder(smollm)), local_files_only=True)
+    ids = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
+           "eos_token_id": tokenizer.eos_token_id}
+    torch.manual_seed(0)
+    models = {
+        "tiny-qwen2": Qwen2ForCausalLM(Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                                   num_attention_heads=4, num_key_value_heads=2,
+                                                   max_position_embeddings=256, tie_word_embeddings=True, **ids)),
+        "tiny-gpt2": GPT2LMHeadModel(GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=256, **ids)),
+    }
+    root = tmp_path_factory.mktemp("foreign-lms")
+    for name, model in models.items():
+        model.save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+    return root
+
+
+def test_a_gpt2_folder_is_a_text_generator_and_onnxruntime_declines_it_by_name(foreign_folders):
+    handle = load_model(foreign_folders / "tiny-gpt2")  # GPT2LMHeadModel: not named …ForCausalLM
+    assert handle.task == Task.GENERATE
+    result = text_generator(handle).generate("Hello there", GenerationSettings(max_new_tokens=6))
+    assert 1 <= len(result.new_tokens) <= 6 and result.ttft_ms > 0
+    from studio.lm.genai import build
+
+    with pytest.raises(StudioError, match=r"failed for tiny-gpt2 at fp32: NotImplementedError.*--runtime torch"):
+        build(handle, "fp32")
+
+
+def test_a_qwen2_folder_exports_to_a_verified_int4_onnx_folder(foreign_folders, tmp_path):
+    report = run_json("export", str(foreign_folders / "tiny-qwen2"), "--to", "onnx", "--precision", "int4",
+                      "-o", tmp_path)
+    verified = report["exports"][0]["verified"]
+    assert verified["weights"] == "int4" and verified["kv_cache_inputs"] == 4  # 2 layers × key/value
+    assert verified["cache_step_vs_reread_max_abs"] < 0.1 * verified["logit_scale"]
+    reopened = load_model(tmp_path / "tiny-qwen2-onnx")
+    assert reopened.task == Task.GENERATE

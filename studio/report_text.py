@@ -119,9 +119,12 @@ def export_text(report: dict[str, Any]) -> str:
         parity = item.get("parity")
         if "verified" in item:  # a language model: what re-opening it checked
             checked = ", ".join(f"{k} {v}" for k, v in item["verified"].items() if k not in ("method", "runtime"))
-        elif parity:
+        elif parity and "max_abs_diff" in parity:  # a vision model: its outputs against the source's
             checked = (f"max |Δ| {parity['max_abs_diff']:.2e}  {parity['agreement']['metric']} "
                        f"{parity['agreement']['value']}")
+        elif parity:  # a language model's TFLite file: cosine (encoder) or argmax agreement (decoder)
+            score = next(parity[k] for k in ("min_cosine", "argmax_agreement") if k in parity)
+            checked = f"{parity['metric']} {score} (threshold {parity['threshold']})"
         else:
             checked = "spec validated (running it needs macOS)"
         lines.append(f"{item['format']:<9} {item['size_mb']:>8.2f} MB  {item['export_seconds']:>6.1f} s  "

@@ -1,5 +1,5 @@
 """Language-model folders the zoo does not have, as a user would bring them: other architectures, saved
-by transformers' own save_pretrained (random weights, the SmolLM2 tokenizer)."""
+by transformers' own save_pretrained (random weights; the SmolLM2 and MiniLM tokenizers)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,24 @@ from studio.lm.generate import GenerationSettings
 from studio.lm.runners import text_generator
 from studio.loaders import load_model
 from studio.model import Task
-from tests.engine.cli_helpers import run_json
+from tests.engine.cli_helpers import run_cli, run_json
 
 
 @pytest.fixture(scope="module")
 def foreign_folders(tmp_path_factory, smollm):
     import torch
-    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, Qwen2Config, Qwen2ForCausalLM
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertModel,
+        GPT2Config,
+        GPT2LMHeadModel,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
     from studio.lm.hf_folder import hf_folder
+    from studio.zoo import entry
 
     tokenizer = AutoTokenizer.from_pretrained(str(hf_folder(smollm)), local_files_only=True)
     ids = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
@@ -34,6 +43,12 @@ def foreign_folders(tmp_path_factory, smollm):
     for name, model in models.items():
         model.save_pretrained(root / name)
         tokenizer.save_pretrained(root / name)
+    # a bare BERT (no sentence-transformers modules.json): the encoder path pools by the mean
+    wordpiece = AutoTokenizer.from_pretrained(str(entry("minilm-l6").path()), local_files_only=True)
+    bert = BertModel(BertConfig(vocab_size=len(wordpiece), hidden_size=64, num_hidden_layers=2,
+                                num_attention_heads=4, intermediate_size=128))
+    bert.save_pretrained(root / "tiny-bert")
+    wordpiece.save_pretrained(root / "tiny-bert")
     return root
 
 
@@ -56,3 +71,11 @@ def test_a_qwen2_folder_exports_to_a_verified_int4_onnx_folder(foreign_folders, 
     assert verified["cache_step_vs_reread_max_abs"] < 0.1 * verified["logit_scale"]
     reopened = load_model(tmp_path / "tiny-qwen2-onnx")
     assert reopened.task == Task.GENERATE
+
+
+def test_a_bare_bert_folder_embeds_and_its_tflite_export_reports_in_text(foreign_folders, tmp_path):
+    assert load_model(foreign_folders / "tiny-bert").task == Task.EMBED
+    done = run_cli("export", foreign_folders / "tiny-bert", "--to", "onnx,tflite", "-o", tmp_path)
+    assert done.returncode == 0, done.stderr  # the text report of a language model's TFLite crashed once
+    assert "cosine to the sentence-transformers pipeline (PyTorch) 1.0" in done.stdout
+    assert (tmp_path / "tiny-bert.tflite").is_file() and (tmp_path / "tiny-bert-onnx" / "model.onnx").is_file()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 
 from studio.errors import StudioError
+from studio.export import run_export
 from studio.lm.generate import GenerationSettings
 from studio.lm.runners import text_generator
 from studio.loaders import load_model
 from studio.model import Task
-from tests.engine.cli_helpers import run_cli, run_json
+from studio.report_text import export_text
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +65,7 @@ def test_a_gpt2_folder_is_a_text_generator_and_onnxruntime_declines_it_by_name(f
 
 
 def test_a_qwen2_folder_exports_to_a_verified_int4_onnx_folder(foreign_folders, tmp_path):
-    report = run_json("export", str(foreign_folders / "tiny-qwen2"), "--to", "onnx", "--precision", "int4",
-                      "-o", tmp_path)
+    report = run_export(str(foreign_folders / "tiny-qwen2"), ["onnx"], tmp_path, precision="int4")
     verified = report["exports"][0]["verified"]
     assert verified["weights"] == "int4" and verified["kv_cache_inputs"] == 4  # 2 layers × key/value
     assert verified["cache_step_vs_reread_max_abs"] < 0.1 * verified["logit_scale"]
@@ -75,7 +75,7 @@ def test_a_qwen2_folder_exports_to_a_verified_int4_onnx_folder(foreign_folders, 
 
 def test_a_bare_bert_folder_embeds_and_its_tflite_export_reports_in_text(foreign_folders, tmp_path):
     assert load_model(foreign_folders / "tiny-bert").task == Task.EMBED
-    done = run_cli("export", foreign_folders / "tiny-bert", "--to", "onnx,tflite", "-o", tmp_path)
-    assert done.returncode == 0, done.stderr  # the text report of a language model's TFLite crashed once
-    assert "cosine to the sentence-transformers pipeline (PyTorch) 1.0" in done.stdout
+    text = export_text(run_export(str(foreign_folders / "tiny-bert"), ["onnx", "tflite"], tmp_path))
+    # what `deploy-studio export` prints: the text report of a language model's TFLite crashed once
+    assert "cosine to the sentence-transformers pipeline (PyTorch) 1.0" in text
     assert (tmp_path / "tiny-bert.tflite").is_file() and (tmp_path / "tiny-bert-onnx" / "model.onnx").is_file()

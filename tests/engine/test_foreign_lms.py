@@ -79,3 +79,33 @@ def test_a_bare_bert_folder_embeds_and_its_tflite_export_reports_in_text(foreign
     # what `deploy-studio export` prints: the text report of a language model's TFLite crashed once
     assert "cosine to the sentence-transformers pipeline (PyTorch) 1.0" in text
     assert (tmp_path / "tiny-bert.tflite").is_file() and (tmp_path / "tiny-bert-onnx" / "model.onnx").is_file()
+
+
+def test_low_rank_factorises_gpt2_conv1d_projections_exactly_when_they_are_low_rank(foreign_folders):
+    """GPT-2 stores its projections as transformers' Conv1D ((in, out), x @ W + b): weights made rank 4 must
+    come back exactly from rank-16 factors, and a transposed factorisation would not."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    from studio.plugin_api import settings_from_dict
+    from studio.registry import default_registry
+    from studio.tasks import TaskContext
+
+    handle = load_model(foreign_folders / "tiny-gpt2")
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for layer in handle.torch_module.modules():
+            if isinstance(layer, Conv1D):
+                rows, columns = layer.weight.shape
+                layer.weight.copy_(torch.randn(rows, 4, generator=generator) @ torch.randn(4, columns,
+                                                                                          generator=generator) / 8)
+    plugin = default_registry().get("lowrank.svd")
+    ctx = TaskContext()
+    variant = plugin.apply(handle, settings_from_dict(plugin, {"mode": "ratio", "rank_ratio": 0.25}), ctx)
+    report = next(r for r in ctx.reports if "factorised" in r)
+    assert report["factorised"] == report["candidates"] == 8  # 2 blocks × c_attn, c_proj, c_fc, mlp.c_proj
+    assert variant.params < handle.params
+    ids = torch.arange(1, 17)[None]
+    with torch.no_grad():
+        base, factored = handle.torch_module(ids).logits, variant.torch_module(ids).logits
+    assert torch.allclose(base, factored, atol=1e-3), float((base - factored).abs().max())

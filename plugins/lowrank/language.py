@@ -6,6 +6,7 @@ import copy
 import re
 from typing import Any
 
+from studio.errors import UnsupportedError
 from studio.model import ModelHandle
 from studio.tasks import TaskContext
 
@@ -45,8 +46,6 @@ def factorise_language_model(model: ModelHandle, settings: Any, ctx: TaskContext
     candidates = [(name, m) for name, m in module.named_modules() if isinstance(m, (nn.Linear, Conv1D)) and
                   _wanted(name, settings.targets)]
     if not candidates:
-        from studio.errors import UnsupportedError
-
         raise UnsupportedError(f"{model.name} has no {settings.targets} projection (Linear or Conv1D) inside "
                                "numbered blocks to factorise", fix="choose other targets, or another model")
     for index, (name, layer) in enumerate(candidates):

@@ -20,6 +20,16 @@ class Task(StrEnum):
     TENSOR = "tensor"  # a generic graph: inputs and outputs are known, their meaning is not
 
 
+_TASK_NOUNS = {"detect": "detection", "segment": "segmentation", "classify": "classification", "pose": "pose",
+               "obb": "oriented-box detection", "embed": "sentence-embedding", "generate": "text-generation",
+               "tensor": "generic tensor"}
+
+
+def task_noun(task: str) -> str:
+    """What a message calls a task: "a text-generation model", not "a generate model"."""
+    return _TASK_NOUNS.get(str(task), str(task))
+
+
 class Resize(StrEnum):
     """How an image becomes the network input."""
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from studio.errors import UnsupportedError
-from studio.model import ModelHandle, Task
+from studio.model import ModelHandle, Task, task_noun
 from studio.paths import cache_dir
 
 OPSET = 17
@@ -27,7 +27,7 @@ PRECISIONS = ("fp32", "int8", "int4")
 
 def _pipeline_parts(handle: ModelHandle) -> tuple[Any, str, bool]:
     if handle.task != Task.EMBED or handle.torch_module is None:
-        raise UnsupportedError(f"{handle.name} is a {handle.task} model, not a text encoder")
+        raise UnsupportedError(f"{handle.name} is a {task_noun(handle.task)} model, not a text encoder")
     modules = list(handle.torch_module)
     pooling = next((m for m in modules if type(m).__name__ == "Pooling"), None)
     mode = pooling.get_config_dict().get("pooling_mode", "mean") if pooling is not None else "mean"

@@ -24,7 +24,7 @@ from studio.child_python import module_command
 from studio.errors import StudioError, UnsupportedError
 from studio.lm.generate import Generation, GenerationSettings, check_context, eos_ids, token_gaps_ms
 from studio.lm.hf_folder import hf_folder
-from studio.model import ModelHandle, Task
+from studio.model import ModelHandle, Task, task_noun
 from studio.paths import cache_dir
 from studio.tasks import Cancelled, TaskContext
 
@@ -43,7 +43,7 @@ def build(handle: ModelHandle, precision: str, ctx: TaskContext | None = None,
     """The onnxruntime-genai model folder for ``handle`` at ``precision`` (built once, then cached)."""
     ctx = ctx or TaskContext()
     if handle.task != Task.GENERATE:
-        raise UnsupportedError(f"{handle.name} is a {handle.task} model; onnxruntime-genai runs causal LMs")
+        raise UnsupportedError(f"{handle.name} is a {task_noun(handle.task)} model; onnxruntime-genai runs causal LMs")
     if precision not in PRECISIONS:
         raise UnsupportedError(f"unknown precision '{precision}'", fix=f"choose one of {', '.join(PRECISIONS)}")
     target = genai_folder(handle, precision, extra)

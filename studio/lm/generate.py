@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from studio.errors import BadInputError, UnsupportedError
-from studio.model import ModelHandle, Task
+from studio.model import ModelHandle, Task, task_noun
 
 
 @dataclass
@@ -107,7 +107,7 @@ def generate(handle: ModelHandle, prompt: str, settings: GenerationSettings | No
 
     settings = settings or GenerationSettings()
     if handle.task != Task.GENERATE or handle.torch_module is None or handle.tokenizer is None:
-        raise UnsupportedError(f"{handle.name} is a {handle.task} model, not a text generator",
+        raise UnsupportedError(f"{handle.name} is a {task_noun(handle.task)} model, not a text generator",
                                fix="open a causal language model (a GGUF file or a …ForCausalLM folder)")
     if settings.threads:
         torch.set_num_threads(settings.threads)

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from studio.errors import StudioError, UnsupportedError
-from studio.model import ModelHandle, Task
+from studio.model import ModelHandle, Task, task_noun
 from studio.tasks import TaskContext
 
 SENTENCES = ("A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby.",
@@ -167,7 +167,8 @@ def _check(handle: ModelHandle, seq_len: int, fmt: str) -> str:
     """'encoder' or 'decoder', or an UnsupportedError naming why ``handle`` cannot become ``fmt``."""
     runtime = handle.metadata.get("lm_runtime", "torch")
     if handle.task not in (Task.EMBED, Task.GENERATE):
-        raise UnsupportedError(f"{handle.name} is a {handle.task} model; this {fmt} export is for language models",
+        raise UnsupportedError(f"{handle.name} is a {task_noun(handle.task)} model; this {fmt} export is for "
+                               "language models",
                                fix=f"export vision models with the {fmt} exporter plugin")
     if runtime == "early_exit":
         raise UnsupportedError(f"{handle.name} is an early-exit variant: it decides per token at run time, which a "

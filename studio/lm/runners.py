@@ -17,7 +17,7 @@ import numpy as np
 from studio.errors import UnsupportedError
 from studio.lm.generate import Generation, GenerationSettings, generate
 from studio.lm.variants import lm_runtime
-from studio.model import ModelHandle, Task
+from studio.model import ModelHandle, Task, task_noun
 
 
 class TorchGenerator:
@@ -39,7 +39,7 @@ class TorchGenerator:
 
 def _needs_generator(handle: ModelHandle) -> None:
     if handle.task != Task.GENERATE:
-        raise UnsupportedError(f"{handle.name} is a {handle.task} model, not a text generator",
+        raise UnsupportedError(f"{handle.name} is a {task_noun(handle.task)} model, not a text generator",
                                fix="open a causal language model (a GGUF file or a …ForCausalLM folder)")
 
 
@@ -105,7 +105,7 @@ class TorchEncoder:
 
 def text_encoder(handle: ModelHandle, threads: int = 2) -> Any:
     if handle.task != Task.EMBED:
-        raise UnsupportedError(f"{handle.name} is a {handle.task} model, not a text encoder",
+        raise UnsupportedError(f"{handle.name} is a {task_noun(handle.task)} model, not a text encoder",
                                fix="open a sentence-transformers folder (zoo:minilm-l6)")
     if lm_runtime(handle) == "ort_encoder":
         from studio.lm.encoder_onnx import OrtEncoder

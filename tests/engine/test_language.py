@@ -97,7 +97,7 @@ def test_cli_generate_and_embed(tmp_path):
     embedded = run_json("embed", "zoo:minilm-l6", "A man is eating food.", "A man is eating bread.")
     assert embedded["dimensions"] == 384 and embedded["cosine"][0][1] > 0.6
     done = run_cli("generate", "zoo:minilm-l6", "hello")
-    assert done.returncode == 2 and "not a text generator" in done.stderr
+    assert done.returncode == 2 and "is a sentence-embedding model, not a text generator" in done.stderr
 
 
 def test_minilm_on_onnxruntime_matches_and_int8_stays_close(minilm):

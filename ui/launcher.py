@@ -4,7 +4,9 @@ command line (studio.cli). ``gui MODEL --smoke [--smoke-export DIR]`` checks an 
 ``install-desktop [--uninstall]`` registers the menu entry and file types for this program.
 
 On a machine without a display (a server, CI) the window cannot open; the launcher says so and runs
-the headless demo instead of failing with Qt's platform-plugin error.
+the headless demo instead of failing with Qt's platform-plugin error. On a desktop that lacks a
+library Qt's xcb platform plugin needs (``libxcb-cursor0``…), it names the packages to install and
+exits 2 before Qt is imported (Qt itself would abort the process with a misleading line).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def _gui_args(args: list[str]) -> argparse.Namespace:
     parser.add_argument("model", nargs="?", default=None, help="a model file or folder, or zoo:NAME")
     parser.add_argument("--smoke", action="store_true", help="load, preview 20 frames, exit 0 (1 on failure)")
     parser.add_argument("--smoke-export", default=None, help="with --smoke: also export ONNX into this folder")
+    parser.add_argument("--debug", action="store_true", help="with a missing desktop library: the loader's messages")
     return parser.parse_args(args)
 
 
@@ -83,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         from studio.cli import main as cli_main
 
         return cli_main(["demo"])
+    from ui.platform_libs import check
+
+    problem = check(debug=options.debug)  # before any Qt import: Qt aborts the process on a missing library
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     from ui.app import main as gui_main
 
     return gui_main(model, smoke=options.smoke, smoke_export=options.smoke_export)

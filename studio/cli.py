@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="format, task, inputs, labels, params, GFLOPs, size, provenance")
     _add_model(info)
+    info.add_argument("--imgsz", type=_image_size, default=None,
+                      help="count FLOPs at this height and width (640 or 48,320) where the input's are dynamic "
+                           "(default: the model's metadata, else 640)")
     info.add_argument("--json", action="store_true")
 
     predict = commands.add_parser("predict", help="run a model on an image, folder, video or camera")
@@ -208,8 +211,22 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from studio.loaders import load_model
 
-    summary = load_model(args.model, trust=args.trust).summary()
-    return _emit(args, summary, "info_text")
+    handle = load_model(args.model, trust=args.trust)
+    if args.imgsz:
+        from studio.complexity import reprofile
+
+        handle = reprofile(handle, args.imgsz)
+    return _emit(args, handle.summary(), "info_text")
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    """``info --imgsz``: "640" or "48,320"."""
+    from studio.complexity import image_size
+
+    try:
+        return image_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a size: give 640, or height,width as 48,320") from None
 
 
 def _load(args: argparse.Namespace):

@@ -10,8 +10,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import numpy as np
-
 from studio.model import ModelHandle, Task
 from studio.torch_lock import TORCH_MODULE_LOCK
 
@@ -63,24 +61,31 @@ def torch_layers(handle: ModelHandle) -> dict[str, Any]:
 
 
 def onnx_layers(handle: ModelHandle) -> dict[str, Any]:
-    import onnx_tool
+    """onnx-tool's per-node MACs at the shapes ``info`` states for GFLOPs (never a 1×1 stand-in for a dynamic
+    input), with each node's weights found wherever the exporter stored them (``studio.onnx_weights``)."""
+    import onnx
 
-    shape = _input_shape(handle)
-    model = onnx_tool.Model(str(handle.onnx_path), {"verbose": False})
-    model.graph.shape_infer({handle.inputs[0].name: np.zeros(shape, np.float32)})
-    model.graph.profile()
+    from studio.complexity import node_macs, onnx_profile, profile_shapes
+    from studio.onnx_weights import count_weights, params_by_node
+
+    image = handle.image_input
+    shapes = profile_shapes(handle.inputs, image.size if image else None, "image_input" if image else "")
+    if shapes.unknown:
+        return {"rows": [], "total_flops": 0, "method": f"unknown: {shapes.unknown}"}
+    graph = onnx_profile(handle.onnx_path, shapes)
+    proto = onnx.load(str(handle.onnx_path), load_external_data=False).graph  # names and shapes only
+    owned = params_by_node(proto, count_weights(proto))
     rows, total = [], 0
-    for name, node in model.graph.nodemap.items():
-        macs = node.macs[0] if isinstance(node.macs, (list, tuple)) else node.macs
-        params = sum(int(np.prod(model.graph.tensormap[i].shape)) for i in node.input
-                     if i in model.graph.initials and i in model.graph.tensormap)
-        total += 2 * int(macs)
+    for name, node in graph.nodemap.items():
+        flops = 2 * int(node_macs(node))
+        total += flops
+        params = owned.get(node.output[0], 0) if node.output else 0
         if params:
-            rows.append({"name": name, "type": node.op_type, "params": params, "flops": 2 * int(macs)})
+            rows.append({"name": name, "type": node.op_type, "params": params, "flops": flops})
     for row in rows:
         row["flops_share"] = round(row["flops"] / (total or 1), 5)
     return {"rows": rows, "total_flops": total,
-            "method": f"onnx-tool per-node profile, input {'×'.join(map(str, shape))}, FLOPs = 2×MACs"}
+            "method": f"onnx-tool per-node profile at {shapes.describe()}, FLOPs = 2×MACs"}
 
 
 def layer_table(handle: ModelHandle) -> dict[str, Any]:
@@ -90,10 +95,19 @@ def layer_table(handle: ModelHandle) -> dict[str, Any]:
                                                        "inputs include the KV cache); open the base model"}
     try:
         if handle.torch_module is not None:
-            return torch_layers(handle)
+            return _with_rest(torch_layers(handle))
         if handle.onnx_path is not None:
-            return onnx_layers(handle)
+            return _with_rest(onnx_layers(handle))
     except Exception as exc:  # a model that cannot run on zeros still loads; its table is just unknown
         first = (str(exc).splitlines() or [""])[0][:160]
         return {"rows": [], "total_flops": 0, "method": f"unavailable: {type(exc).__name__}: {first}"}
     return {"rows": [], "total_flops": 0, "method": "unavailable: the model has neither PyTorch nor ONNX form"}
+
+
+def _with_rest(table: dict[str, Any]) -> dict[str, Any]:
+    """Adds the share of FLOPs spent in operations without weights (activations, additions, resizing), so
+    that the rows and this rest add up to the whole model."""
+    if table["total_flops"]:
+        table["other_flops_share"] = round(max(0.0, 1 - sum(row["flops"] for row in table["rows"])
+                                               / table["total_flops"]), 5)
+    return table

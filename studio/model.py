@@ -50,6 +50,16 @@ class TensorSpec:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
 
+def describe_tensor(spec: dict[str, Any]) -> str:
+    """"x ?×3×?×? float32 (dynamic: batch, height, width)" from ``TensorSpec.as_dict()``: a dynamic
+    dimension reads as ?, never as the 1 or 640 some count was made at, and its names are kept."""
+    shape = spec["shape"]
+    text = "×".join(str(d) if isinstance(d, int) else "?" for d in shape) or "scalar"
+    names = [d for d in dict.fromkeys(shape) if isinstance(d, str) and d != "?"]
+    dynamic = f" (dynamic: {', '.join(names)})" if names else (" (dynamic)" if text.count("?") else "")
+    return f"{spec['name']} {text} {spec['dtype']}{dynamic}"
+
+
 @dataclass(frozen=True)
 class ImageInput:
     """How to turn a BGR frame into the network's input tensor."""
@@ -101,6 +111,7 @@ class ModelHandle:
     size_bytes: int
     provenance: Provenance
     params: int | None = None
+    params_method: str = ""  # what was counted as a parameter, where the loader's rule is not obvious
     gflops: float | None = None
     gflops_method: str = ""
     random_weights: bool = False
@@ -130,6 +141,7 @@ class ModelHandle:
             "image_input": self.image_input.as_dict() if self.image_input else None,
             "labels": list(self.labels),
             "params": self.params,
+            "params_method": self.params_method,
             "gflops": None if self.gflops is None else round(self.gflops, 3),
             "gflops_method": self.gflops_method,
             "size_mb": round(self.size_bytes / 1e6, 3),

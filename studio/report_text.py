@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from studio.model import describe_tensor
+
 
 def info_text(summary: dict[str, Any]) -> str:
     lines = [
@@ -11,14 +13,14 @@ def info_text(summary: dict[str, Any]) -> str:
         f"format     {summary['format']}",
         f"task       {summary['task']}",
     ]
-    lines += [f"input      {i['name']} {i['shape']} {i['dtype']}" for i in summary["inputs"]]
-    lines += [f"output     {o['name']} {o['shape']} {o['dtype']}" for o in summary["outputs"]]
+    lines += [f"input      {describe_tensor(i)}" for i in summary["inputs"]]
+    lines += [f"output     {describe_tensor(o)}" for o in summary["outputs"]]
     labels = summary["labels"]
     shown = ", ".join(labels[:8]) + (f" … ({len(labels)} in all)" if len(labels) > 8 else "")
     lines += [
         f"labels     {shown or '(none)'}",
-        f"params     {summary['params']:,}" if summary["params"] is not None else "params     unknown",
-        f"GFLOPs     {summary['gflops']}  ({summary['gflops_method']})",
+        _params_line(summary),
+        f"GFLOPs     {'unknown' if summary['gflops'] is None else summary['gflops']}  ({summary['gflops_method']})",
         f"size       {summary['size_mb']} MB",
         f"sha256     {summary['provenance']['sha256']}",
         f"source     {summary['provenance']['path']}  [{summary['provenance']['loader']}]",
@@ -28,6 +30,13 @@ def info_text(summary: dict[str, Any]) -> str:
     if summary["random_weights"]:
         lines.append("WARNING    random weights: outputs are meaningless; use it for shape, export and speed only")
     return "\n".join(lines)
+
+
+def _params_line(summary: dict[str, Any]) -> str:
+    if summary["params"] is None:
+        return "params     unknown"
+    method = summary.get("params_method")
+    return f"params     {summary['params']:,}" + (f"  ({method})" if method else "")
 
 
 def stage_table(latency: dict[str, dict[str, float]]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from studio.complexity import onnx_params
+from studio.complexity import onnx_params, onnx_params_method
 from studio.hashing import sha256_file
 from studio.model import ModelHandle, Provenance
 
@@ -33,6 +33,7 @@ def onnx_variant(parent: ModelHandle, path: Path, *, suffix: str, note: str) -> 
         outputs=tensor_specs(model.graph.output, set()),
         size_bytes=path.stat().st_size,
         params=onnx_params(model),
+        params_method=onnx_params_method(model),
         gflops_method=f"{parent.gflops_method} (of the float model)" if parent.gflops is not None else "",
         provenance=Provenance(path=str(path), sha256=sha256_file(path), loader=f"variant of {parent.name}",
                               note=note),

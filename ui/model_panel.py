@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.model import ModelHandle
+from studio.model import ModelHandle, describe_tensor
 
 
 class NumberItem(QTableWidgetItem):
@@ -62,9 +62,10 @@ class ModelPanel(QWidget):
     def show_model(self, handle: ModelHandle) -> None:
         summary = handle.summary()
         image = summary["image_input"]
-        inputs = ", ".join(f"{spec['name']} {spec['shape']} {spec['dtype']}" for spec in summary["inputs"])
+        inputs = ", ".join(describe_tensor(spec) for spec in summary["inputs"])  # dynamic dims read as ?
         if image:
-            inputs += f" · image {image['size'][0]}×{image['size'][1]}"
+            inputs += f" · image {image['size'][0]}×{image['size'][1]}" + (" (any size: dynamic)" if image["dynamic"]
+                                                                          else "")
         labels = list(handle.labels)
         provenance = summary["provenance"]
         texts = {
@@ -72,8 +73,9 @@ class ModelPanel(QWidget):
             "format": summary["format"], "task": summary["task"], "inputs": inputs,
             "labels": (f"{len(labels)}: " + ", ".join(labels[:12]) + (" …" if len(labels) > 12 else "")
                        if labels else NO_LABELS.get(str(handle.task), "none in the model")),
-            "params": f"{handle.params:,}",
-            "gflops": "–" if summary["gflops"] is None else f"{summary['gflops']:.2f} ({handle.gflops_method})",
+            "params": "unknown" if handle.params is None else f"{handle.params:,}",
+            "gflops": (f"unknown ({handle.gflops_method})" if summary["gflops"] is None
+                       else f"{summary['gflops']:.2f} ({handle.gflops_method})"),
             "size": f"{summary['size_mb']:.1f} MB",
             "provenance": " · ".join(str(provenance[k]) for k in ("zoo_name", "path", "loader", "note")
                                      if provenance.get(k)) + f" · sha256 {provenance['sha256'][:12]}…",
@@ -81,6 +83,8 @@ class ModelPanel(QWidget):
         for name, text in texts.items():
             self.values[name].setText(text)
             self.values[name].setToolTip(text)
+        if handle.params_method:  # what was counted as a parameter (Constant nodes, quantized weights…)
+            self.values["params"].setToolTip(handle.params_method)
         self.layers.setRowCount(0)
         self.layer_note.setText("counting FLOPs per layer…")
 
@@ -96,4 +100,7 @@ class ModelPanel(QWidget):
         self.layers.setSortingEnabled(True)
         self.layers.resizeColumnsToContents()
         total = table["total_flops"] / 1e9
-        self.layer_note.setText(f"{len(rows)} layers with weights · {total:.2f} GFLOPs · {table['method']}")
+        rest = table.get("other_flops_share")
+        rest_text = f" ({100 * rest:.1f} % in operations without weights)" if rest is not None else ""
+        self.layer_note.setText(f"{len(rows)} layers with weights · {total:.2f} GFLOPs{rest_text} · "
+                                f"{table['method']}")

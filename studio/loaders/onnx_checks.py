@@ -107,8 +107,9 @@ def _check_order(graph: Any, path: Path) -> None:
 def _check_input_sizes(graph: Any, path: Path) -> None:
     for value in graph.input:
         dims = [d.dim_value for d in value.type.tensor_type.shape.dim if d.HasField("dim_value")]
-        if any(d < 0 for d in dims):
+        if any(d < -1 for d in dims):
             raise BadInputError(f"input '{value.name}' declares a negative dimension", path=path, fix=_FIX)
+        dims = [d for d in dims if d != -1]  # paddle2onnx's and older exporters' "any size", as onnxruntime reads it
         elements = math.prod(dims) if dims else 0
         if elements > MAX_INPUT_ELEMENTS:
             raise BadInputError(f"input '{value.name}' declares {elements:.3g} elements (shape {dims}); no device "

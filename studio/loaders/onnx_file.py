@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from studio.complexity import onnx_gflops, onnx_params
+from studio.complexity import onnx_gflops, onnx_params, onnx_params_method
 from studio.errors import BadInputError
 from studio.hashing import sha256_file
 from studio.loaders.onnx_checks import check_onnx
@@ -39,7 +39,9 @@ def tensor_specs(values: Any, initializers: set[str]) -> tuple[TensorSpec, ...]:
         if value.name in initializers:
             continue
         tensor = value.type.tensor_type
-        shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim)
+        # -1 is how paddle2onnx and older exporters write "any size": it is dynamic, never a size.
+        shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else (d.dim_param or "?")
+                      for d in tensor.shape.dim)
         specs.append(TensorSpec(value.name, shape, _DTYPES.get(tensor.elem_type, f"type{tensor.elem_type}")))
     return tuple(specs)
 
@@ -77,6 +79,7 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
         raise BadInputError("the graph takes no input (every input is one of its own weights)", path=path,
                             fix="re-export the model with its real input")
     meta = _ultralytics_meta(model)
+    hw_source = "metadata" if "imgsz" in meta else ""
     shape_classes = None if meta else _looks_like_yolo(inputs, outputs)
     if meta:
         fields = parse_ultralytics_meta(meta, path)
@@ -94,11 +97,12 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
     else:
         task, labels, decoder, fmt, image = Task.TENSOR, (), "tensor", "onnx", None
         note = "generic tensor model: inputs and outputs known, their meaning not"
-    gflops, method = _gflops(path, inputs, image)
+    # A dynamic image is profiled at the size it is run at: its metadata's imgsz, else the stated default.
+    gflops, method = onnx_gflops(path, inputs, image.size if image and hw_source else None, hw_source)
     return ModelHandle(
         name=path.stem, format=fmt, task=task, decoder=decoder, labels=labels, image_input=image,
         inputs=inputs, outputs=outputs, size_bytes=_size(path, model), params=onnx_params(model),
-        gflops=gflops, gflops_method=method,
+        params_method=onnx_params_method(model), gflops=gflops, gflops_method=method,
         provenance=Provenance(path=str(path.resolve()), sha256=sha256_file(path), loader="onnx", note=note),
         source_paths=(path,), onnx_path=path,
         metadata={"producer": f"{model.producer_name} {model.producer_version}".strip(),
@@ -108,11 +112,13 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
 
 
 def _size(path: Path, model: Any) -> int:
-    """The graph file plus external-data files it names inside its own folder."""
+    """The graph file plus external-data files its weights (initializers or Constant nodes) name in its folder."""
+    from studio.onnx_weights import stored_tensors
+
     total = path.stat().st_size
     seen = set()
-    for init in model.graph.initializer:
-        for entry in init.external_data:
+    for _, tensor, _ in stored_tensors(model.graph):
+        for entry in tensor.external_data:
             if entry.key == "location" and entry.value not in seen:
                 seen.add(entry.value)
                 candidate = (path.parent / entry.value).resolve()
@@ -120,15 +126,3 @@ def _size(path: Path, model: Any) -> int:
                     total += candidate.stat().st_size
     return total
 
-
-def _gflops(path: Path, inputs: tuple[TensorSpec, ...], image: ImageInput | None):
-    import numpy as np
-
-    feeds, dtypes = {}, {}
-    for spec in inputs:
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec.shape]
-        if image is not None and spec is inputs[0] and len(shape) == 4:
-            shape[2:] = image.size
-        feeds[spec.name] = tuple(shape)
-        dtypes[spec.name] = np.dtype(spec.dtype) if spec.dtype in _DTYPES.values() else np.float32
-    return onnx_gflops(path, feeds, dtypes)

@@ -8,7 +8,6 @@ noise hits both alike), which lets a reader check that the pipeline's "infer" is
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 
 from studio.errors import UnsupportedError
+from studio.machine import cpu_description
 from studio.media import bundled_video
 from studio.metrics import PERCENTILE_METHOD, peak_rss_mb, summarize_ms
 from studio.model import ModelHandle, Task
@@ -35,14 +35,22 @@ class BenchSettings:
     runs: int = 50
     warmup: int = 5
     source: str | None = None
+    frames: str | None = None  # the model's own frames (studio.data): spread over the whole set, not the first N
     graph_level: str = "all"
     check_bare: bool = False
     spin: bool = False
 
 
 def _frames(settings: BenchSettings) -> tuple[list[np.ndarray], str]:
-    source = settings.source or str(bundled_video("bikes.mp4"))
-    frames = take_frames(source, settings.runs + settings.warmup)
+    if settings.frames:
+        from studio.data import FrameSet, read_spread
+
+        own = FrameSet.open(settings.frames)
+        frames = read_spread(own.judging + own.calibration, settings.runs + settings.warmup)
+        source = str(own.path)
+    else:
+        source = settings.source or str(bundled_video("bikes.mp4"))
+        frames = take_frames(source, settings.runs + settings.warmup)
     if not frames:
         raise UnsupportedError(f"{source} gave no frames")
     needed = settings.runs + settings.warmup
@@ -163,7 +171,7 @@ def _report(handle, settings, stages, runtime_info, model_file, input_shape, fra
             "gflops": handle.gflops_method,
             "runtime": runtime_info,
             "opencv_threads": settings.threads,
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "machine": cpu_description(),
         },
     }
 

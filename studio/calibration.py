@@ -52,8 +52,21 @@ def _folder_frames(folder: Path, samples: int, ctx: Any) -> tuple[list[np.ndarra
 
 
 def calibration_frames(source: Path | None, samples: int, ctx: Any = None) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Up to ``samples`` BGR frames and a note of where they came from (and what was skipped)."""
+    """Up to ``samples`` BGR frames and a note of where they came from (and what was skipped).
+
+    ``source`` is a step's own setting; without one, the calibration side of the model's frames
+    (``ctx.frames``) when the user gave some, else the bundled media. A ``source`` that is the model's
+    frames folder itself also gives only its calibration side, so fidelity is never judged on a
+    frame that calibrated the model.
+    """
     skipped: list[str] = []
+    frames_of_model = getattr(ctx, "frames", None)
+    if frames_of_model is not None and (source is None or Path(source).expanduser().resolve() == frames_of_model.path):
+        frames, note = frames_of_model.calibration_frames(samples, ctx)
+        if not frames:
+            raise BadInputError("no readable frame on the calibration side", path=frames_of_model.path,
+                                fix="give a folder of images or a video with readable frames")
+        return frames, {"source": note, "frames": len(frames), "skipped": skipped}
     if source is None:
         # bikes.mp4 frames 5, 15, 25 … (the fidelity set uses 0, 10, 20 …), then Big Buck Bunny.
         frames = _video_frames(bundled_video("bikes.mp4"), min(samples, 25), start=5, step=10)

@@ -21,6 +21,8 @@ from studio import __version__
 from studio.errors import StudioError
 
 EXIT_USAGE = 2
+OWN_FRAMES_HELP = ("the model's own frames (a folder of images/videos, or a video): split into a calibration side "
+                   "and a judging side that share no frame; default: the bundled media")
 
 
 def _add_model(parser: argparse.ArgumentParser, *, recipe: bool = False) -> None:
@@ -66,7 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, default=1)
     bench.add_argument("--runs", type=int, default=50)
     bench.add_argument("--warmup", type=int, default=5)
-    bench.add_argument("--source", default=None, help="frames to use (default: the bundled bikes.mp4)")
+    bench.add_argument("--source", default=None, help="frames to time, the first N of it (default: bikes.mp4)")
+    bench.add_argument("--frames", default=None,
+                       help="the model's own frames (folder or video): frames spread over all of it are timed")
     bench.add_argument("--graph-level", default="all", help="onnxruntime graph optimisation level")
     bench.add_argument("--spin", action="store_true",
                        help="let onnxruntime's idle threads busy-wait (faster alone, slower beside other work)")
@@ -86,11 +90,16 @@ def _parser() -> argparse.ArgumentParser:
     optimize.add_argument("--runs", type=int, default=20, help="frames timed per model")
     optimize.add_argument("--fidelity-frames", type=int, default=25, help="frames compared with the base model")
     optimize.add_argument("--labels", default=None, help="a labelled folder (YOLO or COCO): adds true mAP")
+    optimize.add_argument("--frames", default=None, help=OWN_FRAMES_HELP)
     optimize.add_argument("--json", action="store_true")
 
-    evaluate = commands.add_parser("evaluate", help="true mAP of a detector on a labelled folder (YOLO or COCO)")
-    _add_model(evaluate)
-    evaluate.add_argument("labels", help="folder with images/ and labels/ (YOLO) or images and a COCO .json")
+    evaluate = commands.add_parser("evaluate", help="true mAP on a labelled folder (YOLO or COCO), and/or a recipe's "
+                                                     "fidelity against the model on the judging frames")
+    _add_model(evaluate, recipe=True)
+    evaluate.add_argument("labels", nargs="?", default=None,
+                          help="folder with images/ and labels/ (YOLO) or images and a COCO .json")
+    evaluate.add_argument("--frames", default=None, help=OWN_FRAMES_HELP)
+    evaluate.add_argument("--fidelity-frames", type=int, default=50, help="judging frames compared (with --recipe)")
     evaluate.add_argument("--threads", type=int, default=2)
     evaluate.add_argument("--json", action="store_true")
 
@@ -102,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--recipe", default=None, help="apply this recipe first and export the variant")
     export.add_argument("-o", "--out", required=True, help="output folder (never the source model's folder)")
     export.add_argument("--force", action="store_true", help="replace files already there")
+    export.add_argument("--frames", default=None, help="the model's own frames (folder or video): INT8 calibration "
+                                                       "on one side, every parity check on the other")
     export.add_argument("--json", action="store_true")
 
     generate = commands.add_parser("generate", help="generate text with a language model; time to first token, "
@@ -262,9 +273,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from studio.bench import BenchSettings, run_bench
 
+    if args.frames:  # refuse frames that cannot be used before the model loads (that can take a minute)
+        from studio.data import FrameSet
+
+        FrameSet.open(args.frames)
     handle = _load(args)
     settings = BenchSettings(runtime=args.runtime, imgsz=args.imgsz, threads=args.threads, runs=args.runs,
-                             warmup=args.warmup, source=args.source, graph_level=args.graph_level,
+                             warmup=args.warmup, source=args.source, frames=args.frames,
+                             graph_level=args.graph_level,
                              check_bare=args.check_bare, spin=args.spin)
     report = run_bench(handle, settings)
     return _emit(args, report, "bench_text")
@@ -295,17 +311,17 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     report = run_optimize(args.model, args.recipe, args.out, force=args.force, threads=args.threads,
                           runs=args.runs, fidelity_frames_count=args.fidelity_frames, trust=args.trust,
-                          labels_dir=args.labels,
+                          labels_dir=args.labels, frames=args.frames,
                           ctx=TaskContext(on_progress=stderr_progress()))
     return _emit(args, report, "optimize_text")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from studio.loaders import load_model
-    from studio.optimize import true_accuracy
+    from studio.evaluate.run import evaluate_model
 
-    result = true_accuracy(load_model(args.model, trust=args.trust), args.labels, threads=args.threads)
-    return _emit(args, result, "accuracy_text")
+    result = evaluate_model(args.model, labels=args.labels, recipe=args.recipe, frames=args.frames,
+                            fidelity_frames=args.fidelity_frames, threads=args.threads, trust=args.trust)
+    return _emit(args, result, "evaluation_text")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -315,7 +331,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     formats = [f.strip() for f in args.to.split(",") if f.strip()]
     report = run_export(args.model, formats, args.out, precision=args.precision, recipe_path=args.recipe,
-                        force=args.force, trust=args.trust, ctx=TaskContext(on_progress=stderr_progress()))
+                        force=args.force, trust=args.trust, frames=args.frames,
+                        ctx=TaskContext(on_progress=stderr_progress()))
     return _emit(args, report, "export_text")
 
 

@@ -87,8 +87,12 @@ def _remove_stale_staging(out_dir: Path) -> None:
 
 def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision: str = "fp32",
                recipe_path: Path | None = None, force: bool = False, trust: bool = False,
-               ctx: TaskContext | None = None) -> dict[str, Any]:
+               frames: Path | None = None, ctx: TaskContext | None = None) -> dict[str, Any]:
     ctx = ctx or TaskContext()
+    if frames is not None:  # INT8 calibration and every parity check then use the model's own frames
+        from studio.data import FrameSet
+
+        ctx.frames = FrameSet.open(frames)
     if precision not in PRECISIONS:
         raise UnsupportedError(f"unknown precision '{precision}'", fix=f"choose one of {', '.join(PRECISIONS)}")
     registry = default_registry()
@@ -150,7 +154,8 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
         # All or nothing: files are published only once every format has been written and verified.
         for report in reports:
             _publish(report.pop("_produced"), Path(report["path"]))
-        return {"model": model.display_name, "precision": precision, "recipe": recipe.as_dict(), "exports": reports}
+        return {"model": model.display_name, "precision": precision, "recipe": recipe.as_dict(), "exports": reports,
+                **_measured_with(ctx)}
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -206,9 +211,18 @@ def _run_language_export(model: ModelHandle, steps: list[Step], formats: list[st
                             **details})
         for report in reports:  # all or nothing, as for vision models
             _publish(report.pop("_produced"), Path(report["path"]))
-        return {"model": model.display_name, "precision": precision, "recipe": recipe.as_dict(), "exports": reports}
+        return {"model": model.display_name, "precision": precision, "recipe": recipe.as_dict(), "exports": reports,
+                **_measured_with(ctx)}
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _measured_with(ctx: TaskContext) -> dict[str, Any]:
+    """The frames the checks ran on and the CPU they ran on (INT8 parity depends on both)."""
+    from studio.machine import cpu_description
+
+    return {"frames": ctx.frames.describe() if ctx.frames is not None else {"source": "bundled media"},
+            "machine": cpu_description()}
 
 
 def _export_one(exporter, variant: ModelHandle, model: ModelHandle, out_dir: Path, staging: Path,

@@ -18,7 +18,7 @@ import numpy as np
 
 from studio.errors import StudioError
 from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF, compare_predictors
-from studio.evaluate.frames import FRAME_SET_NOTE, fidelity_frames
+from studio.evaluate.frames import judging_frames
 from studio.lm.variants import is_language_model
 from studio.loaders import load_model
 from studio.media import bundled_video
@@ -65,7 +65,10 @@ def measure_pair(baseline: ModelHandle, variant: ModelHandle, *, threads: int, r
     from studio.runtime.predictor import make_predictor
 
     predictors = [make_predictor(h, "ort", threads=threads) for h in (baseline, variant)]
-    frames = take_frames(bundled_video("bikes.mp4"), runs + 3)
+    # The model's own frames when given: their sizes decide a rectangular input's cost.
+    frames = (ctx.frames.judging_frames(runs + 3, ctx)[0] if ctx.frames is not None
+              else take_frames(bundled_video("bikes.mp4"), runs + 3))
+    frames = (frames * (1 + (runs + 3) // max(len(frames), 1)))[:runs + 3]  # a short set is timed again
     timings: list[list[float]] = [[], []]
     for index, frame in enumerate(frames):
         ctx.progress(index / len(frames), "measuring latency")
@@ -83,8 +86,9 @@ def _fidelity(baseline: ModelHandle, variant: ModelHandle, threads: int, frames:
 
     base = make_predictor(baseline, "ort", threads=threads, conf=TARGET_CONF)
     candidate = make_predictor(variant, "ort", threads=threads, conf=PREDICTION_CONF)
-    result = compare_predictors(base, candidate, fidelity_frames(frames), ctx)
-    return result | {"frame_set": FRAME_SET_NOTE.format(n=frames)}
+    images, note = judging_frames(frames, ctx)
+    result = compare_predictors(base, candidate, images, ctx)
+    return result | {"frame_set": note}
 
 
 def _side(handle: ModelHandle, graphs: Path | list[Path], latency: dict[str, float]) -> dict[str, Any]:
@@ -110,9 +114,15 @@ def true_accuracy(handle: ModelHandle, labels_dir: Path, threads: int = 2) -> di
 
 def run_optimize(model_spec: str, recipe_path: Path, out_dir: Path, *, force: bool = False, threads: int = 1,
                  runs: int = 20, fidelity_frames_count: int = 25, trust: bool = False,
-                 labels_dir: Path | None = None, ctx: TaskContext | None = None) -> dict[str, Any]:
+                 labels_dir: Path | None = None, frames: Path | None = None,
+                 ctx: TaskContext | None = None) -> dict[str, Any]:
     recipe = resolved_recipe(load_recipe(Path(recipe_path)), default_registry())  # checked before any work
     _check_out_dir(Path(out_dir).expanduser().resolve(), force)
+    ctx = ctx or TaskContext()
+    if frames is not None:
+        from studio.data import FrameSet
+
+        ctx.frames = FrameSet.open(frames)
     report, _ = optimize_model(load_model(model_spec, trust=trust), recipe, out_dir, force=force, threads=threads,
                                runs=runs, fidelity_frames_count=fidelity_frames_count, labels_dir=labels_dir, ctx=ctx)
     return report
@@ -143,7 +153,10 @@ def optimize_model(baseline: ModelHandle, recipe: Recipe, out_dir: Path, *, forc
 
             report = language_report(baseline, variant, threads=threads, quick=quick, ctx=ctx.sub(0.7, 1.0))
             written = write_language_model(variant, result / "model")
+            from studio.machine import cpu_description
+
             report |= {"model": baseline.display_name, "recipe": recipe.as_dict(), "steps": ctx.reports,
+                       "machine": cpu_description(),
                        "output": str(out_dir / "model") if written else str(out_dir / "recipe.toml")}
             save_recipe(recipe, result / "recipe.toml")
             _write_json(result / "report.json", report)
@@ -166,6 +179,7 @@ def optimize_model(baseline: ModelHandle, recipe: Recipe, out_dir: Path, *, forc
             save_checkpoint(variant, result / "model.pt", recipe.as_dict())
         report = _report(baseline, variant, base_graph, [result / n for n in names], base_latency, variant_latency,
                          fidelity, recipe, ctx, threads, runs, out_dir)
+        report["warnings"] += [fidelity["evidence"]["warning"]] if fidelity["evidence"].get("warning") else []
         if accuracy:
             report["accuracy"] = accuracy
         if (result / "model.pt").exists():
@@ -183,9 +197,13 @@ def _report(baseline, variant, base_graph, variant_graphs, base_latency, variant
     warnings = []
     if speedup < 1.0:
         warnings.append(f"the variant is slower than the baseline here ({speedup:.2f}× of its speed)")
+    from studio.machine import cpu_description
+
+    frames_used = ctx.frames.describe() if ctx.frames is not None else {"source": "bundled media"}
     return {
         "model": baseline.display_name,
         "recipe": recipe.as_dict(),
+        "frames": frames_used,
         "output": str(out_dir / variant_graphs[0].name),
         "files": [str(out_dir / g.name) for g in variant_graphs],
         "baseline": _side(baseline, base_graph, base_latency),
@@ -196,8 +214,11 @@ def _report(baseline, variant, base_graph, variant_graphs, base_latency, variant
         "steps": ctx.reports,
         "warnings": warnings,
         "method": {
-            "latency": f"onnxruntime, {threads} thread(s), {runs} bikes.mp4 frames after 3 warm-up, baseline and "
-                       "variant interleaved in alternating order, pre + inference + post per frame",
+            "latency": f"onnxruntime, {threads} thread(s), {runs} frames of "
+                       f"{'the judging side of ' + frames_used['source'] if ctx.frames is not None else 'bikes.mp4'}"
+                       " after 3 warm-up, baseline and variant interleaved in alternating order, pre + inference + "
+                       "post per frame",
+            "machine": cpu_description(),
             "size": "bytes of each ONNX file (the baseline is its float ONNX graph)",
             "gflops": baseline.gflops_method,
         },

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from studio.evaluate.evidence import interval_text
 from studio.model import describe_tensor
 
 
@@ -54,6 +55,7 @@ def bench_text(report: dict[str, Any]) -> str:
         f"fps {report['fps']}  peak RSS {report['peak_rss_mb']} MB  model {report['model_size_mb']} MB  "
         f"params {report['params']}  GFLOPs {report['gflops']}",
         f"method: {report['method']['summary']}; {report['method']['frames']}",
+        *machine_lines(report),
     ]
     if "check" in report:
         check = report["check"]
@@ -83,9 +85,12 @@ def optimize_text(report: dict[str, Any]) -> str:
         f"variant    {variant['size_mb']:>9.2f} {variant['latency_ms']['p50']:>8.2f} "
         f"{variant['latency_ms']['p95']:>8.2f}",
         f"speed-up {report['speedup_p50']}×, size ×{report['size_ratio']}, fidelity {fidelity['metric']} "
-        f"{fidelity['value']}",
-        f"written: {report['output']}",
+        f"{interval_text(fidelity)}",
     ]
+    if fidelity.get("frame_set"):
+        lines.append(f"judged on: {fidelity['frame_set']}")
+    lines += machine_lines(report)
+    lines.append(f"written: {report['output']}")
     lines += language_lines(report)
     if "accuracy" in report:
         acc = report["accuracy"]
@@ -117,9 +122,45 @@ def language_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def machine_lines(report: dict[str, Any]) -> list[str]:
+    """Where a report's figures were measured: the CPU (its INT8 path) and the model's frames."""
+    lines = []
+    machine = report.get("machine") or report.get("method", {}).get("machine")
+    if isinstance(machine, dict):
+        lines.append(f"measured on: {machine['cpu']} ({machine['logical_cores']} logical cores; "
+                     f"{' '.join(machine['features'])}) — {machine['int8_path']}")
+    frames = report.get("frames")
+    if isinstance(frames, dict) and frames.get("judging"):
+        lines.append(f"model's frames: {frames['source']} (fingerprint {frames['fingerprint']}): judging side "
+                     f"{frames['judging']['frames']} frames in {frames['judging']['files']} file(s), calibration "
+                     f"side {frames['calibration']['frames']} in {frames['calibration']['files']}; {frames['split']}")
+    return lines
+
+
 def accuracy_text(result: dict[str, Any]) -> str:
-    return (f"mAP50 {result['map50']}  mAP50-95 {result['map50_95']}  precision {result['precision']}  "
+    text = (f"mAP50 {result['map50']}  mAP50-95 {result['map50_95']}  precision {result['precision']}  "
             f"recall {result['recall']}  ({result['targets']} labelled boxes in {result['frames']} images)")
+    if result.get("interval"):
+        text += f"; mAP50 95 % interval {result['interval']['low']}–{result['interval']['high']}"
+    if result.get("evidence", {}).get("thin"):
+        text += f"\nwarning: {result['evidence']['warning']}"
+    return text
+
+
+def evaluation_text(report: dict[str, Any]) -> str:
+    lines = [f"{report['model']}" + (f" → {report['variant']}" if report.get("variant") else "")]
+    for side in ("baseline", "variant"):
+        if side in report.get("accuracy", {}):
+            lines.append(f"true accuracy ({side}) on {report['accuracy'][side]['labels']}: "
+                         + accuracy_text(report["accuracy"][side]))
+    fidelity = report.get("fidelity")
+    if fidelity:
+        lines.append(f"fidelity {fidelity['metric']} {interval_text(fidelity)}")
+        lines.append(f"judged on: {fidelity['frame_set']}")
+        if fidelity["evidence"].get("warning"):
+            lines.append(f"warning: {fidelity['evidence']['warning']}")
+    lines += machine_lines(report)
+    return "\n".join(lines)
 
 
 def export_text(report: dict[str, Any]) -> str:
@@ -130,7 +171,7 @@ def export_text(report: dict[str, Any]) -> str:
             checked = ", ".join(f"{k} {v}" for k, v in item["verified"].items() if k not in ("method", "runtime"))
         elif parity and "max_abs_diff" in parity:  # a vision model: its outputs against the source's
             checked = (f"max |Δ| {parity['max_abs_diff']:.2e}  {parity['agreement']['metric']} "
-                       f"{parity['agreement']['value']}")
+                       f"{interval_text(parity['agreement'])}")
         elif parity:  # a language model's TFLite file: cosine (encoder) or argmax agreement (decoder)
             score = next(parity[k] for k in ("min_cosine", "argmax_agreement") if k in parity)
             checked = f"{parity['metric']} {score} (threshold {parity['threshold']})"
@@ -138,6 +179,11 @@ def export_text(report: dict[str, Any]) -> str:
             checked = "spec validated (running it needs macOS)"
         lines.append(f"{item['format']:<9} {item['size_mb']:>8.2f} MB  {item['export_seconds']:>6.1f} s  "
                      f"{checked}  {item['path']}")
+    judged = next((i["parity"]["frame_set"] for i in report["exports"] if (i.get("parity") or {}).get("frame_set")),
+                  None)
+    if judged:
+        lines.append(f"parity judged on: {judged}")
+    lines += machine_lines(report)
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ from studio.torch_lock import TORCH_MODULE_LOCK
 
 LATENCY_RUNS = 20
 FIDELITY_FRAMES = 12
+OWN_FRAMES_FIDELITY = 60  # the user's own frames are worth judging on more than the dozen bundled ones
 LM_THREADS = 2
 
 
@@ -57,6 +58,9 @@ class Variant:
             "speedup": (self.report or {}).get("speedup_p50"),
             "fidelity": fidelity.get("value", 1.0 if self.report is None else None),
             "fidelity_metric": fidelity.get("metric", "reference"),
+            "fidelity_interval": fidelity.get("interval"),
+            "fidelity_evidence": fidelity.get("evidence"),
+            "judged_on": fidelity.get("frame_set"),
         }
 
 
@@ -66,6 +70,8 @@ class Session:
     baseline: ModelHandle
     variants: list[Variant] = field(default_factory=list)
     trust: bool = False
+    # The model's own frames for judging and calibration (a folder or a video; None: the bundled media).
+    frames: Path | None = None
 
     @classmethod
     def open(cls, spec: str | Path, *, trust: bool = False) -> Session:
@@ -116,8 +122,9 @@ class Session:
         with tempfile.TemporaryDirectory(dir=self.folder) as scratch:
             recipe_path = Path(scratch) / "recipe.toml"
             save_recipe(recipe, recipe_path)
-            report = optimize_in_subprocess(self.spec, recipe_path, folder, runs=LATENCY_RUNS,
-                                            fidelity_frames=FIDELITY_FRAMES, trust=self.trust, ctx=ctx)
+            count = FIDELITY_FRAMES if self.frames is None else OWN_FRAMES_FIDELITY
+            report = optimize_in_subprocess(self.spec, recipe_path, folder, runs=LATENCY_RUNS, fidelity_frames=count,
+                                            trust=self.trust, frames=self.frames, ctx=ctx)
         variant = Variant(key, recipe, self._reload(folder, recipe, ctx), folder, report)
         self.variants.append(variant)
         return variant
@@ -131,7 +138,7 @@ class Session:
 
     # -- the workspace: what a restart needs to rebuild this session (studio.workspace) ---------------
     def manifest(self) -> dict[str, Any]:
-        return {"spec": self.spec, "trust": self.trust,
+        return {"spec": self.spec, "trust": self.trust, "frames": None if self.frames is None else str(self.frames),
                 "variants": [{"key": v.key, "folder": str(v.folder)} for v in self.variants if v.folder is not None]}
 
     @classmethod
@@ -143,6 +150,7 @@ class Session:
         ``published_since`` (when the manifest was saved): variants published after it — in the moment
         between a worker publishing and the window listing it — are found in the folder and kept too."""
         session = cls.open(manifest["spec"], trust=bool(manifest.get("trust")))
+        session.frames = Path(manifest["frames"]) if manifest.get("frames") else None
         missing: list[str] = []
         entries = list(manifest.get("variants", []))
         if published_since is not None and session.folder.is_dir():

@@ -96,9 +96,11 @@ def run_cli_json(args: list[str], ctx: TaskContext, *, out_dir: Path | None = No
 
 def export_in_subprocess(model_spec: str, formats: list[str], out_dir: Path, *, precision: str = "fp32",
                          recipe_path: Path | None = None, force: bool = False, trust: bool = False,
-                         ctx: TaskContext | None = None) -> dict[str, Any]:
+                         frames: Path | None = None, ctx: TaskContext | None = None) -> dict[str, Any]:
     """``studio.export.run_export`` in a child process: same report; cancel kills it and cleans up."""
     args = ["export", str(model_spec), "--to", ",".join(formats), "-o", str(out_dir), "--precision", precision]
+    if frames is not None:
+        args += ["--frames", str(frames)]
     if recipe_path is not None:
         args += ["--recipe", str(recipe_path)]
     if force:
@@ -109,11 +111,14 @@ def export_in_subprocess(model_spec: str, formats: list[str], out_dir: Path, *, 
 
 
 def optimize_in_subprocess(model_spec: str, recipe_path: Path, out_dir: Path, *, runs: int, fidelity_frames: int,
-                           trust: bool = False, ctx: TaskContext | None = None) -> dict[str, Any]:
+                           trust: bool = False, frames: Path | None = None,
+                           ctx: TaskContext | None = None) -> dict[str, Any]:
     """``studio.optimize.run_optimize`` in a child process: a quantizer or a fine-tune deep in native code
     stops the moment Cancel is pressed (a kill), and leaves neither staging nor a half-published folder."""
     args = ["optimize", str(model_spec), "--recipe", str(recipe_path), "-o", str(out_dir), "--runs", str(runs),
             "--fidelity-frames", str(fidelity_frames)]
+    if frames is not None:
+        args += ["--frames", str(frames)]
     if trust:
         args.append("--trust")
     return run_cli_json(args, ctx or TaskContext(), out_dir=Path(out_dir))

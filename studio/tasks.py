@@ -36,6 +36,9 @@ class TaskContext:
     workdir: Path | None = None
     reports: list[dict[str, Any]] = field(default_factory=list)
     _span: tuple[float, float] = (0.0, 1.0)
+    # The model's own frames (studio.data.FrameSet) when the user gave some: calibration and fidelity
+    # read them through studio.calibration and studio.evaluate.frames; None means the bundled media.
+    frames: Any = None
 
     def progress(self, fraction: float, text: str = "") -> None:
         """Report ``fraction`` (0..1) of the current job (or sub-span, see ``sub``)."""
@@ -54,11 +57,11 @@ class TaskContext:
     def sub(self, start: float, end: float) -> TaskContext:
         """A context whose 0..1 maps onto ``start..end`` of this one (for a step within a recipe).
 
-        It shares progress, cancel and workdir, and has its own list of reports.
+        It shares progress, cancel, workdir and frames, and has its own list of reports.
         """
         low, high = self._span
         return TaskContext(self.on_progress, self.cancel_event, self.workdir, [],
-                           (low + (high - low) * start, low + (high - low) * end))
+                           (low + (high - low) * start, low + (high - low) * end), self.frames)
 
     def scratch(self, prefix: str) -> Path:
         """A new folder for intermediate files, inside ``workdir`` when one is set."""

@@ -2,7 +2,8 @@
 
 The source runs as the studio's FP32 ONNX graph on onnxruntime; the export runs in its own runtime
 (onnxruntime, OpenVINO, …). Both get the same pre-processed bundled frames at the export's input
-size. Reported: the largest absolute difference of the raw outputs and, for detectors, mAP50 of the
+size (the judging side of the model's own frames when the user gave some). Reported: the largest
+absolute difference of the raw outputs and, for detectors, mAP50 of the
 export's detections against the source's (classifiers: top-1 agreement).
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF, compare_results
-from studio.evaluate.frames import fidelity_frames
+from studio.evaluate.frames import judging_frames
 from studio.model import ModelHandle
 from studio.runtime.decoders import DECODERS, DEFAULT_IOU, DecodeOptions
 from studio.runtime.preprocess import prepare
@@ -29,7 +30,7 @@ def parity(source: ModelHandle, run_source: Runner, run_export: Runner, input_hw
     iou = DEFAULT_IOU.get(source.decoder, 0.7)
     reference_opts, export_opts = DecodeOptions(conf=TARGET_CONF, iou=iou), DecodeOptions(conf=PREDICTION_CONF, iou=iou)
     worst, references, produced = 0.0, [], []
-    images = fidelity_frames(frames)
+    images, note = judging_frames(frames, ctx)
     for index, frame in enumerate(images):
         if ctx is not None:
             ctx.progress(index / len(images), "verifying the export")
@@ -41,6 +42,6 @@ def parity(source: ModelHandle, run_source: Runner, run_export: Runner, input_hw
         references.append(decode(expected, geometry, source.labels, reference_opts))
         produced.append(decode(got, geometry, source.labels, export_opts))
     agreement = compare_results(references, produced)
-    return {"max_abs_diff": round(worst, 6), "agreement": agreement, "frames": len(images),
+    return {"max_abs_diff": round(worst, 6), "agreement": agreement, "frames": len(images), "frame_set": note,
             "input_shape": [1, 3, *input_hw],
             "method": "same pre-processed frames through the source (FP32 ONNX on onnxruntime) and the export"}

@@ -90,8 +90,8 @@ def verification_lines(report: dict) -> list[str]:
     return lines
 
 
-def run_export_job(spec: str, recipe: Path | None, choice: ExportChoice, ctx) -> dict:
-    return export_in_subprocess(spec, choice.formats, Path(choice.folder), precision=choice.precision,
+def run_export_job(spec: str, recipe: Path | None, choice: ExportChoice, ctx, frames: Path | None = None) -> dict:
+    return export_in_subprocess(spec, choice.formats, Path(choice.folder), precision=choice.precision, frames=frames,
                                 recipe_path=recipe, force=choice.force, ctx=ctx)
 
 
@@ -99,11 +99,11 @@ class ExportDialog(QDialog):
     exported = Signal(object, object)  # (ExportChoice, report)
 
     def __init__(self, spec: str, recipe: Path | None, title: str, choice: ExportChoice,
-                 parent: QWidget | None = None, handle: ModelHandle | None = None):
+                 parent: QWidget | None = None, handle: ModelHandle | None = None, frames: Path | None = None):
         super().__init__(parent)
         self.setWindowTitle(f"Export — {title}")
         self.setMinimumWidth(620)
-        self.spec, self.recipe, self.handle = spec, recipe, handle
+        self.spec, self.recipe, self.handle, self.frames = spec, recipe, handle, frames
         self.language = handle is not None and is_language_model(handle)
         layout = QVBoxLayout(self)
         form = QFormLayout()
@@ -198,7 +198,8 @@ class ExportDialog(QDialog):
         self.cancel_button.setEnabled(True)
         self.report.clear()
         self.status.setText("starting the exporter…")
-        self.job = Job("export", lambda ctx: run_export_job(self.spec, self.recipe, choice, ctx), self)
+        self.job = Job("export", lambda ctx: run_export_job(self.spec, self.recipe, choice, ctx, self.frames),
+                       self)
         self.job.progress.connect(lambda f, t: (self.progress.setValue(int(f * 1000)), self.status.setText(t)))
         self.job.succeeded.connect(lambda report: self._done(choice, report))
         self.job.failed.connect(lambda message: self._stopped(f"Export failed: {message}"))

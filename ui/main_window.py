@@ -43,6 +43,7 @@ from ui.autosave import autosave, closed_cleanly
 from ui.charts import ChartsPanel
 from ui.export_dialog import ExportChoice, ExportDialog, choice_fits, run_export_job
 from ui.frame_view import FrameView
+from ui.frames_setting import FramesSetting
 from ui.gui_gc import collect_on_gui_thread
 from ui.jobs import Job
 from ui.model_panel import ModelPanel
@@ -116,6 +117,9 @@ class MainWindow(QMainWindow):
     def _build_docks(self) -> None:
         self.tabs = QTabWidget()
         self.model_panel = ModelPanel()
+        self.frames_setting = FramesSetting(self.settings)
+        self.frames_setting.changed.connect(self._frames_changed)
+        self.model_panel.add_setting("Frames for judging\nand calibration", self.frames_setting)
         self.tabs.addTab(self.model_panel, "Model")
         self.tabs.addTab(QLabel("Loading plugins…"), "Optimize")
         self.tabs.addTab(QLabel("Variants appear here."), "Variants")
@@ -300,6 +304,7 @@ class MainWindow(QMainWindow):
         self._remember_recent(spec)
         self.setWindowTitle(f"Deploy Studio — {session.baseline.display_name}")
         self.model_panel.show_model(session.baseline)
+        session.frames = self.frames_setting.load_for(session.baseline.provenance.sha256)
         self._side_job("counting layers", lambda ctx: _layer_table(session.baseline), self.model_panel.show_layers)
         language = self._language_view(session.baseline.task) if is_language_model(session.baseline) else None
         if language is not None:
@@ -313,6 +318,13 @@ class MainWindow(QMainWindow):
         self.show_status(f"{session.baseline.display_name}: {session.baseline.task}, "
                          f"{session.baseline.params:,} parameters. Drop another model to replace it.")
         autosave(self)
+
+    def _frames_changed(self, frames: Path | None) -> None:
+        """Variants made from now on calibrate and are judged on these frames (the table says which)."""
+        if self.session is not None:
+            self.session.frames = frames
+            self.show_status(f"New variants and exports calibrate and are judged on {frames or 'the bundled media'}.")
+            autosave(self)
 
     def _session_changed(self, select: str | None = None) -> None:
         language = self._active_language_view()
@@ -538,7 +550,7 @@ class MainWindow(QMainWindow):
         recipe = variant.folder / "recipe.toml" if variant.folder else None
         choice = self.last_export or ExportChoice(folder=str(self.settings.value("export_folder", "")))
         dialog = ExportDialog(self.session.spec, recipe, f"{variant.key} ({variant.title})", choice, self,
-                              handle=variant.handle)
+                              handle=variant.handle, frames=self.session.frames)
         dialog.exported.connect(self._exported)
         dialog.show()
         return dialog
@@ -560,8 +572,8 @@ class MainWindow(QMainWindow):
             self.open_export_dialog()
             return
         recipe = variant.folder / "recipe.toml" if variant.folder else None
-        spec = self.session.spec
-        self._start_job(f"exporting {variant.key}", lambda ctx: run_export_job(spec, recipe, choice, ctx),
+        spec, frames = self.session.spec, self.session.frames
+        self._start_job(f"exporting {variant.key}", lambda ctx: run_export_job(spec, recipe, choice, ctx, frames),
                         lambda report: self._exported(choice, report), failure_title="Export failed")
 
     # -- jobs and status -------------------------------------------------------------------------

@@ -47,6 +47,7 @@ class ModelPanel(QWidget):
             self.values[name] = label
             form.addRow(name.capitalize(), label)
         layout.addLayout(form)
+        self.form = form
         self.layer_note = QLabel("")
         self.layer_note.setWordWrap(True)
         self.layer_note.setStyleSheet("color: #8e8e93")
@@ -58,6 +59,10 @@ class ModelPanel(QWidget):
         self.layers.verticalHeader().setVisible(False)
         self.layers.horizontalHeader().setStretchLastSection(True)
         layout.addWidget(self.layers, 1)
+
+    def add_setting(self, title: str, widget: QWidget) -> None:
+        """A per-model setting shown under the model's facts (e.g. its frames for judging)."""
+        self.form.addRow(title, widget)
 
     def show_model(self, handle: ModelHandle) -> None:
         summary = handle.summary()

@@ -20,7 +20,40 @@ from PySide6.QtWidgets import (
 
 from ui.model_panel import NumberItem
 
-COLUMNS = ["Variant", "Recipe", "Size MB", "Params", "p50 ms", "Speed-up", "Fidelity"]
+COLUMNS = ["Variant", "Recipe", "Size MB", "Params", "p50 ms", "Speed-up", "Fidelity", "Evidence"]
+THIN = "⚠ thin"
+
+
+def fidelity_text(row: dict[str, Any]) -> str:
+    """'0.740 map50 [0.52–0.88]': the figure with its 95 % bootstrap interval over frames."""
+    if row["key"] == "base":
+        return "reference"
+    if row["fidelity"] is None:
+        return "–"
+    interval = row.get("fidelity_interval")
+    bounds = f" [{interval['low']:.2f}–{interval['high']:.2f}]" if interval else ""
+    return f"{row['fidelity']:.3f} {row['fidelity_metric']}{bounds}"
+
+
+def evidence_text(row: dict[str, Any]) -> str:
+    """'26 boxes / 12 frames ⚠ thin': what the fidelity rests on."""
+    proof = row.get("fidelity_evidence")
+    if not proof:
+        return "–"
+    unit = "boxes" if "boxes" in proof["unit"] else proof["unit"]
+    count = f"{proof['count']} {unit}" + (f" / {proof['frames']} frames" if unit != "frames" else "")
+    return count + (f" {THIN}" if proof["thin"] else "")
+
+
+def evidence_tooltip(row: dict[str, Any]) -> str:
+    proof, interval = row.get("fidelity_evidence") or {}, row.get("fidelity_interval")
+    lines = [f"judged on: {row.get('judged_on') or '–'}"]
+    if interval:
+        lines.append(f"{round(interval['level'] * 100)} % interval {interval['low']}–{interval['high']} "
+                     f"({interval['method']})")
+    if proof.get("warning"):
+        lines.append(proof["warning"])
+    return "\n".join(lines)
 
 
 class VariantsPanel(QWidget):
@@ -63,6 +96,8 @@ class VariantsPanel(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.scatter = pg.ScatterPlotItem(hoverable=True)
         self.scatter.sigClicked.connect(self._on_point)
+        self.error_bars = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), beam=0.0, pen=pg.mkPen("#8e8e93"))
+        self.plot.addItem(self.error_bars)  # each variant's fidelity interval, behind its marker
         self.plot.addItem(self.scatter)
         layout.addWidget(self.plot, 2)
         self.rows: list[dict[str, Any]] = []
@@ -76,15 +111,22 @@ class VariantsPanel(QWidget):
         self.table.setRowCount(len(rows))  # in the order they were made: base first
         for index, row in enumerate(rows):
             fidelity = row["fidelity"]
+            evidence = QTableWidgetItem(evidence_text(row))
+            evidence.setToolTip(evidence_tooltip(row))
             cells = [QTableWidgetItem(row["key"]), QTableWidgetItem(row["recipe"]),
                      NumberItem(row["size_mb"], f"{row['size_mb']:.1f}"),
                      NumberItem(row["params"], f"{row['params'] / 1e6:.2f} M"),
                      NumberItem(row["p50_ms"] or 0, "–" if row["p50_ms"] is None else f"{row['p50_ms']:.1f}"),
                      NumberItem(row["speedup"] or 0, "–" if row["speedup"] is None else f"{row['speedup']:.2f}×"),
-                     NumberItem(fidelity or 0, "–" if fidelity is None else
-                                f"{fidelity:.3f} {row['fidelity_metric']}" if row["key"] != "base" else "reference")]
+                     NumberItem(fidelity or 0, fidelity_text(row)), evidence]
+            cells[6].setToolTip(evidence_tooltip(row))
             for column, cell in enumerate(cells):
                 self.table.setItem(index, column, cell)
+        judged = next((r["judged_on"] for r in reversed(rows) if r.get("judged_on")), None)
+        if judged:
+            self.note.setText(f"Latency: onnxruntime, 1 thread, 20 frames interleaved with the base model; fidelity "
+                              f"against the base model on {judged}, with its 95 % bootstrap interval over frames "
+                              f"(deploy-studio optimize). ⚠ thin: fewer than 50 targets — a hint, not a verdict.")
         self.table.resizeColumnsToContents()
         self._plot_points()
         if select:
@@ -98,6 +140,12 @@ class VariantsPanel(QWidget):
 
     def _plot_points(self) -> None:
         measured = [r for r in self.rows if r["p50_ms"] is not None and r["fidelity"] is not None]
+        bounded = [r for r in measured if r.get("fidelity_interval")]
+        high = [r["fidelity_interval"]["high"] - r["fidelity"] for r in bounded]
+        low = [r["fidelity"] - r["fidelity_interval"]["low"] for r in bounded]
+        self.error_bars.setData(x=np.array([r["p50_ms"] for r in bounded], float),
+                                y=np.array([r["fidelity"] for r in bounded], float),
+                                top=np.array(high, float), bottom=np.array(low, float))
         if not measured:
             self.scatter.setData([])
             return

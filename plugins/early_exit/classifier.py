@@ -125,7 +125,7 @@ def train_heads(early, model: ModelHandle, settings: ClassifierExitSettings, ctx
 
 def exit_curve(model: ModelHandle, variant: ModelHandle, ctx: TaskContext, frames: int = 27) -> list[dict]:
     """Per threshold: exit shares, mean latency (from measured per-segment times) and top-1 agreement."""
-    from studio.evaluate.frames import fidelity_frames
+    from studio.evaluate.frames import judging_frames
     from studio.runtime.backends import OrtBackend
     from studio.runtime.early_exit import ensure_segments
     from studio.runtime.predictor import make_predictor
@@ -134,8 +134,9 @@ def exit_curve(model: ModelHandle, variant: ModelHandle, ctx: TaskContext, frame
     sessions = [OrtBackend(path, threads=1) for path in ensure_segments(variant)]
     full = make_predictor(model, "ort", threads=1)
     samples = []
-    for index, frame in enumerate(fidelity_frames(frames)):
-        ctx.progress(index / frames, "measuring exits")
+    images = judging_frames(frames, ctx)[0]
+    for index, frame in enumerate(images):
+        ctx.progress(index / len(images), "measuring exits")
         tensor = prepare(frame, model.image_input, model.image_input.size, False)[0]
         start = time.perf_counter()
         full.backend.run(tensor)

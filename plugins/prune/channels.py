@@ -93,13 +93,13 @@ class PruneChannels:
         if settings.recovery_steps:
             from plugins.prune.distill import distill, torch_fidelity
 
-            report["fidelity_before_recovery"] = torch_fidelity(model, module)
+            report["fidelity_before_recovery"] = torch_fidelity(model, module, ctx=ctx)
             report["recovery"] = distill(module, model.torch_module, model, steps=settings.recovery_steps,
                                          lr=settings.recovery_lr, batch=settings.recovery_batch,
                                          source=settings.recovery_frames, imgsz=settings.recovery_imgsz,
                                          recalibrate=settings.recovery_recalibrate,
                                          ctx=ctx.sub(0.1, 0.95))
-            report["fidelity_after_recovery"] = torch_fidelity(model, module)
+            report["fidelity_after_recovery"] = torch_fidelity(model, module, ctx=ctx)
         ctx.add_report(report)
         ctx.progress(1.0, "done")
         suffix = f"pruned{round(settings.ratio * 100)}" + ("r" if settings.recovery_steps else "")

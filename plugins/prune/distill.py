@@ -122,14 +122,15 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, steps: int, lr: 
                          else "BatchNorm statistics frozen")}
 
 
-def torch_fidelity(teacher_handle: ModelHandle, student_module: Any, frames: int = 12) -> dict[str, Any]:
-    """Fidelity of a student module against its teacher on the fixed frame set, both on torch."""
+def torch_fidelity(teacher_handle: ModelHandle, student_module: Any, frames: int = 12,
+                   ctx: Any = None) -> dict[str, Any]:
+    """Fidelity of a student module against its teacher on the judging frames, both on torch."""
     from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF, compare_predictors
-    from studio.evaluate.frames import fidelity_frames
+    from studio.evaluate.frames import judging_frames
     from studio.runtime.backends import TorchBackend
     from studio.runtime.predictor import Predictor
 
     fixed = None if teacher_handle.image_input.dynamic else teacher_handle.image_input.size
     teacher = Predictor(teacher_handle, TorchBackend(teacher_handle.torch_module, fixed_hw=fixed), conf=TARGET_CONF)
     student = Predictor(teacher_handle, TorchBackend(student_module, fixed_hw=fixed), conf=PREDICTION_CONF)
-    return compare_predictors(teacher, student, fidelity_frames(frames))
+    return compare_predictors(teacher, student, judging_frames(frames, ctx)[0])

@@ -84,6 +84,23 @@ def calibration_inputs(model: ModelHandle, source: Path | None, samples: int,
     return model_inputs(model, frames), info
 
 
+def reduce_range_choice(settings: Any) -> tuple[bool, dict[str, Any]]:
+    """(reduce_range, why): 7-bit INT8 weights where onnxruntime's u8s8 dot products can saturate.
+
+    Without VNNI (AVX2, AVX-512BW) onnxruntime multiplies u8 activations by s8 weights with
+    ``vpmaddubsw``, whose int16 pair sums saturate; 7-bit weights keep them in range at a small cost in
+    resolution. ``auto`` decides by the CPU the quantization runs on, and the report says which it chose.
+    """
+    from studio.machine import cpu_description
+
+    choice = getattr(settings, "reduce_range", "off")
+    cpu = cpu_description()
+    value = (not cpu["vnni"] and cpu["machine"] in ("x86_64", "AMD64")) if choice == "auto" else choice == "on"
+    reason = (f"auto: {'on' if value else 'off'} ({cpu['int8_path']})" if choice == "auto"
+              else f"{choice} (set in the recipe)")
+    return value, {"setting": choice, "used": value, "why": reason}
+
+
 def resolve_nodes(graph: Any, patterns: list[str], setting: str) -> list[str]:
     """Node names matching ``patterns`` (exact names, or shell patterns such as ``/model.22/*``)."""
     names = [node.name for node in graph.node]

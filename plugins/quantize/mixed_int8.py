@@ -35,15 +35,20 @@ class MixedInt8Settings:
     method: Literal["minmax", "entropy", "percentile"] = option("minmax", label="Calibration method")
     per_channel: bool = option(True, label="Per-channel weights")
     activations: Literal["uint8", "int8"] = option("uint8", label="Activation type")
+    reduce_range: Literal["auto", "on", "off"] = option(
+        "auto", label="7-bit weights (reduce_range)",
+        help="auto: on when this CPU has no VNNI, where onnxruntime's u8s8 kernels can saturate; "
+             "on: for a model that will run on such CPUs (AVX2, AVX-512 without VNNI)")
 
 
 class _Scorer:
     """Fidelity of candidate graphs against the float model on a fixed frame set (baseline run once)."""
 
-    def __init__(self, model: ModelHandle, float_graph: Path, frames: int):
-        from studio.evaluate.frames import fidelity_frames
+    def __init__(self, model: ModelHandle, float_graph: Path, frames: int, ctx: TaskContext):
+        from studio.evaluate.frames import judging_frames
 
-        self.model, self.frames = model, fidelity_frames(frames)
+        self.model = model
+        self.frames, self.note = judging_frames(frames, ctx)
         self.threads = min(4, os.cpu_count() or 1)
         self.baseline = [self._predictor(float_graph, conf=0.25)(f).result for f in self.frames]
 
@@ -54,10 +59,14 @@ class _Scorer:
         return Predictor(self.model, OrtBackend(graph, threads=self.threads), conf=conf)
 
     def __call__(self, graph: Path) -> float:
+        return self.score(graph, with_interval=False)["value"]
+
+    def score(self, graph: Path, with_interval: bool = True) -> dict[str, Any]:
+        """The whole fidelity result (evidence, and the bootstrap interval when asked) of one graph."""
         from studio.evaluate.fidelity import PREDICTION_CONF, compare_results
 
         predictor = self._predictor(graph, conf=PREDICTION_CONF)
-        return compare_results(self.baseline, [predictor(f).result for f in self.frames])["value"]
+        return compare_results(self.baseline, [predictor(f).result for f in self.frames], with_interval=with_interval)
 
 
 class MixedInt8:
@@ -85,7 +94,7 @@ class MixedInt8:
             return quantize_static_graph(float_graph, workdir / name, reader, settings, cache=cache, **selection)
 
         full = build("full_int8.onnx")  # also fills the calibration cache
-        scorer = _Scorer(model, float_graph, settings.fidelity_frames)
+        scorer = _Scorer(model, float_graph, settings.fidelity_frames, ctx)
         units = quant_units(graph, settings.granularity)
         ceiling = scorer(float_graph)  # the float graph against itself (mAP50 tops out at 0.995)
         rows = rank_units(units, lambda nodes: scorer(build("probe.onnx", only=nodes)), ceiling, ctx.sub(0.15, 0.85))
@@ -101,11 +110,18 @@ class MixedInt8:
             fidelity = scorer(final)
         for row in rows:
             row["status"] = "kept in float" if row["unit"] in kept else "quantized"
+        final_result = scorer.score(final)  # with its evidence and interval: "target met" on 6 boxes is a hint
+        from plugins.quantize.common import reduce_range_choice
+
         ctx.add_report({"calibration": info, "target": settings.target, "fidelity_float": ceiling,
+                        "reduce_range": reduce_range_choice(settings)[1],
                         "fidelity_full_int8": full_fidelity,
                         "fidelity_final": fidelity, "target_met": fidelity >= settings.target,
+                        "fidelity_final_interval": final_result.get("interval"),
+                        "evidence": final_result["evidence"],
+                        "warnings": [final_result["evidence"]["warning"]] if final_result["evidence"]["thin"] else [],
                         "kept_in_float": kept, "sensitivity": rows,
-                        "method": f"fidelity on {settings.fidelity_frames} fixed frames against the float graph; "
+                        "method": f"fidelity on {scorer.note} against the float graph; "
                                   "drop = fidelity of the float graph − fidelity when only that unit is INT8"})
         ctx.progress(1.0, "done")
         note = f"INT8 mixed: {len(kept)} unit(s) kept in float, fidelity {fidelity:.3f} (target {settings.target})"

@@ -12,6 +12,7 @@ from plugins.quantize.common import (
     common_reasons,
     needs_frames,
     prepared_float_graph,
+    reduce_range_choice,
     resolve_nodes,
 )
 from studio.model import ModelHandle
@@ -35,6 +36,10 @@ class StaticInt8Settings:
                                 help="e.g. /model.22/* keeps a whole block in float")
     outlier_report: bool = option(True, label="Activation outlier report",
                                   help="Range and kurtosis of every activation; the layers likely to hurt INT8")
+    reduce_range: Literal["auto", "on", "off"] = option(
+        "auto", label="7-bit weights (reduce_range)",
+        help="auto: on when this CPU has no VNNI, where onnxruntime's u8s8 kernels can saturate; "
+             "on: for a model that will run on such CPUs (AVX2, AVX-512 without VNNI)")
 
 
 def quantize_static_graph(float_graph: Path, out: Path, reader: TensorReader, settings, *,
@@ -49,6 +54,7 @@ def quantize_static_graph(float_graph: Path, out: Path, reader: TensorReader, se
         weight_type=QuantType.QInt8, nodes_to_exclude=exclude or None, nodes_to_quantize=only or None,
         calibrate_method=getattr(CalibrationMethod, METHODS[settings.method]),
         calibration_cache_path=str(cache) if cache else None,
+        reduce_range=reduce_range_choice(settings)[0],
     )
     return out
 
@@ -73,7 +79,8 @@ class StaticInt8:
         reader = TensorReader(graph.input[0].name, tensors, ctx.sub(0.1, 0.8))
         out = float_graph.with_name("int8_static.onnx")
         quantize_static_graph(float_graph, out, reader, settings, exclude=exclude)
-        ctx.add_report({"calibration": info, "kept_in_float": exclude})
+        ctx.add_report({"calibration": info, "kept_in_float": exclude,
+                        "reduce_range": reduce_range_choice(settings)[1]})
         if settings.outlier_report:
             from studio.activation_stats import activation_report
 

@@ -54,22 +54,41 @@ def match(frame: FrameBoxes) -> np.ndarray:
     return unsorted
 
 
+@dataclass(frozen=True)
+class FrameMatches:
+    """One frame reduced to what mAP needs: per-prediction correctness, scores, classes; target classes."""
+
+    correct: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+    true_classes: np.ndarray
+
+
+def frame_matches(frames: list[FrameBoxes]) -> list[FrameMatches]:
+    return [FrameMatches(match(f), f.pred_scores, f.pred_classes, f.true_classes) for f in frames]
+
+
 def mean_average_precision(frames: list[FrameBoxes]) -> dict[str, float | int]:
     """mAP50, mAP50-95, precision and recall (at the best-F1 confidence) over all frames."""
+    return map_of_matches(frame_matches(frames))
+
+
+def map_of_matches(parts: list[FrameMatches]) -> dict[str, float | int]:
+    """The figures of ``mean_average_precision`` from frames already matched (a bootstrap resamples these)."""
     from ultralytics.utils.metrics import ap_per_class
 
-    true_classes = np.concatenate([f.true_classes for f in frames]) if frames else np.zeros(0)
-    predictions = sum(len(f.pred_scores) for f in frames)
-    summary = {"targets": int(true_classes.size), "predictions": int(predictions), "frames": len(frames)}
+    true_classes = np.concatenate([p.true_classes for p in parts]) if parts else np.zeros(0)
+    predictions = sum(len(p.scores) for p in parts)
+    summary = {"targets": int(true_classes.size), "predictions": int(predictions), "frames": len(parts)}
     if true_classes.size == 0:
         empty = predictions == 0  # nothing to find and nothing found is perfect agreement
         return summary | {"map50": float(empty), "map50_95": float(empty), "precision": float(empty),
                           "recall": float(empty)}
     if predictions == 0:
         return summary | {"map50": 0.0, "map50_95": 0.0, "precision": 0.0, "recall": 0.0}
-    correct = np.concatenate([match(f) for f in frames])
-    scores = np.concatenate([f.pred_scores for f in frames])
-    classes = np.concatenate([f.pred_classes for f in frames])
+    correct = np.concatenate([p.correct for p in parts])
+    scores = np.concatenate([p.scores for p in parts])
+    classes = np.concatenate([p.classes for p in parts])
     _, _, precision, recall, _, ap, *_ = ap_per_class(correct, scores, classes, true_classes)
     return summary | {"map50": round(float(ap[:, 0].mean()), 4), "map50_95": round(float(ap.mean()), 4),
                       "precision": round(float(precision.mean()), 4), "recall": round(float(recall.mean()), 4)}

@@ -2,7 +2,8 @@
 
 Detectors: the baseline's detections (conf ≥ 0.25) are the targets, the variant's (conf ≥ 0.001)
 the predictions; mAP50 and mAP50-95 over the frame set. Classifiers: top-1 agreement and top-5
-overlap. Tensor models: cosine similarity of the flattened outputs.
+overlap. Tensor models: cosine similarity of the flattened outputs. Each result carries its evidence
+(frames, targets) and a bootstrap interval over frames (``studio.evaluate.evidence``).
 """
 
 from __future__ import annotations
@@ -11,28 +12,37 @@ from typing import Any
 
 import numpy as np
 
-from studio.evaluate.detection_map import FrameBoxes, mean_average_precision
+from studio.evaluate.detection_map import FrameBoxes, frame_matches, map_of_matches
+from studio.evaluate.evidence import bootstrap_interval, evidence
 from studio.runtime.results import Classification, Detections
 
 TARGET_CONF = 0.25  # the baseline's operating point: what the user would see as its detections
 PREDICTION_CONF = 0.001  # the variant's full ranking, as mAP evaluation needs
 
 
-def detection_fidelity(baseline: list[Detections], variant: list[Detections]) -> dict[str, Any]:
-    frames = [FrameBoxes(v.boxes, v.scores, v.class_ids, b.boxes, b.class_ids)
-              for b, v in zip(baseline, variant, strict=True)]
-    result = mean_average_precision(frames)
-    return {"metric": "map50", "value": result["map50"], **result,
+def detection_fidelity(baseline: list[Detections], variant: list[Detections], *,
+                       with_interval: bool = True) -> dict[str, Any]:
+    parts = frame_matches([FrameBoxes(v.boxes, v.scores, v.class_ids, b.boxes, b.class_ids)
+                           for b, v in zip(baseline, variant, strict=True)])
+    result = map_of_matches(parts)
+    interval = (bootstrap_interval(lambda rows: map_of_matches([parts[i] for i in rows])["map50"], len(parts))
+                if with_interval else None)
+    return {"metric": "map50", "value": result["map50"], **result, "interval": interval,
+            "evidence": evidence(len(parts), result["targets"], "baseline boxes"),
             "method": f"variant detections (conf ≥ {PREDICTION_CONF}) scored against the baseline's "
                       f"(conf ≥ {TARGET_CONF}) as targets, Ultralytics ap_per_class"}
 
 
-def classification_fidelity(baseline: list[Classification], variant: list[Classification]) -> dict[str, Any]:
-    top1 = np.mean([int(b.class_ids[0]) == int(v.class_ids[0]) for b, v in zip(baseline, variant, strict=True)])
-    top5 = np.mean([len(set(b.class_ids[:5].tolist()) & set(v.class_ids[:5].tolist())) / 5
-                    for b, v in zip(baseline, variant, strict=True)])
-    return {"metric": "top1_agreement", "value": round(float(top1), 4), "top1_agreement": round(float(top1), 4),
-            "top5_overlap": round(float(top5), 4), "frames": len(baseline),
+def classification_fidelity(baseline: list[Classification], variant: list[Classification], *,
+                            with_interval: bool = True) -> dict[str, Any]:
+    pairs = list(zip(baseline, variant, strict=True))
+    agree = np.array([int(b.class_ids[0]) == int(v.class_ids[0]) for b, v in pairs], float)
+    top5 = np.mean([len(set(b.class_ids[:5].tolist()) & set(v.class_ids[:5].tolist())) / 5 for b, v in pairs])
+    top1 = round(float(agree.mean()), 4)
+    interval = bootstrap_interval(lambda rows: float(agree[rows].mean()), len(agree)) if with_interval else None
+    return {"metric": "top1_agreement", "value": top1, "top1_agreement": top1,
+            "top5_overlap": round(float(top5), 4), "frames": len(pairs), "interval": interval,
+            "evidence": evidence(len(pairs), len(pairs), "frames"),
             "method": "share of frames whose top-1 class equals the baseline's; mean top-5 set overlap"}
 
 
@@ -41,14 +51,17 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
 
 
-def tensor_fidelity(baseline: list[list[np.ndarray]], variant: list[list[np.ndarray]]) -> dict[str, Any]:
-    values = [cosine(b[0], v[0]) for b, v in zip(baseline, variant, strict=True)]
+def tensor_fidelity(baseline: list[list[np.ndarray]], variant: list[list[np.ndarray]], *,
+                    with_interval: bool = True) -> dict[str, Any]:
+    values = np.array([cosine(b[0], v[0]) for b, v in zip(baseline, variant, strict=True)])
+    interval = bootstrap_interval(lambda rows: float(values[rows].mean()), len(values)) if with_interval else None
     return {"metric": "cosine", "value": round(float(np.mean(values)), 5), "min": round(float(np.min(values)), 5),
-            "frames": len(values), "method": "mean cosine similarity of the first output, flattened"}
+            "frames": len(values), "interval": interval, "evidence": evidence(len(values), len(values), "frames"),
+            "method": "mean cosine similarity of the first output, flattened"}
 
 
 def compare_predictors(baseline_predictor: Any, variant_predictor: Any, frames: list[np.ndarray],
-                       ctx: Any | None = None) -> dict[str, Any]:
+                       ctx: Any | None = None, *, with_interval: bool = True) -> dict[str, Any]:
     """Run both predictors on ``frames`` and score the variant against the baseline."""
     base_results, variant_results = [], []
     for index, frame in enumerate(frames):
@@ -56,14 +69,19 @@ def compare_predictors(baseline_predictor: Any, variant_predictor: Any, frames: 
             ctx.progress(index / len(frames), "measuring fidelity")
         base_results.append(baseline_predictor(frame).result)
         variant_results.append(variant_predictor(frame).result)
-    return compare_results(base_results, variant_results)
+    return compare_results(base_results, variant_results, with_interval=with_interval)
 
 
-def compare_results(base_results: list[Any], variant_results: list[Any]) -> dict[str, Any]:
-    """Score already computed results (same frames, same order) by the kind of result they are."""
+def compare_results(base_results: list[Any], variant_results: list[Any], *,
+                    with_interval: bool = True) -> dict[str, Any]:
+    """Score already computed results (same frames, same order) by the kind of result they are.
+
+    ``with_interval=False`` skips the bootstrap (a search scoring hundreds of candidates).
+    """
     first = base_results[0]
     if isinstance(first, Detections):
-        return detection_fidelity(base_results, variant_results)
+        return detection_fidelity(base_results, variant_results, with_interval=with_interval)
     if isinstance(first, Classification):
-        return classification_fidelity(base_results, variant_results)
-    return tensor_fidelity([r.arrays for r in base_results], [r.arrays for r in variant_results])
+        return classification_fidelity(base_results, variant_results, with_interval=with_interval)
+    return tensor_fidelity([r.arrays for r in base_results], [r.arrays for r in variant_results],
+                           with_interval=with_interval)

@@ -1,6 +1,9 @@
-"""The fixed frame set fidelity is measured on: the bundled images plus evenly spaced video frames."""
+"""The frames fidelity is judged on: the judging side of the user's own frames when a job has them
+(``ctx.frames``, a ``studio.data.FrameSet``), else the bundled images plus evenly spaced video frames."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import cv2
 import numpy as np
@@ -9,10 +12,20 @@ from studio.media import bundled_image, bundled_video
 from studio.sources import take_frames
 
 FRAME_SET_NOTE = "bus.jpg, zidane.jpg and every 10th frame of bikes.mp4 (first {n} frames of that list)"
+BUNDLED_MAX = 27
 
 
 def fidelity_frames(count: int = 25) -> list[np.ndarray]:
-    """``count`` frames (at most 27): bus.jpg, zidane.jpg, then bikes.mp4 frames 0, 10, 20, …"""
+    """``count`` bundled frames (at most 27): bus.jpg, zidane.jpg, then bikes.mp4 frames 0, 10, 20, …"""
     images = [cv2.imread(str(bundled_image(name))) for name in ("bus.jpg", "zidane.jpg")]
     video = take_frames(bundled_video("bikes.mp4"), 250)[::10]
     return (images + video)[:count]
+
+
+def judging_frames(count: int, ctx: Any = None) -> tuple[list[np.ndarray], str]:
+    """(frames, where they came from): up to ``count`` frames nothing was calibrated or trained on."""
+    frames_of_model = getattr(ctx, "frames", None)
+    if frames_of_model is not None:
+        return frames_of_model.judging_frames(count, ctx)
+    frames = fidelity_frames(count)
+    return frames, "bundled " + FRAME_SET_NOTE.format(n=len(frames))

@@ -91,10 +91,16 @@ def load_labelled(folder: Path, label_names: tuple[str, ...]) -> list[LabelledIm
 
 def labelled_map(predictor, items: list[LabelledImage]) -> dict:
     """True mAP of ``predictor`` (its conf should be low, e.g. 0.001) on labelled images."""
-    from studio.evaluate.detection_map import FrameBoxes, mean_average_precision
+    from studio.evaluate.detection_map import FrameBoxes, frame_matches, map_of_matches
+    from studio.evaluate.evidence import bootstrap_interval, evidence
 
     frames = []
     for item in items:
         result = predictor(read_image(item.path)).result
         frames.append(FrameBoxes(result.boxes, result.scores, result.class_ids, item.boxes, item.classes))
-    return mean_average_precision(frames) | {"method": "predictions scored against the folder's labels"}
+    parts = frame_matches(frames)
+    result = map_of_matches(parts)
+    return result | {"interval": bootstrap_interval(lambda rows: map_of_matches([parts[i] for i in rows])["map50"],
+                                                    len(parts)),
+                     "evidence": evidence(len(parts), result["targets"], "labelled boxes"),
+                     "method": "predictions scored against the folder's labels"}

@@ -1,0 +1,211 @@
+"""The model's own frames: a folder (images and videos, searched recursively) or one video, split into a
+calibration side and a judging side that share no frame.
+
+Whole files go to one side (by a stable hash of their path inside the folder, so adding a file never
+moves another); a lone video is cut into five contiguous segments, the 2nd and 4th judging, with a
+guard gap at every boundary so that two sides never hold neighbouring, near-identical frames. Frames
+are read lazily and spread over each side's whole length — never "the first N frames".
+
+Without frames of the user's own, calibration and judging use the bundled media (``studio.calibration``
+and ``studio.evaluate.frames`` keep those sets disjoint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from studio.errors import BadInputError
+from studio.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image
+
+JUDGING_BUCKETS = 4  # of 10: the judging side's share of the files
+VIDEO_SEGMENTS = 5
+JUDGING_SEGMENTS = (1, 3)
+GAP_SECONDS = 0.5  # frames this close to the other side's segment are used by neither
+
+
+@dataclass(frozen=True)
+class Span:
+    """Frames ``start``..``stop`` (exclusive) of one file; an image is the span 0..1."""
+
+    path: Path
+    start: int
+    stop: int
+
+    @property
+    def length(self) -> int:
+        return max(self.stop - self.start, 0)
+
+
+@dataclass(frozen=True)
+class FrameSet:
+    """A user's frames for judging and calibration, split once, deterministically."""
+
+    path: Path
+    judging: tuple[Span, ...]
+    calibration: tuple[Span, ...]
+    how: str  # how the split was made, for reports
+
+    @classmethod
+    def open(cls, spec: str | Path) -> FrameSet:
+        path = Path(spec).expanduser().resolve()
+        if not path.exists():
+            raise BadInputError("no such frames file or folder", path=path,
+                                fix="give a folder of images or videos, or a video file")
+        files = _media_files(path)
+        if not files:
+            raise BadInputError("no images or videos here", path=path,
+                                fix=f"give a folder with {', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))} files")
+        if len(files) == 1 and files[0].suffix.lower() in VIDEO_SUFFIXES:
+            judging, calibration = _split_video(files[0])
+            how = (f"one video in {VIDEO_SEGMENTS} contiguous segments, segments "
+                   f"{' and '.join(str(s + 1) for s in JUDGING_SEGMENTS)} judge, the others calibrate, "
+                   f"{GAP_SECONDS} s left out at each boundary")
+        else:
+            judging, calibration = _split_files(path, files)
+            how = f"whole files by a stable hash of their name, about {JUDGING_BUCKETS * 10} % judge"
+        if not judging or not calibration:
+            raise BadInputError("too few frames to split into a calibration side and a judging side", path=path,
+                                fix="give at least two images, or a video of a few seconds")
+        return cls(path, tuple(judging), tuple(calibration), how)
+
+    def describe(self) -> dict[str, Any]:
+        """Where the frames are, how they were split and how much each side holds (for every report)."""
+        return {"source": str(self.path), "fingerprint": fingerprint(self.path), "split": self.how,
+                "judging": _side_summary(self.judging), "calibration": _side_summary(self.calibration)}
+
+    def judging_frames(self, count: int, ctx: Any = None) -> tuple[list[np.ndarray], str]:
+        frames = read_spread(self.judging, count, ctx)
+        return frames, f"{len(frames)} frames spread over the judging side of {self.path.name} ({self.how})"
+
+    def calibration_frames(self, count: int, ctx: Any = None) -> tuple[list[np.ndarray], str]:
+        frames = read_spread(self.calibration, count, ctx)
+        return frames, f"{len(frames)} frames spread over the calibration side of {self.path.name}"
+
+
+def _media_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path] if path.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES else []
+    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+
+
+def _bucket(name: str) -> int:
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % 10
+
+
+def _split_files(root: Path, files: list[Path]) -> tuple[list[Span], list[Span]]:
+    base = root if root.is_dir() else root.parent
+    names = {f: f.relative_to(base).as_posix() for f in files}
+    judging = [f for f in files if _bucket(names[f]) < JUDGING_BUCKETS]
+    calibration = [f for f in files if f not in judging]
+    # A handful of files may all hash to one side: move the one nearest the boundary so both have some.
+    if len(files) >= 2 and not judging:
+        judging = [min(calibration, key=lambda f: _bucket(names[f]))]
+        calibration.remove(judging[0])
+    elif len(files) >= 2 and not calibration:
+        calibration = [max(judging, key=lambda f: _bucket(names[f]))]
+        judging.remove(calibration[0])
+    return [_file_span(f) for f in judging], [_file_span(f) for f in calibration]
+
+
+def _file_span(path: Path) -> Span:
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return Span(path, 0, video_length(path)[0])
+    return Span(path, 0, 1)
+
+
+def video_length(path: Path) -> tuple[int, float]:
+    """(frames, fps) from the container; 0 frames for a file OpenCV cannot read."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0), float(capture.get(cv2.CAP_PROP_FPS) or 25.0)
+    finally:
+        capture.release()
+
+
+def _split_video(path: Path) -> tuple[list[Span], list[Span]]:
+    total, fps = video_length(path)
+    if total < VIDEO_SEGMENTS * 2:
+        raise BadInputError(f"the video has {total} readable frames: too few to split", path=path,
+                            fix="give a longer video or a folder of images")
+    edges = np.linspace(0, total, VIDEO_SEGMENTS + 1).astype(int)
+    gap = min(round(GAP_SECONDS * fps), int((edges[1] - edges[0]) // 4))
+    judging, calibration = [], []
+    for index in range(VIDEO_SEGMENTS):
+        start, stop = int(edges[index]), int(edges[index + 1])
+        start += gap if index > 0 else 0
+        stop -= gap if index < VIDEO_SEGMENTS - 1 else 0
+        (judging if index in JUDGING_SEGMENTS else calibration).append(Span(path, start, stop))
+    return judging, calibration
+
+
+def _side_summary(spans: tuple[Span, ...]) -> dict[str, int]:
+    return {"files": len({s.path for s in spans}), "frames": sum(s.length for s in spans)}
+
+
+def read_spread(spans: tuple[Span, ...], count: int, ctx: Any = None) -> list[np.ndarray]:
+    """``count`` frames evenly spread over the concatenated spans (all of them when there are fewer)."""
+    total = sum(s.length for s in spans)
+    if total == 0:
+        return []
+    positions = np.unique(np.linspace(0, total - 1, num=min(count, total)).astype(int))
+    wanted: dict[Path, list[int]] = {}
+    offset = 0
+    for span in spans:
+        inside = positions[(positions >= offset) & (positions < offset + span.length)] - offset + span.start
+        if inside.size:
+            wanted.setdefault(span.path, []).extend(int(i) for i in inside)
+        offset += span.length
+    frames: list[np.ndarray] = []
+    for path, indices in wanted.items():
+        if ctx is not None:
+            ctx.check_cancelled()
+        frames += _read_indices(path, indices)
+    return frames
+
+
+def _read_indices(path: Path, indices: list[int]) -> list[np.ndarray]:
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        try:
+            return [read_image(path)]
+        except BadInputError:
+            return []  # an unreadable image in a folder is skipped, as a folder source does
+    capture = cv2.VideoCapture(str(path))
+    frames, position = [], 0
+    try:
+        for index in sorted(indices):
+            if index - position > 50:  # far ahead: seek rather than decode every frame in between
+                capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+                position = index
+            while position < index and capture.grab():
+                position += 1
+            ok, frame = capture.read()
+            if not ok:
+                break  # the container promised more frames than it holds
+            frames.append(frame)
+            position += 1
+        return frames
+    finally:
+        capture.release()
+
+
+def fingerprint(path: Path) -> str:
+    """A short hash of the file names, sizes and first and last megabyte of each file: recorded in reports
+    so that a figure can be traced to the frames it was measured on, without reading gigabytes of video."""
+    digest = hashlib.sha256()
+    for file in _media_files(path):
+        stat = file.stat()
+        digest.update(f"{file.relative_to(path if path.is_dir() else path.parent)}:{stat.st_size}".encode())
+        with file.open("rb") as handle:
+            digest.update(handle.read(1 << 20))
+            if stat.st_size > 2 << 20:
+                handle.seek(-(1 << 20), 2)
+                digest.update(handle.read(1 << 20))
+    return digest.hexdigest()[:16]

@@ -62,4 +62,24 @@ def main(model: str | None = None, source: str | None = None, smoke: bool = Fals
         from ui.smoke import Smoke
 
         window._smoke = Smoke(app, window, export_dir=Path(smoke_export) if smoke_export else None)
-    return app.exec()
+    code = app.exec()
+    window.settings.sync()
+    leave_past_native_workers(code)
+    return code
+
+
+def leave_past_native_workers(code: int) -> None:
+    """End the process now when a worker is still inside native code (a FLOP count, an export).
+
+    The window's close cancels jobs and waits a few seconds, but a torch or onnxruntime call cannot be
+    interrupted; if the interpreter then tears down around it, C++ aborts ("terminate called without an
+    active exception", exit 134) after a run that succeeded. Everything worth keeping — settings, the
+    workspace, published files — is already written by then.
+    """
+    import os
+    import threading
+
+    if any(t.is_alive() for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

@@ -194,7 +194,9 @@ def optimize_model(baseline: ModelHandle, recipe: Recipe, out_dir: Path, *, forc
 def _report(baseline, variant, base_graph, variant_graphs, base_latency, variant_latency, fidelity, recipe, ctx,
             threads, runs, out_dir) -> dict[str, Any]:
     speedup = base_latency["p50"] / variant_latency["p50"]
-    warnings = []
+    # A step's own warnings (e.g. a search's "target met" on thin evidence) belong in the report's list.
+    warnings = [f"{step['plugin']}: {w}" for step in ctx.reports for detail in step.get("details", [])
+                for w in detail.get("warnings", [])]
     if speedup < 1.0:
         warnings.append(f"the variant is slower than the baseline here ({speedup:.2f}× of its speed)")
     from studio.machine import cpu_description

@@ -183,6 +183,10 @@ def export_text(report: dict[str, Any]) -> str:
                   None)
     if judged:
         lines.append(f"parity judged on: {judged}")
+    thin = next((i["parity"]["agreement"]["evidence"]["warning"] for i in report["exports"]
+                 if ((i.get("parity") or {}).get("agreement") or {}).get("evidence", {}).get("thin")), None)
+    if thin:
+        lines.append(f"warning: {thin}")
     lines += machine_lines(report)
     return "\n".join(lines)
 

@@ -136,6 +136,11 @@ def test_mixed_int8_finds_the_yolo_head_by_measuring(fall_handle, tmp_path):
     assert statuses == {"kept in float", "quantized"}
     ops = graph_ops(variant.onnx_path)
     assert ops.get("QuantizeLinear", 0) > 50  # most of the network is still INT8
+    # "Target met" on 8 bundled frames rests on a handful of the fall detector's boxes: flagged, with its interval.
+    assert report["evidence"]["thin"] and report["evidence"]["count"] < 50
+    assert any("thin evidence" in w for w in report["warnings"])
+    assert report["fidelity_final_interval"]["low"] <= report["fidelity_final"]
+    assert report["reduce_range"]["setting"] == "auto"
 
 
 def test_activation_report_flags_the_yolo_head_concat(fall_handle, tmp_path):

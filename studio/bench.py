@@ -176,6 +176,28 @@ def _report(handle, settings, stages, runtime_info, model_file, input_shape, fra
     }
 
 
+def _first_run(handle: ModelHandle, backend: Any, feed: dict[str, np.ndarray]) -> None:
+    """The sizes given to symbolic dimensions are a guess (a Paddle graph's dynamic channel count is not 1):
+    when the graph refuses them, say so in one line instead of onnxruntime's exception."""
+    import onnxruntime as ort
+
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4  # its own error log would be a second stderr line; the exception says it all
+    try:
+        backend.session.run(None, feed, quiet)
+    except Exception as exc:  # onnxruntime raises its own Fail / InvalidArgument / RuntimeException types
+        shapes = ", ".join(f"{name} {list(value.shape)}" for name, value in feed.items())
+        raise UnsupportedError(f"{handle.name}: onnxruntime cannot run it on random inputs of shape {shapes} (symbolic "
+                               f"dimensions set to --imgsz or 1): {_ort_reason(exc)}",
+                               fix="give --imgsz for its image sides, or export it with fixed input shapes") from exc
+
+
+def _ort_reason(exc: Exception) -> str:
+    """onnxruntime's own sentence, without its "[ONNXRuntimeError] : 1 : FAIL : Non-zero status…" preamble."""
+    first = (str(exc).splitlines() or [""])[0]
+    return first.split("Status Message: ")[-1][:160]
+
+
 def _bench_tensor_model(handle: ModelHandle, settings: BenchSettings) -> dict[str, Any]:
     """A graph that does not take images: feed random tensors of its declared input shapes to onnxruntime."""
     if settings.runtime != "ort" or handle.onnx_path is None:
@@ -190,8 +212,10 @@ def _bench_tensor_model(handle: ModelHandle, settings: BenchSettings) -> dict[st
         shape = [d if isinstance(d, int) and d > 0 else (settings.imgsz or 1) for d in spec.shape]
         dtype = np.dtype(spec.dtype) if spec.dtype in ("float32", "float16", "float64", "int64", "int32") else None
         if dtype is None:
-            raise UnsupportedError(f"input {spec.name} has type {spec.dtype}, which the bench cannot generate")
+            raise UnsupportedError(f"{handle.name}: input {spec.name} has type {spec.dtype}, which the bench "
+                                   "cannot generate")
         feed[spec.name] = (rng.random(shape) * 10).astype(dtype)
+    _first_run(handle, backend, feed)
     for _ in range(settings.warmup):
         backend.session.run(None, feed)
     stages = []

@@ -17,6 +17,9 @@ def reasons_not_exportable(model: ModelHandle) -> list[str]:
         return ["it has neither an ONNX graph nor a PyTorch module"]
     if model.metadata.get("runtime_mode") == "early_exit":
         return ["an early-exit model is several graphs: 'deploy-studio optimize' writes one ONNX per segment"]
+    if model.image_input is None:  # every export is verified on pre-processed frames (studio.verify)
+        return ["it does not take images (a generic tensor model), and exports are verified on images; "
+                "verifying on tensors is not supported yet"]
     return []
 
 

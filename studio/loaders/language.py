@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from studio.errors import BadInputError, UnsupportedError
+from studio.errors import BadInputError, NeedsTrustError, UnsupportedError
 from studio.hashing import sha256_file
 from studio.model import ModelHandle, Provenance, Task, TensorSpec
 
@@ -60,6 +60,7 @@ def load_folder(path: Path, *, trust: bool = False) -> ModelHandle:
         raise BadInputError("is a folder without config.json, so not a Hugging Face model", path=path,
                             fix="open the model folder that holds config.json, or a model file")
     config = _read_json(config_file)  # first: a broken config is the problem to name, not what else is missing
+    _check_architecture(config, path, trust)
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
         raise BadInputError("has no tokenizer (no tokenizer.json, vocab.txt, tokenizer.model…)", path=path,
                             fix="copy the tokenizer files that came with the model into this folder")
@@ -79,6 +80,61 @@ def load_folder(path: Path, *, trust: bool = False) -> ModelHandle:
     return _load_encoder(path, weights, trust)
 
 
+_SUPPORTED_LMS = ("the studio opens Hugging Face language models transformers implements: causal LMs "
+                  "(…ForCausalLM: Llama, Qwen2, GPT-2…) and text encoders (BERT-style, sentence-transformers)")
+# transformers' task tables whose models take images, video, audio or series instead of text.
+_NON_TEXT_TABLES = {"an image": ("IMAGE_CLASSIFICATION", "IMAGE_SEGMENTATION", "SEMANTIC_SEGMENTATION",
+                                 "INSTANCE_SEGMENTATION", "UNIVERSAL_SEGMENTATION", "OBJECT_DETECTION",
+                                 "DEPTH_ESTIMATION", "KEYPOINT", "IMAGE_TO_IMAGE", "MASK_GENERATION", "IMAGE_MATTING",
+                                 "POSE_ESTIMATION", "MASKED_IMAGE_MODELING", "ZERO_SHOT_IMAGE", "BACKBONE",
+                                 "MODEL_FOR_IMAGE_MAPPING"),
+                    "a video": ("VIDEO_CLASSIFICATION",),
+                    "an audio": ("AUDIO", "CTC", "SPEECH", "RNNT", "TDT", "TEXT_TO_SPECTROGRAM", "TEXT_TO_WAVEFORM"),
+                    "a time-series": ("TIME_SERIES",)}
+
+
+def _check_architecture(config: dict[str, Any], path: Path, trust: bool) -> None:
+    """Refuse, by name, a folder transformers cannot build or whose model does not take text, before any
+    tokenizer or weights are read (their errors would not say what is really missing)."""
+    import transformers
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    model_type = config.get("model_type")
+    if config.get("auto_map"):  # the folder ships its own modelling code
+        if not trust:
+            raise NeedsTrustError("its config.json asks for modelling code shipped in the folder (auto_map), "
+                                  "which would run on loading", path=path,
+                                  fix="pass --trust only if you trust the folder's .py files")
+        return
+    if not model_type:
+        raise BadInputError("config.json names no model_type, so transformers cannot tell its architecture",
+                            path=path, fix="restore the config.json that came with the model")
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING_NAMES:
+        raise UnsupportedError(f"config.json names model_type '{str(model_type)[:40]}', an architecture "
+                               f"transformers {transformers.__version__} does not implement", path=path,
+                               fix=_SUPPORTED_LMS)
+    # A sentence-transformers folder (modules.json) says itself what it embeds (CLIP takes text too).
+    modality = None if (path / "modules.json").is_file() else _modality(config.get("architectures") or [], model_type)
+    if modality:
+        raise UnsupportedError(f"{model_type} ({', '.join(config.get('architectures') or [model_type])[:80]}) is "
+                               f"{modality} model, not a language model", path=path, fix=_SUPPORTED_LMS)
+
+
+def _modality(architectures: list[str], model_type: str) -> str | None:
+    """"an image" (or "an audio"…) when transformers files these classes under a non-text task."""
+    from transformers.models.auto import modeling_auto
+
+    if not isinstance(architectures, list) or _is_causal([a for a in architectures if isinstance(a, str)]):
+        return None
+    for noun, keys in _NON_TEXT_TABLES.items():
+        for name, table in vars(modeling_auto).items():
+            if not (name.endswith("_MAPPING_NAMES") and any(key in name for key in keys)):
+                continue
+            if any(a in table.values() for a in architectures) or (not architectures and model_type in table):
+                return noun
+    return None
+
+
 def _is_causal(architectures: list[str]) -> bool:
     """Whether transformers' AutoModelForCausalLM builds one of these classes: its own table says, since
     the names alone do not (GPT2LMHeadModel, XLNetLMHeadModel, Gemma3ForConditionalGeneration…)."""
@@ -92,11 +148,25 @@ def _load_causal(path: Path, weights: list[Path], trust: bool) -> ModelHandle:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32,
-                                                 trust_remote_code=trust)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=trust)
+    except (ValueError, OSError, TypeError, ImportError) as exc:  # transformers' words for unreadable files
+        raise BadInputError(f"transformers cannot read its tokenizer ({_first_line(exc)})", path=path,
+                            fix="copy the tokenizer files that came with the model (tokenizer.json, "
+                                "tokenizer_config.json…)") from exc
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32,
+                                                     trust_remote_code=trust)
+    except (ValueError, OSError, ImportError, KeyError, RuntimeError) as exc:  # missing code, shapes that differ
+        raise BadInputError(f"transformers cannot build the model from this folder ({_first_line(exc)})",
+                            path=path, fix="check config.json against the weights, or re-save the folder with "
+                                           "save_pretrained") from exc
     return _handle(path.name, "hf-folder", Task.GENERATE, model, tokenizer, model.config, weights,
                    "transformers AutoModelForCausalLM (local files)", "hf-causal-lm")
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
 
 
 def _load_encoder(path: Path, weights: list[Path], trust: bool) -> ModelHandle:

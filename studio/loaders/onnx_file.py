@@ -10,11 +10,10 @@ from studio.errors import BadInputError
 from studio.hashing import sha256_file
 from studio.loaders.onnx_checks import check_onnx
 from studio.loaders.ultralytics_meta import parse_ultralytics_meta
+from studio.loaders.ultralytics_support import ultralytics_onnx_decoder
 from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
 
 _DTYPES = {1: "float32", 10: "float16", 11: "float64", 7: "int64", 6: "int32", 9: "bool", 2: "uint8", 3: "int8"}
-_ULTRALYTICS_DECODERS = {"detect": "yolo", "segment": "yolo", "pose": "yolo", "obb": "yolo-obb",
-                         "classify": "classify-probs"}
 
 
 def _read(path: Path) -> Any:
@@ -86,9 +85,7 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
         task, labels = fields.task, fields.labels
         resize = Resize.CENTER_CROP if task == Task.CLASSIFY else Resize.LETTERBOX
         image = _image_input(inputs[0], fields.imgsz, fields.stride, resize)
-        decoder = _ULTRALYTICS_DECODERS.get(str(task), "tensor")
-        if decoder == "yolo" and outputs and len(outputs[0].shape) == 3 and outputs[0].shape[-1] == 6:
-            decoder = "yolo-end2end"
+        decoder = ultralytics_onnx_decoder(task, meta.get("end2end") == "True", outputs, labels, path)
         fmt, note = "ultralytics-onnx", f"Ultralytics {fields.version} export"
     elif shape_classes:
         task, labels, decoder, fmt = Task.DETECT, tuple(f"class{i}" for i in range(shape_classes)), "yolo", "onnx"

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.complexity import torch_gflops, torch_params
+from studio.loaders.ultralytics_support import check_head, check_task, class_chain
 from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
 
 # Post-processing family per Ultralytics task (see studio.runtime.decoders).
@@ -44,9 +45,15 @@ def handle_from_module(
     model: Any, *, path: Path, fmt: str, provenance: Provenance, imgsz: tuple[int, int], random_weights: bool
 ) -> ModelHandle:
     """Describe a loaded Ultralytics model. ``model`` must already be in eval mode on the CPU."""
+    import torch
     from ultralytics.nn.tasks import guess_model_task
 
-    task = Task(getattr(model, "task", None) or guess_model_task(model))
+    layers = getattr(model, "model", None)
+    if isinstance(layers, torch.nn.Sequential) and len(layers):  # a head the studio does not run: say so first
+        check_head(class_chain(type(layers[-1])), path)
+    task_name = getattr(model, "task", None) or guess_model_task(model)
+    check_task(task_name, path)
+    task = Task(task_name)
     model.task = str(task)  # Ultralytics' exporter and predictor read it (its own loader sets it too)
     from ultralytics.cfg import DEFAULT_CFG_DICT
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from studio.errors import BadInputError
+from studio.errors import BadInputError, UnsupportedError
+from studio.loaders.ultralytics_support import REFUSED_TASKS, SUPPORTED, check_onnx_head
 from studio.model import Task
 
 MAX_FIELD_CHARS = 1 << 20  # 1 MB of text: far above 80 class names, far below a parser-choking blob
@@ -66,6 +67,9 @@ def _imgsz(value: Any, path: Path) -> tuple[int, int]:
 
 def parse_ultralytics_meta(meta: dict[str, str], path: Path) -> UltralyticsMeta:
     task_text = meta.get("task", "detect")
+    if task_text in REFUSED_TASKS:  # a real Ultralytics task the studio does not run: not a damaged file
+        raise UnsupportedError(REFUSED_TASKS[task_text], path=path, fix=SUPPORTED)
+    check_onnx_head(meta.get("head"), path)
     try:
         task = Task(task_text)
     except ValueError:

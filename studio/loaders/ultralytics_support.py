@@ -1,0 +1,108 @@
+"""Which Ultralytics architectures the studio runs, and the one line that refuses the others.
+
+Ultralytics ships heads whose outputs the studio's runtimes do not decode (RT-DETR's query boxes,
+depth maps, per-pixel classes) or that need inputs it cannot give (YOLO-World and YOLOE take text or
+visual prompt embeddings). Each loader asks here before it builds or describes a model, so that such
+a file is refused by name instead of failing later with a library's own error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from studio.errors import BadInputError, UnsupportedError
+from studio.model import Task
+
+SUPPORTED = ("the studio runs Ultralytics detect, segment, pose and classify models (YOLOv3, v5, v6, v8, v9, "
+             "v10, 11, 12 and YOLO26; OBB models load, but their rotated boxes are not decoded yet)")
+
+# Heads the runtimes decode (subclasses such as Segment26, Pose26, OBB26 are found through their bases).
+RUN_HEADS = frozenset({"Detect", "v10Detect", "Segment", "Pose", "OBB", "Classify"})
+
+# Checked before RUN_HEADS: YOLO-World and YOLOE heads subclass Detect but cannot run without prompts.
+_PROMPTED = "heads (open-vocabulary, prompted by {what}) are not supported yet"
+REFUSED_HEADS = {
+    "RTDETRDecoder": "RT-DETR heads (a transformer decoder with its own box format) are not supported yet",
+    "WorldDetect": "YOLO-World " + _PROMPTED.format(what="CLIP text embeddings"),
+    "YOLOEDetect": "YOLOE " + _PROMPTED.format(what="text or visual embeddings"),
+    "Depth": "depth-estimation heads (Depth) are not supported yet",
+    "SemanticSegment": "semantic-segmentation heads (SemanticSegment) are not supported yet",
+}
+
+# Tasks Ultralytics knows and the studio does not (what an exported file's metadata or a checkpoint says).
+REFUSED_TASKS = {
+    "depth": "Ultralytics depth-estimation models are not supported yet",
+    "semantic": "Ultralytics semantic-segmentation models are not supported yet",
+}
+
+# Heads whose exported ONNX graph differs from what the studio's decoders read. YOLO-World and YOLOE
+# are not here: Ultralytics bakes their prompt embeddings in, and the graph is a plain detector.
+ONNX_REFUSED_HEADS = {"RTDETRDecoder": REFUSED_HEADS["RTDETRDecoder"]}
+
+
+def head_refusal(class_names: Iterable[str]) -> str | None:
+    """Why a head is refused, given its class name and its base classes' (most derived first); None
+    when the studio runs it."""
+    names = list(class_names)
+    for name in names:
+        if name in REFUSED_HEADS:
+            return REFUSED_HEADS[name]
+        if name in RUN_HEADS:
+            return None
+    return f"the head '{names[0] if names else '?'}' is not one the studio runs"
+
+
+def class_chain(cls: type) -> list[str]:
+    return [klass.__name__ for klass in cls.__mro__]
+
+
+def check_head(class_names: Iterable[str], path: Path) -> None:
+    reason = head_refusal(class_names)
+    if reason is not None:
+        raise UnsupportedError(reason, path=path, fix=SUPPORTED)
+
+
+def check_task(task: object, path: Path) -> None:
+    """Refuse a task Ultralytics knows but the studio does not run (or none at all)."""
+    text = str(task) if task else ""
+    if text in REFUSED_TASKS:
+        raise UnsupportedError(REFUSED_TASKS[text], path=path, fix=SUPPORTED)
+    if text not in {t.value for t in (Task.DETECT, Task.SEGMENT, Task.POSE, Task.OBB, Task.CLASSIFY)}:
+        shown = f"task {text[:40]!r}" if text else "no recognisable task"
+        raise UnsupportedError(f"an Ultralytics model with {shown} is not supported", path=path, fix=SUPPORTED)
+
+
+def check_onnx_head(head: str | None, path: Path) -> None:
+    if head in ONNX_REFUSED_HEADS:
+        raise UnsupportedError(f"{ONNX_REFUSED_HEADS[head]} (this Ultralytics export has one)", path=path,
+                               fix=SUPPORTED)
+
+
+# Post-processing family per task of an Ultralytics-exported ONNX graph (see studio.runtime.decoders).
+_ONNX_DECODERS = {"detect": "yolo", "segment": "yolo", "pose": "yolo", "obb": "yolo-obb", "classify": "classify-probs"}
+
+
+def ultralytics_onnx_decoder(task: object, end2end: bool, outputs: tuple, labels: tuple[str, ...], path: Path) -> str:
+    """The decoder for an Ultralytics export, after checking that output0 has the layout it reads.
+
+    An NMS-free export (YOLO26, YOLOv10 with end2end) writes rows [x1, y1, x2, y2, score, class, extras…];
+    its metadata says so, and its shape alone cannot (at imgsz 64, 84 anchors and 84 rows look alike).
+    A graph whose metadata claims a task its output does not have is refused, not decoded into garbage.
+    """
+    decoder = _ONNX_DECODERS.get(str(task), "tensor")
+    shape = outputs[0].shape if outputs else ()
+    if decoder == "yolo" and (end2end or (len(shape) == 3 and shape[-1] == 6)):
+        decoder = "yolo-end2end"
+    expected = {"yolo": (3, 1, 4 + len(labels)), "yolo-obb": (3, 1, 5 + len(labels)), "yolo-end2end": (3, 2, 6),
+                "classify-probs": (2, 1, max(len(labels), 1))}.get(decoder)
+    if expected is None:
+        return decoder
+    rank, axis, least = expected
+    if len(shape) != rank or (isinstance(shape[axis], int) and shape[axis] < least):
+        raise BadInputError(f"its metadata says an Ultralytics {task} model, but output "
+                            f"'{outputs[0].name if outputs else '?'}' has shape {list(shape)}, which is not that "
+                            f"head's layout", path=path,
+                            fix="re-export it with Ultralytics, or remove its metadata to open it as a generic "
+                                "tensor model")
+    return decoder

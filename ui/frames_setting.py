@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Signal
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from studio.errors import StudioError
 
@@ -24,24 +24,27 @@ def settings_key(sha256: str) -> str:
 
 
 class FramesSetting(QWidget):
-    """'Frames for judging and calibration: <where> [Folder…] [Video…] [Bundled]'."""
+    """'Frames for judging and calibration: <where>', then [Folder…] [Video…] [Bundled]."""
 
     changed = Signal(object)  # Path | None
 
     def __init__(self, settings: QSettings, parent: QWidget | None = None):
         super().__init__(parent)
         self.settings, self.model_key, self.frames = settings, None, None
-        layout = QHBoxLayout(self)
+        layout = QVBoxLayout(self)  # the label above its buttons: the inspector dock stays narrow
         layout.setContentsMargins(0, 0, 0, 0)
         self.label = QLabel(BUNDLED)
         self.label.setObjectName("frames_label")
         self.label.setWordWrap(True)
-        layout.addWidget(self.label, 1)
+        layout.addWidget(self.label)
+        buttons = QHBoxLayout()
         for text, handler in (("Folder…", self._choose_folder), ("Video…", self._choose_video),
                               ("Bundled", lambda: self.set_frames(None))):
             button = QPushButton(text)
             button.clicked.connect(handler)
-            layout.addWidget(button)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
         self.setEnabled(False)
 
     def load_for(self, sha256: str) -> Path | None:

@@ -88,8 +88,8 @@ def train_heads(early, model: ModelHandle, settings: ClassifierExitSettings, ctx
     import torch
     from torch.nn import functional as F
 
-    from plugins.prune.distill import augmented_batch
     from studio.calibration import calibration_frames
+    from studio.train_data import augmented_batch
 
     frames, info = calibration_frames(settings.frames, 64, ctx)
     rng = np.random.default_rng(0)

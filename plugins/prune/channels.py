@@ -27,18 +27,28 @@ class PruneChannelsSettings:
     iterative_steps: int = option(1, label="Steps", min=1, max=10, help="Reach the ratio in this many steps")
     round_to: int = option(8, label="Keep channel counts a multiple of", min=1, max=64,
                            help="CPU kernels work in blocks of 8–16 channels: odd counts can run slower")
-    recovery_steps: int = option(0, label="Recovery steps (0: none)", min=0, max=5000,
+    recovery_steps: int = option(0, label="Recovery steps (0: none)", min=0, max=20000,
                                  help="Re-estimate BatchNorm, then fine-tune toward the unpruned model's "
-                                      "outputs on unlabelled frames for this many steps")
-    recovery_lr: float = option(5e-4, label="Distillation learning rate", min=1e-6, max=1e-1)
-    recovery_imgsz: int = option(320, label="Distillation input size", min=64, max=1280,
+                                      "outputs on the training side of the model's frames; held-out fidelity "
+                                      "is judged every 25 steps and the best weights are kept")
+    recovery_lr: float = option(1e-4, label="Recovery learning rate", min=1e-6, max=1e-1,
+                                help="AdamW, warm-up then cosine decay")
+    recovery_imgsz: int = option(320, label="Recovery input size", min=64, max=1280,
                                  help="Smaller is faster; used for models that accept any input size")
-    recovery_batch: int = option(2, label="Distillation batch", min=1, max=32)
+    recovery_batch: int = option(8, label="Recovery batch", min=1, max=256)
+    recovery_batchnorm: Literal["train", "frozen"] = option(
+        "train", label="BatchNorm during recovery",
+        help="train: statistics follow the training batches (what lets a pruned detector recover); "
+             "frozen: the re-estimated statistics stay fixed")
+    recovery_minutes: float = option(0.0, label="Recovery time limit (minutes, 0: none)", min=0.0, max=1440.0)
+    recovery_device: Literal["auto", "cpu", "cuda", "mps"] = option(
+        "auto", label="Recovery device", help="auto: a GPU when torch sees one (CUDA, Apple MPS), else the CPU")
     recovery_recalibrate: bool = option(True, label="Re-estimate BatchNorm statistics first",
                                         help="Helps detectors; can hurt a classifier when the frames are "
                                              "far from its training data")
-    recovery_frames: Path | None = option(None, label="Distillation frames",
-                                          help="An image folder or a video; empty uses the bundled media")
+    recovery_frames: Path | None = option(None, label="Recovery frames",
+                                          help="An image folder or a video; empty uses the training side of the "
+                                               "model's frames (or the bundled media)")
 
 
 class PruneChannels:
@@ -46,12 +56,17 @@ class PruneChannels:
     title = "Channel pruning (structured)"
     kind = Kind.PRUNE
     Settings = PruneChannelsSettings
-    settings_version = 2
+    settings_version = 3
 
     @staticmethod
     def migrate(data: dict, version: int) -> dict:
         # Version 1 pruned by L1 without compensation: a replayed recipe keeps doing exactly that.
-        return {"criterion": "l1", "compensate": False, **data} if version < 2 else data
+        if version < 2:
+            data = {"criterion": "l1", "compensate": False, **data}
+        # Version 2 recovered with frozen BatchNorm at lr 5e-4, batch 2 (the defaults a v2 recipe may omit).
+        if version < 3:
+            data = {"recovery_lr": 5e-4, "recovery_batch": 2, **data, "recovery_batchnorm": "frozen"}
+        return data
 
     def check(self, model: ModelHandle) -> list[str]:
         problem = trace_problem(model)
@@ -92,12 +107,14 @@ class PruneChannels:
                   "compensated_layers": folded, "statistics_frames": frames_info}
         if settings.recovery_steps:
             from plugins.prune.distill import distill, torch_fidelity
+            from studio.train import TrainPlan
 
             report["fidelity_before_recovery"] = torch_fidelity(model, module, ctx=ctx)
-            report["recovery"] = distill(module, model.torch_module, model, steps=settings.recovery_steps,
-                                         lr=settings.recovery_lr, batch=settings.recovery_batch,
-                                         source=settings.recovery_frames, imgsz=settings.recovery_imgsz,
-                                         recalibrate=settings.recovery_recalibrate,
+            plan = TrainPlan(steps=settings.recovery_steps, minutes=settings.recovery_minutes, lr=settings.recovery_lr,
+                             batch=settings.recovery_batch, batchnorm=settings.recovery_batchnorm,
+                             device=settings.recovery_device)
+            report["recovery"] = distill(module, model.torch_module, model, plan=plan, source=settings.recovery_frames,
+                                         imgsz=settings.recovery_imgsz, recalibrate=settings.recovery_recalibrate,
                                          ctx=ctx.sub(0.1, 0.95))
             report["fidelity_after_recovery"] = torch_fidelity(model, module, ctx=ctx)
         ctx.add_report(report)

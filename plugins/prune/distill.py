@@ -1,8 +1,11 @@
-"""Recovery by distillation: a short fine-tune of a compressed model toward the original's outputs.
+"""Recovery by distillation: a compressed model fine-tuned toward the original's outputs.
 
-No labels: the teacher's outputs on unlabelled frames (bundled images and video, or the user's) are
-the targets, with light augmentation (flips, crops, brightness and contrast) so the student does not
-just memorise a few frames. BatchNorm statistics stay frozen (eval mode): batches are tiny.
+No labels: the teacher's outputs on the training side of the model's frames (the user's, or the
+bundled media) are the targets, augmented so the student does not memorise a few frames. BatchNorm
+statistics are re-estimated first (that alone recovers much of a pruned detector), then the engine's
+trainer (``studio.train``) fine-tunes with BatchNorm in training mode, judges held-out fidelity on the
+judging side every few steps and keeps the best weights. This module supplies only what is specific to
+the model families: their outputs and loss (``adapters``, ``distill_loss``).
 """
 
 from __future__ import annotations
@@ -12,34 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from plugins.training import loss_trend, optimise
 from studio.calibration import calibration_frames
 from studio.model import ModelHandle
-from studio.runtime.preprocess import prepare
 from studio.tasks import TaskContext
+from studio.train_data import augmented_batch
 
-
-def augment(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    import cv2
-
-    height, width = frame.shape[:2]
-    scale = rng.uniform(0.7, 1.0)
-    crop_h, crop_w = int(height * scale), int(width * scale)
-    top, left = rng.integers(0, height - crop_h + 1), rng.integers(0, width - crop_w + 1)
-    out = frame[top:top + crop_h, left:left + crop_w]
-    if rng.random() < 0.5:
-        out = out[:, ::-1]
-    gain, bias = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
-    return cv2.convertScaleAbs(np.ascontiguousarray(out), alpha=gain, beta=bias)
-
-
-def augmented_batch(frames: list[np.ndarray], handle: ModelHandle, size: tuple[int, int], count: int,
-           rng: np.random.Generator) -> Any:
-    import torch
-
-    picks = rng.integers(0, len(frames), size=count)
-    return torch.from_numpy(np.concatenate(
-        [prepare(augment(frames[i], rng), handle.image_input, size, rect=False)[0] for i in picks]))
+TRAINING_FRAMES = 2048  # the training side is read up to this many frames (spread over all of it)
+JUDGING_FRAMES = 25
 
 
 def recalibrate_batchnorm(module: Any, frames: list[np.ndarray], handle: ModelHandle, size: tuple[int, int],
@@ -68,58 +50,48 @@ def recalibrate_batchnorm(module: Any, frames: list[np.ndarray], handle: ModelHa
     return len(norms)
 
 
-def distill(student: Any, teacher: Any, handle: ModelHandle, *, steps: int, lr: float, batch: int,
-            source: Path | None, ctx: TaskContext, imgsz: int | None = None, recalibrate: bool = True,
-            seed: int = 0) -> dict[str, Any]:
-    """Recalibrate BatchNorm, then fine-tune ``student`` in place for ``steps`` optimiser steps."""
-    import torch
+def make_judge(handle: ModelHandle, frames: int, ctx: Any) -> tuple[Any, str]:
+    """(judge, where it judges): fidelity of any student module against ``handle``'s own module on the
+    judging frames; the teacher's results are computed once."""
+    from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF, compare_results
+    from studio.evaluate.frames import judging_frames
+    from studio.runtime.backends import TorchBackend
+    from studio.runtime.predictor import Predictor
 
+    fixed = None if handle.image_input.dynamic else handle.image_input.size
+    images, note = judging_frames(frames, ctx)
+    teacher = Predictor(handle, TorchBackend(handle.torch_module, fixed_hw=fixed), conf=TARGET_CONF)
+    reference = [teacher(image).result for image in images]
+
+    def judge(module: Any) -> dict[str, Any]:
+        student = Predictor(handle, TorchBackend(module, fixed_hw=fixed), conf=PREDICTION_CONF)
+        return compare_results(reference, [student(image).result for image in images], with_interval=False)
+
+    return judge, note
+
+
+def distill(student: Any, teacher: Any, handle: ModelHandle, *, plan: Any, source: Path | None, ctx: TaskContext,
+            imgsz: int | None = None, recalibrate: bool = True) -> dict[str, Any]:
+    """Recalibrate BatchNorm, then train ``student`` in place (``studio.train``); it keeps its best weights."""
     from plugins.prune.adapters import distillation_outputs
     from plugins.prune.distill_loss import loss_for
+    from studio.evaluate.frames import judging_frames
+    from studio.train import train
+    from studio.train_data import Batches, plain_batch
 
-    frames, info = calibration_frames(source, 64, ctx)
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
+    frames, info = calibration_frames(source, TRAINING_FRAMES, ctx)  # the training side: never judged on
+    rng = np.random.default_rng(plan.seed)
     size = (imgsz, imgsz) if imgsz and handle.image_input.dynamic else handle.image_input.size
     norms = recalibrate_batchnorm(student, frames, handle, size, rng, ctx.sub(0.0, 0.1)) if recalibrate else 0
-    ctx = ctx.sub(0.1, 1.0)
-    teacher.eval()
-    student.eval()  # frozen BatchNorm statistics; gradients still flow
-    probe = augmented_batch(frames, handle, size, 4, np.random.default_rng(seed + 1))  # a fixed batch to judge progress
+    judge, judged_on = make_judge(handle, JUDGING_FRAMES, ctx)
+    held_out = plain_batch(judging_frames(8, ctx)[0], handle, size)  # the held-out loss: frames never trained on
     criterion, method = loss_for(handle, student)
-
-    def probe_loss() -> float:
-        with torch.no_grad():
-            targets = distillation_outputs(teacher, probe, handle)
-            outputs = distillation_outputs(student, probe, handle)
-            return float(criterion(outputs, targets))
-
-    probe_before = probe_loss()
-    params = [p for p in student.parameters()]
-    for param in params:
-        param.requires_grad_(True)
-    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    losses = []
-    for step in range(steps):
-        ctx.progress(step / steps, f"distillation step {step + 1}/{steps}")
-        inputs = augmented_batch(frames, handle, size, batch, rng)
-        with torch.no_grad():
-            targets = distillation_outputs(teacher, inputs, handle)
-        outputs = distillation_outputs(student, inputs, handle)
-        optimise(optimiser, criterion(outputs, targets), losses)
-    for param in params:
-        param.requires_grad_(False)
-    probe_after = probe_loss()
-    ctx.progress(1.0, "distillation done")
-    head, tail = loss_trend(losses)
-    return {"steps": steps, "batch": batch, "lr": lr, "frames": info, "input_size": list(size),
-            "batchnorm_recalibrated": norms,
-            "probe_loss_before": round(probe_before, 5), "probe_loss_after": round(probe_after, 5),
-            "loss_start": head, "loss_end": tail,
-            "loss": method,
-            "method": "fine-tune toward the teacher's raw outputs on augmented unlabelled frames, AdamW; "
-                      + ("BatchNorm statistics re-estimated first, then frozen" if recalibrate
-                         else "BatchNorm statistics frozen")}
+    report = train(student, teacher, batches=Batches(frames, handle, size, plan.batch, plan.seed, plan.steps),
+                   held_out=held_out, forward=lambda module, x: distillation_outputs(module, x, handle),
+                   criterion=criterion, judge=judge, plan=plan, ctx=ctx.sub(0.1, 1.0))
+    ctx.progress(1.0, "recovery done")
+    return report | {"frames": info, "judged_on": judged_on, "input_size": list(size),
+                     "batchnorm_recalibrated": norms, "loss": method}
 
 
 def torch_fidelity(teacher_handle: ModelHandle, student_module: Any, frames: int = 12,

@@ -103,24 +103,33 @@ class OrtBackend:
 
 
 class TorchBackend:
-    """The loaded PyTorch module, in eval mode under ``torch.inference_mode``."""
+    """The loaded PyTorch module, in eval mode under ``torch.inference_mode``, on whatever device it is on.
+
+    ``threads`` sets torch's intra-op threads (a process-wide setting) only when given: a fidelity check
+    inside a training job must not leave the trainer on one thread.
+    """
 
     name = "torch"
 
-    def __init__(self, module: Any, *, threads: int = 1, fixed_hw: tuple[int, int] | None = None):
+    def __init__(self, module: Any, *, threads: int | None = None, fixed_hw: tuple[int, int] | None = None):
         import torch
 
         if module is None:
             raise UnsupportedError("this model has no PyTorch module", fix="use --runtime ort")
-        torch.set_num_threads(threads)
+        if threads is not None:
+            torch.set_num_threads(threads)
         self.module, self.threads, self._fixed_hw = module, threads, fixed_hw
+
+    def _device(self) -> Any:
+        first = next(iter(self.module.parameters()), None)
+        return first.device if first is not None else "cpu"
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         import torch
 
         with TORCH_MODULE_LOCK, torch.inference_mode():  # see studio.torch_lock: global hooks of other jobs
-            output = self.module(torch.from_numpy(tensor))
-        return [_first_tensor(output).float().numpy()]
+            output = self.module(torch.from_numpy(tensor).to(self._device()))
+        return [_first_tensor(output).float().cpu().numpy()]
 
     def fixed_input_hw(self) -> tuple[int, int] | None:
         return self._fixed_hw
@@ -128,7 +137,9 @@ class TorchBackend:
     def describe(self) -> dict[str, Any]:
         import torch
 
-        return {"runtime": f"torch {torch.__version__}", "device": "cpu", "threads": torch.get_num_threads()}
+        device = self._device()
+        name = torch.cuda.get_device_name(device) if getattr(device, "type", "cpu") == "cuda" else str(device)
+        return {"runtime": f"torch {torch.__version__}", "device": name, "threads": torch.get_num_threads()}
 
 
 def _first_tensor(output: Any) -> Any:

@@ -1,0 +1,75 @@
+"""Batches for recovery training: the training side's frames, augmented, pre-processed as inference does.
+
+Light augmentation (crops, flips, brightness and contrast) keeps a student from memorising a few
+frames. On a GPU, batches are built in worker processes (a torch DataLoader) so that a training step
+never waits for one thread to crop and resize 32 frames; on the CPU they are built in the training
+process, which has no cores to spare.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from studio.model import ModelHandle
+from studio.runtime.preprocess import prepare
+
+
+def augment(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    import cv2
+
+    height, width = frame.shape[:2]
+    scale = rng.uniform(0.7, 1.0)
+    crop_h, crop_w = int(height * scale), int(width * scale)
+    top, left = rng.integers(0, height - crop_h + 1), rng.integers(0, width - crop_w + 1)
+    out = frame[top:top + crop_h, left:left + crop_w]
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    gain, bias = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
+    return cv2.convertScaleAbs(np.ascontiguousarray(out), alpha=gain, beta=bias)
+
+
+def augmented_batch(frames: list[np.ndarray], handle: ModelHandle, size: tuple[int, int], count: int,
+                    rng: np.random.Generator) -> Any:
+    """``count`` augmented frames drawn with replacement, as one NCHW float tensor."""
+    import torch
+
+    picks = rng.integers(0, len(frames), size=count)
+    return torch.from_numpy(np.concatenate(
+        [prepare(augment(frames[i], rng), handle.image_input, size, rect=False)[0] for i in picks]))
+
+
+def plain_batch(frames: list[np.ndarray], handle: ModelHandle, size: tuple[int, int]) -> Any:
+    """The frames as they are (no augmentation): a fixed held-out batch to measure a loss on."""
+    import torch
+
+    return torch.from_numpy(np.concatenate([prepare(f, handle.image_input, size, rect=False)[0] for f in frames]))
+
+
+class Batches:
+    """Batch ``i`` is always the same augmented batch (seeded by ``(seed, i)``), whichever process builds
+    it: a run is reproducible with or without worker processes, on any device."""
+
+    def __init__(self, frames: list[np.ndarray], handle: ModelHandle, size: tuple[int, int], batch: int, seed: int,
+                 count: int):
+        self.frames, self.handle, self.size = frames, handle, size
+        self.batch, self.seed, self.count = batch, seed, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Any:
+        rng = np.random.default_rng([self.seed, index])
+        return augmented_batch(self.frames, self.handle, self.size, self.batch, rng)
+
+
+def batch_stream(batches: Batches, workers: int) -> tuple[Any, str]:
+    """(iterator over ``batches`` in order, how they are made): worker processes when ``workers`` > 0."""
+    if workers <= 0:
+        return (batches[i] for i in range(len(batches))), "built in the training process"
+    import torch
+
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=workers,
+                                         prefetch_factor=4, pin_memory=torch.cuda.is_available())
+    return iter(loader), f"built by {workers} worker processes"

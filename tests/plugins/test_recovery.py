@@ -30,23 +30,6 @@ def test_recovery_lowers_held_out_loss_and_beats_no_recovery_on_a_detector(darkn
     assert recovery["batchnorm"] == "train" and recovery["device"]["device"] == "cpu"
 
 
-@pytest.mark.slow
-def test_training_never_leaves_the_student_worse_than_it_started(fall_handle, tmp_path):
-    """A student that is an exact copy of its teacher gets rounding-noise gradients (~1e-7 at most, from the
-    BCE against sigmoid probabilities); AdamW normalises them into lr-size steps: 5 steps at lr 5e-5 took
-    yolov8s-fall from mAP50 0.995 to 0.71 (eps 1e-8) or 0.83 (eps 1e-6, now the default). The trainer judges
-    held-out fidelity before the first step and keeps the best weights, so this can no longer ship."""
-    from plugins.prune.distill import distill, torch_fidelity
-    from studio.train import TrainPlan
-
-    student = copy.deepcopy(fall_handle.torch_module)
-    plan = TrainPlan(steps=5, lr=5e-5, batch=2, batchnorm="frozen", eval_every=5)
-    report = distill(student, fall_handle.torch_module, fall_handle, plan=plan, source=None, imgsz=320,
-                     recalibrate=False, ctx=TaskContext(workdir=tmp_path))
-    assert report["steps"] == 5 and report["fidelity_start"] >= 0.99 and report["best_step"] == 0
-    assert torch_fidelity(fall_handle, student, frames=12)["value"] >= 0.99  # what the studio keeps
-
-
 def test_a_fidelity_check_leaves_torch_threads_as_they_were(darknet_handle):
     import torch
 
@@ -105,7 +88,11 @@ def test_recovery_trains_on_the_gpu_and_says_so(darknet_handle, tmp_path):
 @pytest.mark.slow
 def test_frozen_batchnorm_is_why_the_loss_fell_while_the_answers_got_worse(fall_handle, tmp_path):
     """Issue 17: with BatchNorm frozen, distillation lowered its loss while mAP50 collapsed. Same prune, same
-    seed, same batches: only the BatchNorm mode differs, and only training mode raises held-out fidelity."""
+    seed, same batches: only the BatchNorm mode differs, and only training mode raises held-out fidelity.
+
+    The frozen run also shows the trainer's guarantee: it keeps the best judged weights, so a run that only
+    made things worse ends exactly where it started (an exact copy of a teacher, whose rounding-noise
+    gradients AdamW turned into lr-size steps — 0.995 → 0.71 in 5 steps at lr 5e-5 — is the same case)."""
     from plugins.prune.distill import distill
     from studio.train import TrainPlan
 
@@ -113,13 +100,14 @@ def test_frozen_batchnorm_is_why_the_loss_fell_while_the_answers_got_worse(fall_
     results = {}
     for mode in ("train", "frozen"):
         student = copy.deepcopy(pruned.torch_module)
-        plan = TrainPlan(steps=25, batch=8, batchnorm=mode, eval_every=25, keep_best=False)
+        plan = TrainPlan(steps=25, batch=8, batchnorm=mode, eval_every=25, keep_best=mode == "frozen")
         results[mode] = distill(student, fall_handle.torch_module, fall_handle, plan=plan, source=None, imgsz=256,
                                 ctx=TaskContext(workdir=tmp_path))
     train, frozen = results["train"], results["frozen"]
     assert train["fidelity_start"] == frozen["fidelity_start"]  # the same starting point (BatchNorm re-estimated)
     assert frozen["loss_end"] < frozen["loss_start"]  # frozen: the training loss falls …
     assert frozen["fidelity_curve"][-1]["fidelity"] <= frozen["fidelity_start"]  # … and the answers do not improve
+    assert frozen["best_step"] == 0 and frozen["held_out_loss_after"] == frozen["held_out_loss_before"]  # kept
     # Training mode: well above frozen after the same 25 steps (measured: 0.074 against 0.004 at 256 px; over
     # 100 steps at 320 px it rose monotonically 0.055 → 0.200 while frozen stayed at 0.02–0.03).
     assert train["fidelity_curve"][-1]["fidelity"] > frozen["fidelity_curve"][-1]["fidelity"] + 0.03, (train, frozen)

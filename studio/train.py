@@ -151,50 +151,66 @@ def _judged(module: Any, judge: Judge, mode: str) -> float:
     return value
 
 
-def _run(student, teacher, batches, held_out, forward, criterion, judge, plan, device, ctx) -> dict[str, Any]:
-    import torch
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+class _Stepper:
+    """One optimiser step at a time: schedule, clipping, mixed precision and EMA kept out of the loop."""
 
+    def __init__(self, student: Any, plan: TrainPlan, device: Any):
+        import torch
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        self.params = [p for p in student.parameters()]
+        for param in self.params:
+            param.requires_grad_(True)
+        self.plan, self.device = plan, device
+        self.optimiser = _optimiser(plan, self.params)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimiser, _schedule(plan, plan.steps))
+        self.averaged = (AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(plan.ema), use_buffers=True)
+                         if plan.ema else None)
+        self.autocast, self.scaler, self.precision = _autocast(device)
+
+    def __call__(self, student: Any, teacher: Any, inputs: Any, forward: Forward, criterion: Criterion) -> float:
+        import torch
+
+        inputs = inputs.to(self.device.torch, non_blocking=True)
+        with torch.no_grad(), self.autocast():
+            targets = forward(teacher, inputs)
+        with self.autocast():
+            loss = criterion(forward(student, inputs), targets)
+        self.optimiser.zero_grad(set_to_none=True)
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+        if self.scaler:
+            self.scaler.unscale_(self.optimiser)
+        torch.nn.utils.clip_grad_norm_(self.params, self.plan.clip)
+        if self.scaler:
+            self.scaler.step(self.optimiser)
+            self.scaler.update()
+        else:
+            self.optimiser.step()
+        self.scheduler.step()
+        if self.averaged is not None:
+            self.averaged.update_parameters(student)
+        return float(loss.detach())
+
+    def judged_module(self, student: Any) -> Any:
+        return self.averaged.module if self.averaged is not None else student
+
+
+def _run(student, teacher, batches, held_out, forward, criterion, judge, plan, device, ctx) -> dict[str, Any]:
     loss_before = _held_out_loss(student, teacher, held_out, forward, criterion)
     start_fidelity = _judged(student, judge, "frozen")
     best = _Best(student, start_fidelity)
     curve = [{"step": 0, "fidelity": round(start_fidelity, 4)}]
-    params = [p for p in student.parameters()]
-    for param in params:
-        param.requires_grad_(True)
-    optimiser = _optimiser(plan, params)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(plan, plan.steps))
-    averaged = (AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(plan.ema), use_buffers=True)
-                if plan.ema else None)
-    autocast, scaler, precision = _autocast(device)
+    stepper = _Stepper(student, plan, device)
     workers = plan.workers if plan.workers >= 0 else (0 if device.kind == "cpu" else 4)
     stream, loading = batch_stream(batches, workers)
     set_batchnorm(student, plan.batchnorm)
     losses, stopped, step, stale, deadline = [], "budget (steps)", 0, 0, time.perf_counter() + plan.minutes * 60
     for step, inputs in enumerate(stream, start=1):
         ctx.progress((step - 1) / plan.steps, f"recovery step {step}/{plan.steps}, held-out fidelity {best.value:.3f}")
-        inputs = inputs.to(device.torch, non_blocking=True)
-        with torch.no_grad(), autocast():
-            targets = forward(teacher, inputs)
-        with autocast():
-            loss = criterion(forward(student, inputs), targets)
-        optimiser.zero_grad(set_to_none=True)
-        (scaler.scale(loss) if scaler else loss).backward()
-        if scaler:
-            scaler.unscale_(optimiser)
-        torch.nn.utils.clip_grad_norm_(params, plan.clip)
-        if scaler:
-            scaler.step(optimiser)
-            scaler.update()
-        else:
-            optimiser.step()
-        scheduler.step()
-        if averaged is not None:
-            averaged.update_parameters(student)
-        losses.append(float(loss.detach()))
+        losses.append(stepper(student, teacher, inputs, forward, criterion))
         timed_out = plan.minutes > 0 and time.perf_counter() > deadline
         if step % plan.eval_every == 0 or step >= plan.steps or timed_out:
-            judged = averaged.module if averaged is not None else student
+            judged = stepper.judged_module(student)
             value = _judged(judged, judge, plan.batchnorm)
             curve.append({"step": step, "fidelity": round(value, 4), "loss": round(losses[-1], 6)})
             stale = 0 if best.offer(judged, value, step) else stale + 1
@@ -204,22 +220,20 @@ def _run(student, teacher, batches, held_out, forward, criterion, judge, plan, d
             if stale >= plan.patience:
                 stopped = f"fidelity did not rise for {stale} evaluations"
                 break
-        if timed_out:
-            stopped = "budget (minutes)"
+        if timed_out or step >= plan.steps:
+            stopped = "budget (minutes)" if timed_out else stopped
             break
-        if step >= plan.steps:
-            break
-    for param in params:
+    for param in stepper.params:
         param.requires_grad_(False)
     if plan.keep_best:
         student.load_state_dict(best.state)
-    elif averaged is not None:
-        student.load_state_dict(averaged.module.state_dict())
+    elif stepper.averaged is not None:
+        student.load_state_dict(stepper.averaged.module.state_dict())
     student.eval()
     tenth = max(1, len(losses) // 10)
     return {
         "steps": step, "planned_steps": plan.steps, "stopped": stopped, "batch": plan.batch, "lr": plan.lr,
-        "optimizer": plan.optimizer, "batchnorm": plan.batchnorm, "ema": plan.ema, "precision": precision,
+        "optimizer": plan.optimizer, "batchnorm": plan.batchnorm, "ema": plan.ema, "precision": stepper.precision,
         "batches": loading, "fidelity_start": round(start_fidelity, 4), "fidelity_best": round(best.value, 4),
         "best_step": best.step, "fidelity_curve": curve,
         "loss_start": round(sum(losses[:tenth]) / tenth, 6) if losses else None,

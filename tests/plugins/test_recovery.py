@@ -86,6 +86,18 @@ def test_recovery_trains_on_the_gpu_and_says_so(darknet_handle, tmp_path):
 
 
 @pytest.mark.slow
+def test_recovery_lowers_held_out_loss_and_beats_no_recovery_on_a_classifier(effnet_handle, tmp_path):
+    """EfficientNet-Lite0 pruned by 30 % agreed with the original on no frame (README); measured here: 0.00
+    pruned, 0.12 after BatchNorm re-estimation, 0.20 after 60 steps on this CPU."""
+    _, trained = _prune(effnet_handle, tmp_path, ratio=0.3, recovery_steps=30, recovery_batch=8)
+    recovery = trained["recovery"]
+    assert recovery["held_out_loss_after"] < recovery["held_out_loss_before"]
+    assert recovery["fidelity_best"] >= recovery["fidelity_start"]
+    assert trained["fidelity_after_recovery"]["metric"] == "top1_agreement"
+    assert trained["fidelity_after_recovery"]["value"] > trained["fidelity_before_recovery"]["value"]
+
+
+@pytest.mark.slow
 def test_frozen_batchnorm_is_why_the_loss_fell_while_the_answers_got_worse(fall_handle, tmp_path):
     """Issue 17: with BatchNorm frozen, distillation lowered its loss while mAP50 collapsed. Same prune, same
     seed, same batches: only the BatchNorm mode differs, and only training mode raises held-out fidelity.

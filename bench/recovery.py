@@ -1,0 +1,85 @@
+"""Pruning with and without recovery: speed-up against fidelity, per model and ratio, with where and how
+long training ran.
+
+Every row is a real ``optimize`` of the model (the same code as ``deploy-studio optimize``): the
+variant is timed interleaved with its baseline on onnxruntime and judged on the judging side of the
+frames (``--frames``, else the bundled media), fidelity with its 95 % interval and evidence. Recovery
+trains on the calibration side only.
+
+    .venv/bin/python bench/recovery.py [--models zoo:yolov8s-fall zoo:yolov3-tiny-coco zoo:efficientnet-lite0]
+        [--ratios 0.1 0.2 0.3 0.4 0.5 0.6] [--steps 300] [--batch 8] [--device auto] [--frames PATH]
+        [--fidelity-frames 27] [--threads 1] [--runs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from studio.loaders import load_model
+from studio.machine import cpu_line
+from studio.optimize import optimize_model
+from studio.recipe import Recipe, Step
+from studio.tasks import TaskContext
+
+MODELS = ["zoo:yolov8s-fall", "zoo:yolov3-tiny-coco", "zoo:efficientnet-lite0"]
+RATIOS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+
+
+def _row(baseline, ratio: float, recovery: dict | None, args, workdir: Path, ctx: TaskContext) -> dict:
+    settings = {"ratio": ratio, **(recovery or {})}
+    recipe = Recipe((Step("prune.channels", settings, 3),))
+    report, _ = optimize_model(baseline, recipe, workdir / f"{baseline.name}-{ratio}-{bool(recovery)}",
+                               threads=args.threads, runs=args.runs, fidelity_frames_count=args.fidelity_frames,
+                               ctx=ctx)
+    details = report["steps"][0]["details"][0]
+    trained = details.get("recovery") or {}
+    fidelity = report["fidelity"]
+    interval = fidelity.get("interval") or {}
+    return {"model": baseline.name, "ratio": ratio, "recovery": f"{trained['steps']} steps" if trained else "none",
+            "device": trained.get("device", {}).get("name", "–"), "minutes": trained.get("minutes"),
+            "speedup": report["speedup_p50"], "metric": fidelity["metric"], "fidelity": fidelity["value"],
+            "low": interval.get("low"), "high": interval.get("high"),
+            "evidence": f"{fidelity['evidence']['count']} {fidelity['evidence']['unit']}"
+                        + (" (thin)" if fidelity["evidence"]["thin"] else "")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=MODELS)
+    parser.add_argument("--ratios", nargs="+", type=float, default=RATIOS)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--frames", default=None)
+    parser.add_argument("--fidelity-frames", type=int, default=27)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    recovery = {"recovery_steps": args.steps, "recovery_batch": args.batch, "recovery_device": args.device}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-recovery-") as scratch:
+        for spec in args.models:
+            baseline = load_model(spec)
+            for ratio in args.ratios:
+                for with_recovery in (None, recovery):
+                    ctx = TaskContext()
+                    if args.frames:
+                        from studio.data import FrameSet
+
+                        ctx.frames = FrameSet.open(args.frames)
+                    rows.append(_row(baseline, ratio, with_recovery, args, Path(scratch), ctx))
+                    print(rows[-1], flush=True)
+    print(f"\nmeasured on: {cpu_line()}; onnxruntime {args.threads} thread(s), {args.runs} frames interleaved; "
+          f"fidelity on {args.fidelity_frames} judging frames ({args.frames or 'bundled media'})\n")
+    print("| model | pruned | recovery | trained on | minutes | speed-up | fidelity [95 % interval] | evidence |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        bounds = f" [{r['low']:.3f}–{r['high']:.3f}]" if r["low"] is not None else ""
+        print(f"| {r['model']} | {r['ratio']:.0%} | {r['recovery']} | {r['device']} | {r['minutes'] or '–'} | "
+              f"{r['speedup']:.2f}× | {r['metric']} {r['fidelity']:.3f}{bounds} | {r['evidence']} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -21,8 +21,8 @@ from studio import __version__
 from studio.errors import StudioError
 
 EXIT_USAGE = 2
-OWN_FRAMES_HELP = ("the model's own frames (a folder of images/videos, or a video): split into a calibration side "
-                   "and a judging side that share no frame; default: the bundled media")
+OWN_FRAMES_HELP = ("the model's own frames (a folder of images/videos, a video, or an Ultralytics data.yaml): split "
+                   "into a calibration side and a judging side that share no frame; default: the bundled media")
 
 
 def _add_model(parser: argparse.ArgumentParser, *, recipe: bool = False) -> None:
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--runs", type=int, default=50)
     bench.add_argument("--warmup", type=int, default=5)
     bench.add_argument("--source", default=None, help="frames to time, the first N of it (default: bikes.mp4)")
-    bench.add_argument("--frames", default=None,
+    bench.add_argument("--frames", "--data", dest="frames", default=None,
                        help="the model's own frames (folder or video): frames spread over all of it are timed")
     bench.add_argument("--graph-level", default="all", help="onnxruntime graph optimisation level")
     bench.add_argument("--spin", action="store_true",
@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     optimize.add_argument("--runs", type=int, default=20, help="frames timed per model")
     optimize.add_argument("--fidelity-frames", type=int, default=25, help="frames compared with the base model")
     optimize.add_argument("--labels", default=None, help="a labelled folder (YOLO or COCO): adds true mAP")
-    optimize.add_argument("--frames", default=None, help=OWN_FRAMES_HELP)
+    optimize.add_argument("--frames", "--data", dest="frames", default=None, help=OWN_FRAMES_HELP)
     optimize.add_argument("--json", action="store_true")
 
     evaluate = commands.add_parser("evaluate", help="true mAP on a labelled folder (YOLO or COCO), and/or a recipe's "
@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_model(evaluate, recipe=True)
     evaluate.add_argument("labels", nargs="?", default=None,
                           help="folder with images/ and labels/ (YOLO) or images and a COCO .json")
-    evaluate.add_argument("--frames", default=None, help=OWN_FRAMES_HELP)
+    evaluate.add_argument("--frames", "--data", dest="frames", default=None, help=OWN_FRAMES_HELP)
     evaluate.add_argument("--fidelity-frames", type=int, default=50, help="judging frames compared (with --recipe)")
     evaluate.add_argument("--threads", type=int, default=2)
     evaluate.add_argument("--json", action="store_true")
@@ -111,8 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--recipe", default=None, help="apply this recipe first and export the variant")
     export.add_argument("-o", "--out", required=True, help="output folder (never the source model's folder)")
     export.add_argument("--force", action="store_true", help="replace files already there")
-    export.add_argument("--frames", default=None, help="the model's own frames (folder or video): INT8 calibration "
-                                                       "on one side, every parity check on the other")
+    export.add_argument("--frames", "--data", dest="frames", default=None,
+                        help="the model's own frames (folder, video or data.yaml): INT8 calibration on one side, "
+                             "every parity check on the other")
     export.add_argument("--json", action="store_true")
 
     generate = commands.add_parser("generate", help="generate text with a language model; time to first token, "

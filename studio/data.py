@@ -1,5 +1,6 @@
-"""The model's own frames: a folder (images and videos, searched recursively) or one video, split into a
-calibration side and a judging side that share no frame.
+"""The model's own frames: a folder (images and videos, searched recursively, so a YOLO dataset folder
+works as it is), one video, or an Ultralytics ``data.yaml`` (the images of every split it lists), split
+into a calibration side and a judging side that share no frame.
 
 Whole files go to one side (by a stable hash of their path inside the folder, so adding a file never
 moves another); a lone video is cut into five contiguous segments, the 2nd and 4th judging, with a
@@ -56,8 +57,8 @@ class FrameSet:
         path = Path(spec).expanduser().resolve()
         if not path.exists():
             raise BadInputError("no such frames file or folder", path=path,
-                                fix="give a folder of images or videos, or a video file")
-        files = _media_files(path)
+                                fix="give a folder of images or videos, a video file or a data.yaml")
+        base, files = _files(path)
         if not files:
             raise BadInputError("no images or videos here", path=path,
                                 fix=f"give a folder with {', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))} files")
@@ -67,7 +68,7 @@ class FrameSet:
                    f"{' and '.join(str(s + 1) for s in JUDGING_SEGMENTS)} judge, the others calibrate, "
                    f"{GAP_SECONDS} s left out at each boundary")
         else:
-            judging, calibration = _split_files(path, files)
+            judging, calibration = _split_files(base, files)
             how = f"whole files by a stable hash of their name, about {JUDGING_BUCKETS * 10} % judge"
         if not judging or not calibration:
             raise BadInputError("too few frames to split into a calibration side and a judging side", path=path,
@@ -96,13 +97,49 @@ def _media_files(path: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
 
 
+def _files(path: Path) -> tuple[Path, list[Path]]:
+    """(the folder names are taken relative to, the media files) of a folder, a file or a data.yaml."""
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return _dataset_files(path)
+    return (path if path.is_dir() else path.parent), _media_files(path)
+
+
+def _dataset_files(path: Path) -> tuple[Path, list[Path]]:
+    """The images of an Ultralytics data.yaml: every split it names (folders, or .txt lists of images)."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load(path.read_text(errors="replace")) or {}
+    except yaml.YAMLError as exc:
+        raise BadInputError(f"not a readable data.yaml ({type(exc).__name__})", path=path,
+                            fix="give an Ultralytics dataset yaml (path:, train:, val:) or an image folder") from None
+    if not isinstance(spec, dict):
+        raise BadInputError("not an Ultralytics data.yaml (no mapping)", path=path, fix="give a dataset yaml")
+    root = Path(str(spec.get("path") or path.parent)).expanduser()
+    root = root if root.is_absolute() else (path.parent / root)
+    files: set[Path] = set()
+    for split in ("train", "val", "test"):
+        entries = spec.get(split) or []
+        for entry in entries if isinstance(entries, list) else [entries]:
+            where = root / str(entry)
+            if where.suffix == ".txt" and where.is_file():
+                lines = [line.strip() for line in where.read_text(errors="replace").splitlines() if line.strip()]
+                files.update(p for p in ((root / line).resolve() for line in lines) if p.is_file())
+            elif where.exists():
+                files.update(_media_files(where.resolve()))
+    return root.resolve(), sorted(files)
+
+
+def _name(file: Path, base: Path) -> str:
+    return file.relative_to(base).as_posix() if file.is_relative_to(base) else file.as_posix()
+
+
 def _bucket(name: str) -> int:
     return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % 10
 
 
-def _split_files(root: Path, files: list[Path]) -> tuple[list[Span], list[Span]]:
-    base = root if root.is_dir() else root.parent
-    names = {f: f.relative_to(base).as_posix() for f in files}
+def _split_files(base: Path, files: list[Path]) -> tuple[list[Span], list[Span]]:
+    names = {f: _name(f, base) for f in files}  # relative: the split survives moving the folder
     judging = [f for f in files if _bucket(names[f]) < JUDGING_BUCKETS]
     calibration = [f for f in files if f not in judging]
     # A handful of files may all hash to one side: move the one nearest the boundary so both have some.
@@ -200,9 +237,10 @@ def fingerprint(path: Path) -> str:
     """A short hash of the file names, sizes and first and last megabyte of each file: recorded in reports
     so that a figure can be traced to the frames it was measured on, without reading gigabytes of video."""
     digest = hashlib.sha256()
-    for file in _media_files(path):
+    base, files = _files(path)
+    for file in files:
         stat = file.stat()
-        digest.update(f"{file.relative_to(path if path.is_dir() else path.parent)}:{stat.st_size}".encode())
+        digest.update(f"{_name(file, base)}:{stat.st_size}".encode())
         with file.open("rb") as handle:
             digest.update(handle.read(1 << 20))
             if stat.st_size > 2 << 20:

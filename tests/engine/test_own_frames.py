@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from studio.data import FrameSet, read_spread
+from studio.errors import BadInputError
 from studio.evaluate.evidence import MIN_TARGETS
 from studio.evaluate.fidelity import classification_fidelity, detection_fidelity
 from studio.media import bundled_image, bundled_video
@@ -217,3 +218,23 @@ def test_reduce_range_on_stores_7_bit_weights(darknet_handle, tmp_path):
         extremes[choice] = max(int(np.abs(w.astype(int)).max()) for w in weights)
         assert ctx.reports[-1]["reduce_range"]["used"] is (choice == "on")
     assert extremes["on"] <= 64 < extremes["off"]  # 7-bit: [-64, 63]; 8-bit uses the full [-127, 127]
+
+
+def test_an_ultralytics_data_yaml_gives_the_images_of_its_splits(frames_folder, tmp_path):
+    dataset = tmp_path / "dataset"
+    images = sorted(frames_folder.iterdir())
+    for split, names in (("train", images[:20]), ("val", images[20:])):
+        (dataset / "images" / split).mkdir(parents=True)
+        for name in names:
+            shutil.copy(name, dataset / "images" / split / name.name)
+    (dataset / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: {0: person}\n")
+    frames = FrameSet.open(dataset / "data.yaml")
+    described = frames.describe()
+    assert described["judging"]["frames"] + described["calibration"]["frames"] == 32
+    assert not {s.path for s in frames.judging} & {s.path for s in frames.calibration}
+    # The same images as a folder split the same way (names relative to the dataset root).
+    as_folder = FrameSet.open(dataset)
+    assert {s.path.name for s in as_folder.judging} == {s.path.name for s in frames.judging}
+    (tmp_path / "broken.yaml").write_text("train: [unclosed\n")
+    with pytest.raises(BadInputError, match=r"data\.yaml"):
+        FrameSet.open(tmp_path / "broken.yaml")

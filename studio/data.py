@@ -13,6 +13,7 @@ and ``studio.evaluate.frames`` keep those sets disjoint).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,9 +76,13 @@ class FrameSet:
                                 fix="give at least two images, or a video of a few seconds")
         return cls(path, tuple(judging), tuple(calibration), how)
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        return fingerprint(self.path)
+
     def describe(self) -> dict[str, Any]:
         """Where the frames are, how they were split and how much each side holds (for every report)."""
-        return {"source": str(self.path), "fingerprint": fingerprint(self.path), "split": self.how,
+        return {"source": str(self.path), "fingerprint": self.fingerprint, "split": self.how,
                 "judging": _side_summary(self.judging), "calibration": _side_summary(self.calibration)}
 
     def judging_frames(self, count: int, ctx: Any = None) -> tuple[list[np.ndarray], str]:
@@ -233,17 +238,24 @@ def _read_indices(path: Path, indices: list[int]) -> list[np.ndarray]:
         capture.release()
 
 
+SAMPLED_FILES = 256  # files whose content is sampled into the fingerprint (all names and sizes always are)
+SAMPLE_BYTES = 1 << 16
+
+
 def fingerprint(path: Path) -> str:
-    """A short hash of the file names, sizes and first and last megabyte of each file: recorded in reports
-    so that a figure can be traced to the frames it was measured on, without reading gigabytes of video."""
+    """A short hash of every file's name and size, and the first and last 64 KiB of up to 256 files spread
+    over the set: recorded in reports so that a figure can be traced to the frames it was measured on,
+    without reading a whole dataset or video collection for each report."""
     digest = hashlib.sha256()
     base, files = _files(path)
-    for file in files:
-        stat = file.stat()
-        digest.update(f"{_name(file, base)}:{stat.st_size}".encode())
-        with file.open("rb") as handle:
-            digest.update(handle.read(1 << 20))
-            if stat.st_size > 2 << 20:
-                handle.seek(-(1 << 20), 2)
-                digest.update(handle.read(1 << 20))
+    sampled = {int(i) for i in np.linspace(0, len(files) - 1, num=min(SAMPLED_FILES, len(files)))} if files else set()
+    for index, file in enumerate(files):
+        size = file.stat().st_size
+        digest.update(f"{_name(file, base)}:{size}".encode())
+        if index in sampled:
+            with file.open("rb") as handle:
+                digest.update(handle.read(SAMPLE_BYTES))
+                if size > 2 * SAMPLE_BYTES:
+                    handle.seek(-SAMPLE_BYTES, 2)
+                    digest.update(handle.read(SAMPLE_BYTES))
     return digest.hexdigest()[:16]

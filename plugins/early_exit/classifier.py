@@ -22,7 +22,7 @@ from studio.model import ModelHandle, Task
 from studio.plugin_api import Kind, SettingsError, option
 from studio.tasks import TaskContext
 
-CURVE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+CURVE_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 @dataclass

@@ -36,7 +36,9 @@ def test_exit_curve_covers_thresholds_and_exits_are_used(exit_variant):
     for point in curve.values():
         assert sum(point["exit_share"]) == pytest.approx(1.0, abs=1e-3)
         assert 0.0 <= point["top1_agreement"] <= 1.0 and point["mean_ms"] > 0
-    assert sum(curve[0.3]["exit_share"][:-1]) > 0  # at a low threshold some samples leave early
+    # At the lowest threshold some samples leave early (60 training steps make weak heads: whether any of them
+    # clears 0.3 varied between runs with the order of parallel float sums; 0.1 of 1000 classes is clear).
+    assert sum(curve[min(curve)]["exit_share"][:-1]) > 0
     # A sample that never leaves early agrees with the full model by construction.
     assert all(p["top1_agreement"] == 1.0 for p in curve.values() if p["exit_share"][-1] == 1.0)
     assert curve[0.3]["exit_share"][-1] <= curve[0.9]["exit_share"][-1]

@@ -126,8 +126,13 @@ class DarknetNet(nn.Module):
                     raise UnsupportedError(f"[shortcut] with activation at line {section.line}", path=path)
                 return nn.Identity(), previous
             groups, group_id = section.get_int("groups", 1), section.get_int("group_id", 0)
+            joined = sum(channels[ref + 1] for ref in absolute)
+            if not absolute or groups < 1 or not 0 <= group_id < groups or joined % groups:
+                raise BadInputError(f"[route] at line {section.line} is malformed (layers={refs}, groups={groups}, "
+                                    f"group_id={group_id}, {joined} channels)", path=path,
+                                    fix="a route names at least one layer; groups ≥ 1 divides its channels")
             self.groups[-1] = (groups, group_id)
-            return nn.Identity(), sum(channels[ref + 1] for ref in absolute) // groups
+            return nn.Identity(), joined // groups
         if kind == "yolo":
             return self._yolo(section, path), previous
         raise UnsupportedError(f"layer [{kind}] at line {section.line} is not supported", path=path,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
@@ -138,6 +138,7 @@ cfg_sections = st.lists(st.tuples(
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(net=st.dictionaries(st.sampled_from(["width", "height", "channels"]), cfg_values, max_size=3),
        sections=cfg_sections)
+@example(net={}, sections=[("route", {"groups": "0"})])  # found by a CI run: ZeroDivisionError, now one line
 def test_any_darknet_cfg_builds_or_fails_clearly(net, sections):
     from studio.nets.darknet import DarknetNet
     from studio.nets.darknet_cfg import parse_cfg

@@ -80,10 +80,14 @@ class FrameSet:
     def fingerprint(self) -> str:
         return fingerprint(self.path)
 
+    def sides(self) -> dict[str, Any]:
+        """How the frames were split and how much each side holds (no file is read: cheap enough for the GUI)."""
+        return {"source": str(self.path), "split": self.how, "judging": _side_summary(self.judging),
+                "calibration": _side_summary(self.calibration)}
+
     def describe(self) -> dict[str, Any]:
-        """Where the frames are, how they were split and how much each side holds (for every report)."""
-        return {"source": str(self.path), "fingerprint": self.fingerprint, "split": self.how,
-                "judging": _side_summary(self.judging), "calibration": _side_summary(self.calibration)}
+        """``sides`` plus the fingerprint of the files (for every report)."""
+        return self.sides() | {"fingerprint": self.fingerprint}
 
     def judging_frames(self, count: int, ctx: Any = None) -> tuple[list[np.ndarray], str]:
         frames = read_spread(self.judging, count, ctx)

@@ -62,7 +62,7 @@ class FramesSetting(QWidget):
             from studio.data import FrameSet
 
             try:
-                description = FrameSet.open(path).describe()
+                description = FrameSet.open(path).sides()  # the fingerprint reads files: reports compute it
             except StudioError as exc:
                 self.label.setText(f"{BUNDLED} — not {Path(path).name}: {exc}")
                 return False

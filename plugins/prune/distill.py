@@ -50,7 +50,7 @@ def recalibrate_batchnorm(module: Any, frames: list[np.ndarray], handle: ModelHa
     return len(norms)
 
 
-def make_judge(handle: ModelHandle, frames: int, ctx: Any) -> tuple[Any, str]:
+def make_judge(handle: ModelHandle, frames: int, ctx: Any, *, with_interval: bool = False) -> tuple[Any, str]:
     """(judge, where it judges): fidelity of any student module against ``handle``'s own module on the
     judging frames; the teacher's results are computed once."""
     from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF, compare_results
@@ -65,7 +65,7 @@ def make_judge(handle: ModelHandle, frames: int, ctx: Any) -> tuple[Any, str]:
 
     def judge(module: Any) -> dict[str, Any]:
         student = Predictor(handle, TorchBackend(module, fixed_hw=fixed), conf=PREDICTION_CONF)
-        return compare_results(reference, [student(image).result for image in images], with_interval=False)
+        return compare_results(reference, [student(image).result for image in images], with_interval=with_interval)
 
     return judge, note
 
@@ -97,12 +97,5 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, plan: Any, sourc
 def torch_fidelity(teacher_handle: ModelHandle, student_module: Any, frames: int = 12,
                    ctx: Any = None) -> dict[str, Any]:
     """Fidelity of a student module against its teacher on the judging frames, both on torch."""
-    from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF, compare_predictors
-    from studio.evaluate.frames import judging_frames
-    from studio.runtime.backends import TorchBackend
-    from studio.runtime.predictor import Predictor
-
-    fixed = None if teacher_handle.image_input.dynamic else teacher_handle.image_input.size
-    teacher = Predictor(teacher_handle, TorchBackend(teacher_handle.torch_module, fixed_hw=fixed), conf=TARGET_CONF)
-    student = Predictor(teacher_handle, TorchBackend(student_module, fixed_hw=fixed), conf=PREDICTION_CONF)
-    return compare_predictors(teacher, student, judging_frames(frames, ctx)[0])
+    judge, _ = make_judge(teacher_handle, frames, ctx, with_interval=True)
+    return judge(student_module)

@@ -45,9 +45,13 @@ def test_a_fidelity_check_leaves_torch_threads_as_they_were(darknet_handle):
 
 
 def test_the_torch_backend_names_the_device_it_runs_on(darknet_handle):
+    import torch
+
     from studio.runtime.backends import TorchBackend
 
     assert TorchBackend(darknet_handle.torch_module).describe()["device"] == "cpu"
+    # The module's own device, not a constant (torch's "meta" device stands in for a GPU on this machine).
+    assert TorchBackend(torch.nn.Linear(2, 2).to("meta")).describe()["device"] == "meta"
 
 
 def test_a_missing_device_is_an_error_not_a_cpu_fallback():

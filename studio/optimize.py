@@ -81,7 +81,8 @@ def measure_pair(baseline: ModelHandle, variant: ModelHandle, *, threads: int, r
     return summarize_ms(timings[0]), summarize_ms(timings[1])
 
 
-def _fidelity(baseline: ModelHandle, variant: ModelHandle, threads: int, frames: int, ctx: TaskContext) -> dict:
+def judged_fidelity(baseline: ModelHandle, variant: ModelHandle, threads: int, frames: int, ctx: TaskContext) -> dict:
+    """The variant against the baseline on up to ``frames`` judging frames, both on onnxruntime."""
     from studio.runtime.predictor import make_predictor
 
     base = make_predictor(baseline, "ort", threads=threads, conf=TARGET_CONF)
@@ -165,7 +166,7 @@ def optimize_model(baseline: ModelHandle, recipe: Recipe, out_dir: Path, *, forc
         base_graph, variant_graphs = graph_files(baseline)[0], graph_files(variant)
         base_latency, variant_latency = measure_pair(baseline, variant, threads=threads, runs=runs,
                                                      ctx=ctx.sub(0.7, 0.85))
-        fidelity = _fidelity(baseline, variant, threads, fidelity_frames_count, ctx.sub(0.85, 1.0))
+        fidelity = judged_fidelity(baseline, variant, threads, fidelity_frames_count, ctx.sub(0.85, 1.0))
         accuracy = ({"baseline": true_accuracy(baseline, labels_dir), "variant": true_accuracy(variant, labels_dir)}
                     if labels_dir else None)
         names = (["model.onnx"] if len(variant_graphs) == 1

@@ -42,7 +42,9 @@ def evaluate_model(model: str, *, labels: str | None = None, recipe: str | None 
                 report["accuracy"]["variant"] = true_accuracy(variant, Path(labels), threads=threads)
         if variant is not None:
             report["variant"] = variant.display_name
-            report["fidelity"] = _fidelity(handle, variant, fidelity_frames, threads, ctx)
+            from studio.optimize import judged_fidelity
+
+            report["fidelity"] = judged_fidelity(handle, variant, threads, fidelity_frames, ctx.sub(0.7, 1.0))
     return report
 
 
@@ -53,13 +55,3 @@ def _variant(handle: Any, recipe: str, ctx: TaskContext) -> Any:
     registry = default_registry()
     return apply_recipe(handle, resolved_recipe(load_recipe(Path(recipe)), registry), registry, ctx.sub(0.0, 0.7))
 
-
-def _fidelity(handle: Any, variant: Any, count: int, threads: int, ctx: TaskContext) -> dict[str, Any]:
-    from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF, compare_predictors
-    from studio.evaluate.frames import judging_frames
-    from studio.runtime.predictor import make_predictor
-
-    images, note = judging_frames(count, ctx)
-    base = make_predictor(handle, "ort", threads=threads, conf=TARGET_CONF)
-    candidate = make_predictor(variant, "ort", threads=threads, conf=PREDICTION_CONF)
-    return compare_predictors(base, candidate, images, ctx.sub(0.7, 1.0)) | {"frame_set": note}

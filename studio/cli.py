@@ -250,15 +250,14 @@ def _load(args: argparse.Namespace):
         import tempfile
         from pathlib import Path
 
-        from studio.progress import stderr_progress
+        from studio.progress import cli_context
         from studio.recipe import apply_recipe, load_recipe
         from studio.registry import default_registry
-        from studio.tasks import TaskContext
 
         # Files the steps write live as long as the command; the folder is removed at exit.
         args.workdir = tempfile.TemporaryDirectory(prefix="deploy-studio-")
         handle = apply_recipe(handle, load_recipe(Path(args.recipe)), default_registry(),
-                              TaskContext(on_progress=stderr_progress(), workdir=Path(args.workdir.name)))
+                              cli_context(Path(args.workdir.name)))
     return handle
 
 
@@ -307,13 +306,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     from studio.optimize import run_optimize
-    from studio.progress import stderr_progress
-    from studio.tasks import TaskContext
+    from studio.progress import cli_context
 
     report = run_optimize(args.model, args.recipe, args.out, force=args.force, threads=args.threads,
                           runs=args.runs, fidelity_frames_count=args.fidelity_frames, trust=args.trust,
                           labels_dir=args.labels, frames=args.frames,
-                          ctx=TaskContext(on_progress=stderr_progress()))
+                          ctx=cli_context())
     return _emit(args, report, "optimize_text")
 
 
@@ -327,13 +325,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from studio.export import run_export
-    from studio.progress import stderr_progress
-    from studio.tasks import TaskContext
+    from studio.progress import cli_context
 
     formats = [f.strip() for f in args.to.split(",") if f.strip()]
     report = run_export(args.model, formats, args.out, precision=args.precision, recipe_path=args.recipe,
                         force=args.force, trust=args.trust, frames=args.frames,
-                        ctx=TaskContext(on_progress=stderr_progress()))
+                        ctx=cli_context())
     return _emit(args, report, "export_text")
 
 

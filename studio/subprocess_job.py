@@ -21,7 +21,7 @@ from typing import Any
 
 from studio.child_python import module_command
 from studio.errors import StudioError
-from studio.progress import PROGRESS_ENV, PROGRESS_PREFIX
+from studio.progress import METRIC_PREFIX, PROGRESS_ENV, PROGRESS_PREFIX, STOP_FILE_ENV
 from studio.tasks import Cancelled, TaskContext
 
 POLL_S = 0.1
@@ -45,7 +45,12 @@ def _kill(process: subprocess.Popen) -> None:
 
 def run_cli_json(args: list[str], ctx: TaskContext, *, out_dir: Path | None = None) -> dict[str, Any]:
     """``deploy-studio ARGS --json`` in a child process; its report, or its one-line error as StudioError."""
-    env = {**os.environ, PROGRESS_ENV: "lines", "PYTHONUNBUFFERED": "1"}
+    import tempfile
+
+    # "Stop and keep best" reaches the child as a file it watches (ctx.request_stop → the file appears).
+    stop_dir = tempfile.TemporaryDirectory(prefix="deploy-studio-stop-")
+    stop_file = Path(stop_dir.name) / "stop"
+    env = {**os.environ, PROGRESS_ENV: "lines", "PYTHONUNBUFFERED": "1", STOP_FILE_ENV: str(stop_file)}
     process = subprocess.Popen(module_command("studio.cli", *args, "--json"), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
                                start_new_session=True)  # its own group: a kill reaches its children too
@@ -57,6 +62,9 @@ def run_cli_json(args: list[str], ctx: TaskContext, *, out_dir: Path | None = No
                 fraction, _, text = line[len(PROGRESS_PREFIX):].strip().partition(" ")
                 with contextlib.suppress(ValueError, Cancelled):  # garbled; or cancelled: the main loop kills
                     ctx.progress(float(fraction), text)
+            elif line.startswith(METRIC_PREFIX):
+                with contextlib.suppress(ValueError, TypeError):  # a garbled line is not worth failing the job
+                    ctx.metric(**json.loads(line[len(METRIC_PREFIX):]))
             elif line.startswith("deploy-studio: "):
                 errors.append(line.strip())
 
@@ -70,6 +78,8 @@ def run_cli_json(args: list[str], ctx: TaskContext, *, out_dir: Path | None = No
             if ctx.cancel_event.is_set():
                 _kill(process)
                 raise Cancelled()
+            if ctx.stop_requested and not stop_file.exists():
+                stop_file.touch()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=POLL_S)
     finally:
@@ -80,6 +90,7 @@ def run_cli_json(args: list[str], ctx: TaskContext, *, out_dir: Path | None = No
                 shutil.rmtree(folder, ignore_errors=True)
         reader.join(timeout=5)
         collector.join(timeout=5)
+        stop_dir.cleanup()
     if process.returncode != 0:
         if errors:
             message = errors[-1].removeprefix("deploy-studio: ").removeprefix("error: ")

@@ -25,6 +25,7 @@ class Cancelled(StudioError):
 
 
 ProgressCallback = Callable[[float, str], None]
+MetricCallback = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -39,6 +40,11 @@ class TaskContext:
     # The model's own frames (studio.data.FrameSet) when the user gave some: calibration and fidelity
     # read them through studio.calibration and studio.evaluate.frames; None means the bundled media.
     frames: Any = None
+    # "Stop and keep best": long training ends early and the job goes on with the best result so far
+    # (unlike cancel, which discards everything). Shared by every sub-context.
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    # Structured figures a job publishes while it runs (training loss, held-out fidelity) for live charts.
+    on_metric: MetricCallback | None = None
 
     def progress(self, fraction: float, text: str = "") -> None:
         """Report ``fraction`` (0..1) of the current job (or sub-span, see ``sub``)."""
@@ -54,6 +60,19 @@ class TaskContext:
     def cancel(self) -> None:
         self.cancel_event.set()
 
+    def request_stop(self) -> None:
+        """Ask long work to end early and keep the best it has (training honours this; other steps ignore it)."""
+        self.stop_event.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.stop_event.is_set()
+
+    def metric(self, **fields: Any) -> None:
+        """Publish one measurement, e.g. ``metric(kind="train", step=10, loss=0.3)`` (plain JSON values)."""
+        if self.on_metric is not None:
+            self.on_metric(fields)
+
     def sub(self, start: float, end: float) -> TaskContext:
         """A context whose 0..1 maps onto ``start..end`` of this one (for a step within a recipe).
 
@@ -61,7 +80,8 @@ class TaskContext:
         """
         low, high = self._span
         return TaskContext(self.on_progress, self.cancel_event, self.workdir, [],
-                           (low + (high - low) * start, low + (high - low) * end), self.frames)
+                           (low + (high - low) * start, low + (high - low) * end), self.frames, self.stop_event,
+                           self.on_metric)
 
     def scratch(self, prefix: str) -> Path:
         """A new folder for intermediate files, inside ``workdir`` when one is set."""

@@ -17,14 +17,18 @@ stale normalisation with weight changes that do not transfer.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from studio.tasks import TaskContext
-from studio.train_data import Batches, batch_stream
+from studio.train_data import batch_stream
 
 ADAM_EPS = 1e-6  # AdamW's default 1e-8 turns a converged student's 1e-9 rounding-noise gradients into lr-size steps
 
@@ -47,11 +51,14 @@ class TrainPlan:
     device: str = "auto"
     workers: int = -1  # data-loading processes: -1 picks (none on the CPU, up to 4 on a GPU)
     keep_best: bool = True  # end with the best judged weights (never worse than the start on held-out frames)
+    task_weight: float = 1.0  # weight of the model's own task loss on labelled batches (when the caller has one)
 
 
 Forward = Callable[[Any, Any], Any]
 Criterion = Callable[[Any, Any], Any]
 Judge = Callable[[Any], dict[str, Any]]
+TaskLoss = Callable[[Any, dict[str, Any]], Any]  # (student outputs, labelled batch) -> the model's own loss
+Trainable = Callable[[Any], list[Any]]  # module -> the parameters to train (default: all)
 
 
 def set_batchnorm(module: Any, mode: str) -> None:
@@ -101,8 +108,8 @@ def _autocast(device: Any) -> tuple[Any, Any, str]:
 class _Best:
     """The best judged weights so far, kept on the CPU."""
 
-    def __init__(self, module: Any, fidelity: float):
-        self.value, self.step, self.state = fidelity, 0, _cpu_state(module)
+    def __init__(self, module: Any, fidelity: float, step: int = 0):
+        self.value, self.step, self.state = fidelity, step, _cpu_state(module)
 
     def offer(self, module: Any, fidelity: float, step: int) -> bool:
         if fidelity <= self.value:
@@ -115,9 +122,26 @@ def _cpu_state(module: Any) -> dict[str, Any]:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
-def train(student: Any, teacher: Any, *, batches: Batches, held_out: Any, forward: Forward, criterion: Criterion,
-          judge: Judge, plan: TrainPlan, ctx: TaskContext) -> dict[str, Any]:
-    """Fine-tune ``student`` in place toward ``teacher``; it ends holding its best judged weights."""
+def resume_path(*parts: Any) -> Path:
+    """Where a run identified by ``parts`` (model hash, settings, data fingerprint…) keeps its checkpoint."""
+    from studio.paths import cache_dir
+
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    folder = cache_dir() / "recovery"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{key}.pt"
+
+
+def train(student: Any, teacher: Any, *, batches: Any, held_out: Any, forward: Forward, criterion: Criterion,
+          judge: Judge, plan: TrainPlan, ctx: TaskContext, task_loss: TaskLoss | None = None,
+          trainable: Trainable | None = None, resume: Path | None = None) -> dict[str, Any]:
+    """Fine-tune ``student`` in place toward ``teacher``; it ends holding its best judged weights.
+
+    ``batches[i]`` is an input tensor, or a dict with the inputs under ``"img"`` and labels beside them
+    (then ``task_loss`` is mixed in). With ``resume``, a checkpoint is written there at every evaluation
+    and a run that finds one (same plan, same student shapes) continues from it; it is removed when
+    the run ends normally. ``ctx.request_stop()`` ends the run early with the best weights.
+    """
     import torch
 
     from studio.device import pick
@@ -128,20 +152,16 @@ def train(student: Any, teacher: Any, *, batches: Batches, held_out: Any, forwar
     try:
         student.to(device.torch)
         teacher.to(device.torch).eval()
-        report = _run(student, teacher, batches, held_out.to(device.torch), forward, criterion, judge, plan, device,
-                      ctx)
+        run = _Run(student, teacher, forward, criterion, task_loss, judge, plan, device, ctx, trainable, resume)
+        report = run.go(batches, held_out.to(device.torch))
     finally:  # the teacher is the loaded model: it goes back where it was, whatever happened
         teacher.to("cpu")
         student.to("cpu").eval()
     return report | {"device": device.describe(), "minutes": round((time.perf_counter() - started) / 60, 3)}
 
 
-def _held_out_loss(student: Any, teacher: Any, held_out: Any, forward: Forward, criterion: Criterion) -> float:
-    import torch
-
-    student.eval()
-    with torch.no_grad():
-        return round(float(criterion(forward(student, held_out), forward(teacher, held_out))), 6)
+def _images(batch: Any) -> Any:
+    return batch["img"] if isinstance(batch, dict) else batch
 
 
 def _judged(module: Any, judge: Judge, mode: str) -> float:
@@ -154,11 +174,13 @@ def _judged(module: Any, judge: Judge, mode: str) -> float:
 class _Stepper:
     """One optimiser step at a time: schedule, clipping, mixed precision and EMA kept out of the loop."""
 
-    def __init__(self, student: Any, plan: TrainPlan, device: Any):
+    def __init__(self, student: Any, plan: TrainPlan, device: Any, trainable: Trainable | None):
         import torch
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-        self.params = [p for p in student.parameters()]
+        for param in student.parameters():
+            param.requires_grad_(False)
+        self.params = list(trainable(student)) if trainable is not None else list(student.parameters())
         for param in self.params:
             param.requires_grad_(True)
         self.plan, self.device = plan, device
@@ -168,14 +190,25 @@ class _Stepper:
                          if plan.ema else None)
         self.autocast, self.scaler, self.precision = _autocast(device)
 
-    def __call__(self, student: Any, teacher: Any, inputs: Any, forward: Forward, criterion: Criterion) -> float:
+    def __call__(self, student: Any, teacher: Any, batch: Any, forward: Forward, criterion: Criterion,
+                 task_loss: TaskLoss | None) -> tuple[float, float | None]:
+        """(total loss, the task loss part or None) of one step."""
         import torch
 
-        inputs = inputs.to(self.device.torch, non_blocking=True)
+        if isinstance(batch, dict):
+            batch = {k: v.to(self.device.torch, non_blocking=True) if hasattr(v, "to") else v
+                     for k, v in batch.items()}
+        else:
+            batch = batch.to(self.device.torch, non_blocking=True)
+        inputs = _images(batch)
         with torch.no_grad(), self.autocast():
             targets = forward(teacher, inputs)
         with self.autocast():
-            loss = criterion(forward(student, inputs), targets)
+            outputs = forward(student, inputs)
+            loss = criterion(outputs, targets)
+            own = task_loss(outputs, batch) if task_loss is not None and isinstance(batch, dict) else None
+            if own is not None:
+                loss = loss + self.plan.task_weight * own
         self.optimiser.zero_grad(set_to_none=True)
         (self.scaler.scale(loss) if self.scaler else loss).backward()
         if self.scaler:
@@ -189,60 +222,167 @@ class _Stepper:
         self.scheduler.step()
         if self.averaged is not None:
             self.averaged.update_parameters(student)
-        return float(loss.detach())
+        return float(loss.detach()), (float(own.detach()) if own is not None else None)
 
     def judged_module(self, student: Any) -> Any:
         return self.averaged.module if self.averaged is not None else student
 
+    def state(self) -> dict[str, Any]:
+        return {"optimiser": self.optimiser.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "averaged": self.averaged.state_dict() if self.averaged is not None else None}
 
-def _run(student, teacher, batches, held_out, forward, criterion, judge, plan, device, ctx) -> dict[str, Any]:
-    loss_before = _held_out_loss(student, teacher, held_out, forward, criterion)
-    start_fidelity = _judged(student, judge, "frozen")
-    best = _Best(student, start_fidelity)
-    curve = [{"step": 0, "fidelity": round(start_fidelity, 4)}]
-    stepper = _Stepper(student, plan, device)
-    workers = plan.workers if plan.workers >= 0 else (0 if device.kind == "cpu" else 4)
-    stream, loading = batch_stream(batches, workers)
-    set_batchnorm(student, plan.batchnorm)
-    losses, stopped, step, stale, deadline = [], "budget (steps)", 0, 0, time.perf_counter() + plan.minutes * 60
-    for step, inputs in enumerate(stream, start=1):
-        ctx.progress((step - 1) / plan.steps, f"recovery step {step}/{plan.steps}, held-out fidelity {best.value:.3f}")
-        losses.append(stepper(student, teacher, inputs, forward, criterion))
-        timed_out = plan.minutes > 0 and time.perf_counter() > deadline
-        if step % plan.eval_every == 0 or step >= plan.steps or timed_out:
-            judged = stepper.judged_module(student)
-            value = _judged(judged, judge, plan.batchnorm)
-            curve.append({"step": step, "fidelity": round(value, 4), "loss": round(losses[-1], 6)})
-            stale = 0 if best.offer(judged, value, step) else stale + 1
-            if plan.target is not None and best.value >= plan.target:
-                stopped = f"target {plan.target} reached"
-                break
-            if stale >= plan.patience:
-                stopped = f"fidelity did not rise for {stale} evaluations"
-                break
-        if timed_out or step >= plan.steps:
-            stopped = "budget (minutes)" if timed_out else stopped
-            break
-    for param in stepper.params:
-        param.requires_grad_(False)
-    if plan.keep_best:
-        student.load_state_dict(best.state)
-    elif stepper.averaged is not None:
-        student.load_state_dict(stepper.averaged.module.state_dict())
-    student.eval()
-    tenth = max(1, len(losses) // 10)
-    return {
-        "steps": step, "planned_steps": plan.steps, "stopped": stopped, "batch": plan.batch, "lr": plan.lr,
-        "optimizer": plan.optimizer, "batchnorm": plan.batchnorm, "ema": plan.ema, "precision": stepper.precision,
-        "batches": loading, "fidelity_start": round(start_fidelity, 4), "fidelity_best": round(best.value, 4),
-        "best_step": best.step, "fidelity_curve": curve,
-        "loss_start": round(sum(losses[:tenth]) / tenth, 6) if losses else None,
-        "loss_end": round(sum(losses[-tenth:]) / tenth, 6) if losses else None,
-        "held_out_loss_before": loss_before,
-        "held_out_loss_after": _held_out_loss(student, teacher, held_out, forward, criterion),
-        "method": (f"distillation toward the uncompressed model, {plan.optimizer} lr {plan.lr} (warm-up "
-                   f"{plan.warmup:.0%}, cosine), BatchNorm {plan.batchnorm}, gradient norm ≤ {plan.clip}"
-                   + (f", EMA {plan.ema}" if plan.ema else "") + f"; held-out fidelity every {plan.eval_every} "
-                   "steps on the judging frames, best weights kept"),
-    }
+    def load(self, state: dict[str, Any]) -> None:
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.averaged is not None and state["averaged"] is not None:
+            self.averaged.load_state_dict(state["averaged"])
 
+
+class _Run:
+    """One training run: its state (step, losses, curve, best) and where it is checkpointed."""
+
+    def __init__(self, student, teacher, forward, criterion, task_loss, judge, plan, device, ctx, trainable, resume):
+        self.student, self.teacher, self.forward, self.criterion = student, teacher, forward, criterion
+        self.task_loss, self.judge, self.plan, self.device, self.ctx = task_loss, judge, plan, device, ctx
+        self.trainable, self.resume = trainable, resume
+        self.losses: list[float] = []
+        self.task_losses: list[float] = []
+        self.step, self.resumed_from = 0, 0
+
+    def go(self, batches: Any, held_out: Any) -> dict[str, Any]:
+        plan, ctx = self.plan, self.ctx
+        loss_before = self._held_out_loss(held_out)
+        start_fidelity = _judged(self.student, self.judge, "frozen")
+        self.best = _Best(self.student, start_fidelity)
+        self.curve = [{"step": 0, "fidelity": round(start_fidelity, 4)}]
+        ctx.metric(kind="train", step=0, steps=plan.steps, fidelity=round(start_fidelity, 4))
+        self.stepper = _Stepper(self.student, plan, self.device, self.trainable)
+        self._load_checkpoint()
+        workers = plan.workers if plan.workers >= 0 else (0 if self.device.kind == "cpu" else 4)
+        stream, loading = batch_stream(batches, workers, start=self.step)
+        set_batchnorm(self.student, plan.batchnorm)
+        stopped = self._loop(stream)
+        for param in self.student.parameters():
+            param.requires_grad_(False)
+        if plan.keep_best:
+            self.student.load_state_dict(self.best.state)
+        elif self.stepper.averaged is not None:
+            self.student.load_state_dict(self.stepper.averaged.module.state_dict())
+        self.student.eval()
+        if self.resume is not None:
+            self.resume.unlink(missing_ok=True)  # finished: a later run of the same job starts afresh
+        return self._report(stopped, start_fidelity, loss_before, loading, held_out)
+
+    def _loop(self, stream: Any) -> str:
+        plan, ctx = self.plan, self.ctx
+        deadline, started, first = time.perf_counter() + plan.minutes * 60, time.perf_counter(), self.step
+        stale = 0
+        for step, batch in enumerate(stream, start=first + 1):
+            self.step = step
+            eta = _eta(started, step - 1 - first, plan.steps - step + 1)
+            ctx.progress((step - 1) / plan.steps,
+                         f"recovery step {step}/{plan.steps}, held-out fidelity {self.best.value:.3f}{eta}")
+            loss, own = self.stepper(self.student, self.teacher, batch, self.forward, self.criterion, self.task_loss)
+            self.losses.append(loss)
+            if own is not None:
+                self.task_losses.append(own)
+            ctx.metric(kind="train", step=step, steps=plan.steps, loss=round(loss, 6))
+            timed_out = plan.minutes > 0 and time.perf_counter() > deadline
+            stop = ctx.stop_requested
+            if step % plan.eval_every == 0 or step >= plan.steps or timed_out or stop:
+                stale = 0 if self._evaluate(step) else stale + 1
+                self._save_checkpoint()
+                if stop:
+                    return "stopped by the user (best weights kept)"
+                if plan.target is not None and self.best.value >= plan.target:
+                    return f"target {plan.target} reached"
+                if stale >= plan.patience:
+                    return f"fidelity did not rise for {stale} evaluations"
+            if timed_out:
+                return "budget (minutes)"
+            if step >= plan.steps:
+                break
+        return "budget (steps)"
+
+    def _evaluate(self, step: int) -> bool:
+        judged = self.stepper.judged_module(self.student)
+        value = _judged(judged, self.judge, self.plan.batchnorm)
+        self.curve.append({"step": step, "fidelity": round(value, 4), "loss": round(self.losses[-1], 6)})
+        better = self.best.offer(judged, value, step)
+        self.ctx.metric(kind="train", step=step, steps=self.plan.steps, fidelity=round(value, 4),
+                        best=round(self.best.value, 4))
+        return better
+
+    def _held_out_loss(self, held_out: Any) -> float:
+        import torch
+
+        self.student.eval()
+        with torch.no_grad():
+            return round(float(self.criterion(self.forward(self.student, held_out),
+                                              self.forward(self.teacher, held_out))), 6)
+
+    def _shapes(self) -> dict[str, list[int]]:
+        return {k: list(v.shape) for k, v in self.student.state_dict().items()}
+
+    def _save_checkpoint(self) -> None:
+        if self.resume is None:
+            return
+        import torch
+
+        state = {"plan": asdict(self.plan), "shapes": self._shapes(), "step": self.step,
+                 "student": _cpu_state(self.student), "stepper": self.stepper.state(), "losses": self.losses,
+                 "task_losses": self.task_losses, "curve": self.curve,
+                 "best": {"value": self.best.value, "step": self.best.step, "state": self.best.state}}
+        partial = self.resume.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(state, partial)
+        os.replace(partial, self.resume)  # a kill mid-write leaves the previous checkpoint whole
+
+    def _load_checkpoint(self) -> None:
+        if self.resume is None or not self.resume.is_file():
+            return
+        import torch
+
+        try:
+            state = torch.load(self.resume, map_location="cpu", weights_only=True)
+        except Exception:  # a checkpoint from another torch, or damaged: start afresh rather than fail
+            self.resume.unlink(missing_ok=True)
+            return
+        if state.get("plan") != json.loads(json.dumps(asdict(self.plan))) or state.get("shapes") != self._shapes():
+            return  # another job's checkpoint under the same key: never mix them
+        self.student.load_state_dict(state["student"])
+        self.stepper.load(state["stepper"])
+        self.step = self.resumed_from = int(state["step"])
+        self.losses, self.task_losses, self.curve = state["losses"], state["task_losses"], state["curve"]
+        self.best.value, self.best.step, self.best.state = (state["best"]["value"], state["best"]["step"],
+                                                            state["best"]["state"])
+
+    def _report(self, stopped: str, start_fidelity: float, loss_before: float, loading: str,
+                held_out: Any) -> dict[str, Any]:
+        plan, losses = self.plan, self.losses
+        tenth = max(1, len(losses) // 10)
+        report = {
+            "steps": self.step, "planned_steps": plan.steps, "stopped": stopped, "batch": plan.batch, "lr": plan.lr,
+            "optimizer": plan.optimizer, "batchnorm": plan.batchnorm, "ema": plan.ema,
+            "precision": self.stepper.precision, "batches": loading, "fidelity_start": round(start_fidelity, 4),
+            "fidelity_best": round(self.best.value, 4), "best_step": self.best.step, "fidelity_curve": self.curve,
+            "loss_start": round(sum(losses[:tenth]) / tenth, 6) if losses else None,
+            "loss_end": round(sum(losses[-tenth:]) / tenth, 6) if losses else None,
+            "held_out_loss_before": loss_before, "held_out_loss_after": self._held_out_loss(held_out),
+            "method": (f"distillation toward the uncompressed model, {plan.optimizer} lr {plan.lr} (warm-up "
+                       f"{plan.warmup:.0%}, cosine), BatchNorm {plan.batchnorm}, gradient norm ≤ {plan.clip}"
+                       + (f", EMA {plan.ema}" if plan.ema else "") + f"; held-out fidelity every {plan.eval_every} "
+                       "steps on the judging frames, best weights kept"),
+        }
+        if self.task_losses:
+            report["task_loss"] = {"batches": len(self.task_losses), "weight": plan.task_weight,
+                                   "start": round(self.task_losses[0], 6), "end": round(self.task_losses[-1], 6)}
+        if self.resumed_from:
+            report["resumed_from_step"] = self.resumed_from
+        return report
+
+
+def _eta(started: float, done: int, left: int) -> str:
+    if done <= 0:
+        return ""
+    seconds = (time.perf_counter() - started) / done * left
+    return f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"

@@ -64,12 +64,14 @@ class Batches:
         return augmented_batch(self.frames, self.handle, self.size, self.batch, rng)
 
 
-def batch_stream(batches: Batches, workers: int) -> tuple[Any, str]:
-    """(iterator over ``batches`` in order, how they are made): worker processes when ``workers`` > 0."""
+def batch_stream(batches: Batches, workers: int, start: int = 0) -> tuple[Any, str]:
+    """(iterator over ``batches`` in order from ``start``, how they are made): worker processes when
+    ``workers`` > 0."""
     if workers <= 0:
-        return (batches[i] for i in range(len(batches))), "built in the training process"
+        return (batches[i] for i in range(start, len(batches))), "built in the training process"
     import torch
 
-    loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=workers,
+    remaining = torch.utils.data.Subset(batches, range(start, len(batches)))
+    loader = torch.utils.data.DataLoader(remaining, batch_size=None, shuffle=False, num_workers=workers,
                                          prefetch_factor=4, pin_memory=torch.cuda.is_available())
     return iter(loader), f"built by {workers} worker processes"

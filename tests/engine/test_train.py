@@ -42,10 +42,10 @@ def _setup(teacher, steps: int):
     return batches, held_out, forward, criterion, judge
 
 
-def _train(teacher, student, plan):
+def _train(teacher, student, plan, ctx=None, **extra):
     batches, held_out, forward, criterion, judge = _setup(teacher, plan.steps)
-    return train(student, teacher, batches=batches, held_out=held_out, forward=forward, criterion=criterion,
-                 judge=judge, plan=plan, ctx=TaskContext())
+    return train(student, teacher, batches=extra.pop("batches", batches), held_out=held_out, forward=forward,
+                 criterion=criterion, judge=judge, plan=plan, ctx=ctx or TaskContext(), **extra)
 
 
 def test_the_trainer_learns_and_reports_where_it_ran():
@@ -82,3 +82,105 @@ def test_ema_weights_are_judged_and_kept():
     report = _train(teacher, student, TrainPlan(steps=40, lr=1e-2, eval_every=10, ema=0.9, patience=100))
     assert report["ema"] == 0.9 and report["fidelity_best"] > report["fidelity_start"]
     assert report["held_out_loss_after"] < report["held_out_loss_before"]
+
+
+def test_stop_and_keep_best_ends_early_with_the_best_weights_and_publishes_the_curve():
+    teacher, student = _pair()
+    seen: list[dict] = []
+    ctx = TaskContext(on_metric=seen.append)
+    batches, *_ = _setup(teacher, 200)
+
+    class StopAfter:  # the user presses "Stop and keep best" while step 23 trains
+        def __len__(self):
+            return len(batches)
+
+        def __getitem__(self, index):
+            if index == 22:
+                ctx.request_stop()
+            return batches[index]
+
+    report = _train(teacher, student, TrainPlan(steps=200, lr=1e-2, eval_every=10, patience=100), ctx=ctx,
+                    batches=StopAfter())
+    assert report["stopped"].startswith("stopped by the user") and report["steps"] == 23
+    assert report["fidelity_curve"][-1]["step"] == 23  # judged once more when stopped
+    assert report["fidelity_best"] > report["fidelity_start"]
+    losses = [m for m in seen if "loss" in m]
+    assert [m["step"] for m in losses] == list(range(1, 24)) and all(m["kind"] == "train" for m in seen)
+    assert [m["step"] for m in seen if "fidelity" in m] == [0, 10, 20, 23]
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(tmp_path):
+    plan = TrainPlan(steps=40, lr=1e-2, eval_every=10, patience=100)
+    teacher, student = _pair()
+    whole = _train(teacher, student, plan)
+    uninterrupted = copy.deepcopy(student.state_dict())
+
+    checkpoint = tmp_path / "run.pt"
+    batches, *_ = _setup(teacher, 40)
+
+    class Killed(Exception):
+        pass
+
+    class KillAt:  # the process dies while building batch 26 (after the step-20 checkpoint)
+        def __len__(self):
+            return len(batches)
+
+        def __getitem__(self, index):
+            if index == 25:
+                raise Killed
+            return batches[index]
+
+    teacher, student = _pair()
+    with pytest.raises(Killed):
+        _train(teacher, student, plan, batches=KillAt(), resume=checkpoint)
+    assert checkpoint.is_file()
+    teacher, student = _pair()  # a new process: the same job from scratch
+    resumed = _train(teacher, student, plan, resume=checkpoint)
+    assert resumed["resumed_from_step"] == 20 and resumed["steps"] == 40
+    assert [p["step"] for p in resumed["fidelity_curve"]] == [0, 10, 20, 30, 40]
+    assert resumed["fidelity_best"] == pytest.approx(whole["fidelity_best"], rel=1e-5)
+    for key, value in student.state_dict().items():
+        assert torch.allclose(value, uninterrupted[key], atol=1e-6), key
+    assert not checkpoint.exists()  # finished: the next run starts afresh
+
+
+def test_a_checkpoint_of_another_plan_is_not_resumed(tmp_path):
+    checkpoint = tmp_path / "run.pt"
+    teacher, student = _pair()
+    batches, *_ = _setup(teacher, 40)
+
+    class Stop(Exception):
+        pass
+
+    def killed(index):
+        if index == 15:
+            raise Stop
+        return batches[index]
+
+    class KillAt:
+        __len__ = batches.__len__
+        __getitem__ = staticmethod(killed)
+
+    with pytest.raises(Stop):
+        _train(teacher, student, TrainPlan(steps=40, lr=1e-2, eval_every=10), batches=KillAt(), resume=checkpoint)
+    teacher, student = _pair()
+    report = _train(teacher, student, TrainPlan(steps=40, lr=5e-3, eval_every=10), resume=checkpoint)
+    assert "resumed_from_step" not in report
+
+
+def test_only_the_trainable_parameters_move_and_labelled_batches_add_the_task_loss():
+    teacher, student = _pair()
+    first = student[0]
+    frozen = copy.deepcopy(first.state_dict())
+    batches, *_ = _setup(teacher, 30)
+    labelled = [{"img": b, "target": torch.zeros(b.shape[0], 4, 16, 16)} for b in batches]
+    calls: list[int] = []
+
+    def task_loss(outputs, batch):
+        calls.append(1)
+        return torch.nn.functional.mse_loss(outputs, batch["target"])
+
+    report = _train(teacher, student, TrainPlan(steps=30, lr=1e-2, eval_every=10, patience=100), batches=labelled,
+                    task_loss=task_loss, trainable=lambda m: list(m[3].parameters()))
+    assert all(torch.equal(frozen[k], v) for k, v in first.state_dict().items())
+    assert len(calls) == 30 and report["task_loss"]["batches"] == 30

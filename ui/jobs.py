@@ -4,6 +4,10 @@ The engine's jobs take a ``TaskContext``; here its progress callback becomes a (
 Cancel sets its event, and whatever the function raises arrives as a one-line message: a failing job
 never takes the window down.
 
+Figures the function publishes (``ctx.metric``: training loss, held-out fidelity) arrive as the ``metric``
+signal, one per figure and unthrottled (a chart must not lose its best point; it redraws on its own
+timer). ``request_stop`` is "Stop and keep best": training ends early and the job goes on to publish.
+
 Cancel is answered within ``ABANDON_AFTER_S`` whatever the function is doing: work in a child process
 is killed at once (studio.subprocess_job); work in this process stops at its next cancellation check,
 and if that check does not come in time (a native call that runs for seconds), the job is abandoned —
@@ -32,6 +36,7 @@ class Job(QObject):
     """One run of ``fn(ctx)``. Signals are emitted from the worker thread and queued to the GUI."""
 
     progress = Signal(float, str)
+    metric = Signal(dict)  # ctx.metric(**fields): {"kind": "train", "step": …, "loss" or "fidelity": …}
     succeeded = Signal(object)
     failed = Signal(str)
     cancelled = Signal()
@@ -40,7 +45,7 @@ class Job(QObject):
     def __init__(self, title: str, fn: Callable[[TaskContext], Any], parent: QObject | None = None):
         super().__init__(parent)
         self.title, self.fn = title, fn
-        self.ctx = TaskContext(on_progress=self._on_progress)
+        self.ctx = TaskContext(on_progress=self._on_progress, on_metric=self._on_metric)
         self._last = 0.0
         self._thread: threading.Thread | None = None
         self.result: Any = None
@@ -57,6 +62,10 @@ class Job(QObject):
         self.ctx.cancel()
         if self._thread is not None and self._thread.is_alive():
             threading.Timer(ABANDON_AFTER_S, self._abandon).start()
+
+    def request_stop(self) -> None:
+        """Stop and keep best: long training ends at its next step and the job publishes what it kept."""
+        self.ctx.request_stop()
 
     def _abandon(self) -> None:
         """The function did not reach a cancellation check in time: report it cancelled now."""
@@ -87,6 +96,10 @@ class Job(QObject):
         if now - self._last >= PROGRESS_INTERVAL_S or fraction >= 1.0:
             self._last = now
             self._emit(self.progress, fraction, text)
+
+    def _on_metric(self, fields: dict[str, Any]) -> None:
+        if not self._ended.is_set():  # an abandoned job's late figures would draw on the next job's chart
+            self._emit(self.metric, dict(fields))  # a copy: the worker may reuse its dict
 
     def _emit(self, signal: Any, *args: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the window went away while the job ran: nobody listens

@@ -49,6 +49,7 @@ from ui.jobs import Job
 from ui.model_panel import ModelPanel
 from ui.prompt_view import PromptView
 from ui.similarity_view import SimilarityView
+from ui.training_dock import TrainingDock
 from ui.trust_question import NeedsTrust, ask_trust
 
 DEMO_MODEL = "zoo:yolov8s-fall"
@@ -139,7 +140,8 @@ class MainWindow(QMainWindow):
         bottom.setObjectName("charts")
         bottom.setWidget(self.chart_stack)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, bottom)
-        self.docks = [right, bottom]
+        self.training = TrainingDock(self, bottom)  # recovery curves, a tab beside the live charts
+        self.docks = [right, bottom, self.training.widget]
         self.resizeDocks([right], [520], Qt.Orientation.Horizontal)
         self.resizeDocks([bottom], [250], Qt.Orientation.Vertical)
 
@@ -209,6 +211,7 @@ class MainWindow(QMainWindow):
         self.registry = default_registry()
         self.optimize_panel = OptimizePanel(self.registry)
         self.optimize_panel.run_requested.connect(self.run_plugin)
+        self.optimize_panel.job_started.connect(self.training.watch)
         self.variants_panel = VariantsPanel()
         self.variants_panel.selected.connect(self._on_variant_selected)
         self.variants_panel.preview_a.connect(lambda key: self.preview_variants([key, *self.lane_keys[1:2]]))
@@ -592,7 +595,7 @@ class MainWindow(QMainWindow):
         self.job_progress.show()
         self.cancel_button.show()
         if self.optimize_panel is not None:
-            self.optimize_panel.set_busy(True)
+            self.optimize_panel.set_busy(True, job)  # its Cancel / Stop and keep best act on this job
         self.show_status(f"{title}…")
         return job.start()
 

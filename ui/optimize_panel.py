@@ -2,18 +2,35 @@
 
 ``check`` can take a second (pruning traces the model), so it runs off the GUI thread whenever the
 target variant changes; until it answers, Run stays disabled and says why.
+
+While a job runs, Cancel (discard everything) and "Stop and keep best" (training ends now and the job
+goes on to publish its best weights) sit under its progress; Stop is enabled once the job has reported
+a training figure. The training devices torch sees are named at the top, probed off the GUI thread.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QGroupBox, QLabel, QProgressBar, QPushButton, QScrollArea, QToolBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QToolBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from studio.model import ModelHandle
 from studio.plugin_api import Kind
 from studio.torch_lock import TORCH_MODULE_LOCK
 from ui.jobs import Job
 from ui.settings_form import SettingsForm
+from ui.training_devices import DeviceProbe, describe, resolve
 
 KIND_TITLES = {Kind.QUANTIZE: "Quantize", Kind.PRUNE: "Prune", Kind.LOWRANK: "Low-rank",
                Kind.EARLY_EXIT: "Early exit"}
@@ -50,6 +67,7 @@ class PluginBox(QGroupBox):
 
 class OptimizePanel(QWidget):
     run_requested = Signal(str, dict)
+    job_started = Signal(object, str)  # (job, the device it would train on, in words) for the training chart
 
     def __init__(self, registry, parent: QWidget | None = None):
         super().__init__(parent)
@@ -57,11 +75,18 @@ class OptimizePanel(QWidget):
         self.target = QLabel("No model loaded.")
         self.target.setWordWrap(True)
         layout.addWidget(self.target)
+        self.devices = QLabel("Training device: not looked for yet (when a model is loaded)")
+        self.devices.setWordWrap(True)
+        layout.addWidget(self.devices)
+        self.probe = DeviceProbe(self)
+        self.probe.found.connect(lambda devices: self.devices.setText(describe(devices)))
+        self.probe.failed.connect(lambda message: self.devices.setText(f"Training device: unknown ({message})"))
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setFormat("%p% — running")
         self.progress.hide()
         layout.addWidget(self.progress)
+        layout.addWidget(self._job_buttons())
         self.toolbox = QToolBox()
         self.boxes: dict[str, PluginBox] = {}
         for kind, title in KIND_TITLES.items():
@@ -72,6 +97,7 @@ class OptimizePanel(QWidget):
             column = QVBoxLayout(page)
             for plugin in plugins:
                 box = PluginBox(plugin)
+                box.run_requested.connect(self._remember_device)  # first: the job starts inside the next one
                 box.run_requested.connect(self.run_requested)
                 self.boxes[plugin.id] = box
                 column.addWidget(box)
@@ -82,12 +108,48 @@ class OptimizePanel(QWidget):
             self.toolbox.addItem(scroll, title)
         layout.addWidget(self.toolbox, 1)
         self.check_job: Job | None = None
+        self.job: Job | None = None
         self.busy = False
         self.reasons: dict[str, list[str]] = {}
+        self.next_device = "auto"
+
+    def _job_buttons(self) -> QWidget:
+        self.job_row = QWidget()
+        row = QHBoxLayout(self.job_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip("End the job now; nothing is kept")
+        self.cancel.clicked.connect(lambda: self.job is not None and self.job.cancel())
+        self.stop = QPushButton("Stop and keep best")
+        self.stop.setToolTip("End training now and publish the variant with the best weights it has judged so far")
+        self.stop.clicked.connect(self._stop)
+        row.addWidget(self.cancel)
+        row.addWidget(self.stop)
+        row.addStretch(1)
+        self.job_row.hide()
+        return self.job_row
+
+    def _remember_device(self, _plugin_id: str, values: dict[str, Any]) -> None:
+        self.next_device = str(values.get("recovery_device", "auto"))
+
+    def _stop(self) -> None:
+        if self.job is not None and self.job.running:
+            self.job.request_stop()
+            self.stop.setEnabled(False)
+            self.stop.setText("Stopping — keeping the best weights…")
+
+    def _job_metric(self, fields: dict[str, Any]) -> None:
+        if self.sender() is self.job and fields.get("kind") == "train" and not self.job.ctx.stop_requested:
+            self.stop.setEnabled(True)  # only a job that trains has something to stop early
+
+    def showEvent(self, event) -> None:
+        self.probe.start()  # the user looks at the panel: worth knowing the devices now (once)
+        super().showEvent(event)
 
     def set_target(self, key: str, title: str, handle: ModelHandle) -> None:
         """Check every plugin against ``handle`` in the background; Run applies to this variant."""
         self.target.setText(f"Runs apply to <b>{key}</b> ({title}); each run makes a new variant.")
+        self.probe.start()  # torch is being imported for the model anyway; once
         self.reasons = {}
         for box in self.boxes.values():
             box.set_reasons(None, self.busy)
@@ -121,10 +183,19 @@ class OptimizePanel(QWidget):
         self.progress.setValue(int(fraction * 1000))
         self.progress.setFormat(f"%p% — {text[:60]}" if text else "%p%")
 
-    def set_busy(self, busy: bool) -> None:
+    def set_busy(self, busy: bool, job: Job | None = None) -> None:
+        """Busy with ``job`` (its Cancel and Stop live here), or idle again."""
         self.busy = busy
         self.progress.setVisible(busy)
         self.progress.setValue(0)
+        self.job = job if busy else None
+        self.job_row.setVisible(self.job is not None)
+        self.stop.setEnabled(False)
+        self.stop.setText("Stop and keep best")
+        if self.job is not None:
+            self.job.metric.connect(self._job_metric)
+            self.job_started.emit(self.job, resolve(self.next_device, self.probe.devices))
+        self.next_device = "auto"
         if self.reasons:
             for plugin_id, box in self.boxes.items():
                 box.set_reasons(self.reasons.get(plugin_id, []), busy)

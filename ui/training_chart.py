@@ -118,6 +118,9 @@ class TrainingChart(QWidget):
         step = fields.get("step")
         if not isinstance(step, (int, float)):
             return
+        if fields.get("steps") and fields["steps"] != self.steps:
+            for plot in (self.loss_plot, self.fidelity_plot):  # the whole plan: how far along it is shows
+                plot.setXRange(0, fields["steps"], padding=0.02)
         self.step, self.steps = step, fields.get("steps", self.steps)
         if isinstance(fields.get("loss"), (int, float)):
             self.loss.append(step, fields["loss"])

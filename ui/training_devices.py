@@ -33,7 +33,7 @@ def describe(devices: list[tuple[str, str]]) -> str:
 def resolve(request: str, devices: list[tuple[str, str]] | None) -> str:
     """The device a run asking for ``request`` trains on, in words (as studio.device.pick would choose)."""
     if devices is None:
-        return f"device {request}"  # not probed yet: the run's report names it at the end
+        return f"device '{request}' (named when the run ends)"  # not probed yet: the report names it
     found = dict(devices)
     kind = next((k for k in AUTO_ORDER if k in found), "cpu") if request == "auto" else request
     if kind not in found:

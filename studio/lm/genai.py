@@ -84,6 +84,36 @@ def build(handle: ModelHandle, precision: str, ctx: TaskContext | None = None,
     return target
 
 
+GGUF_BLOCKS = {"weights": "gguf-blocks-v1"}  # the cache key of the rewrite (bump when gguf_graph changes)
+
+
+def build_gguf_int4(handle: ModelHandle, ctx: TaskContext | None = None) -> Path:
+    """The builder's INT4 decoder carrying the GGUF file's own Q4/Q8 blocks instead of re-quantized
+    weights (``studio/lm/gguf_graph.py``): built once, then cached."""
+    from studio.lm.gguf_graph import rewrite
+
+    ctx = ctx or TaskContext()
+    target = genai_folder(handle, "int4", GGUF_BLOCKS)
+    if (target / "genai_config.json").is_file():
+        return target
+    if handle.format != "gguf" or handle.torch_module is None:
+        raise UnsupportedError(f"{handle.name} is not a GGUF file; its own blocks exist only there",
+                               fix="use the 'rtn' or 'k_quant' algorithm")
+    base = build(handle, "int4", ctx)  # the graph (fused QKV, attention, KV cache) whose weights are replaced
+    ctx.progress(0.92, "replacing the weights with the GGUF's own blocks")
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        (staging / "model").mkdir()
+        report = rewrite(base, staging / "model", Path(handle.provenance.path), handle.torch_module)
+        (staging / "model" / "gguf_blocks.json").write_text(json.dumps(report, indent=2))
+        _check_loads(staging / "model", json.dumps(GGUF_BLOCKS))
+        os.replace(staging / "model", target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    ctx.progress(1.0, "built")
+    return target
+
+
 def builder_failure(log: str) -> str:
     """The line of the builder's output that says why it failed: its last, except a frozen bundle's own
     "[PYI-…:ERROR] Failed to execute script" trailer, which would hide the exception above it."""

@@ -9,7 +9,7 @@ import pytest
 from studio.plugin_api import Kind, SettingsError, settings_from_dict, settings_schema, settings_to_dict
 from studio.registry import GROUP, default_registry, load_registry
 
-FIRST_PARTY = {"quantize.static_int8", "quantize.dynamic_int8", "quantize.fp16", "quantize.mixed_int8",
+FIRST_PARTY = {"quantize.static_int8", "quantize.dynamic_int8", "quantize.fp16", "quantize.mixed_int8", "quantize.qat",
                "prune.channels", "prune.magnitude", "lowrank.svd", "early_exit.video_cascade",
                "early_exit.classifier", "export.onnx", "export.openvino",
                "export.tflite", "export.coreml"}

@@ -8,7 +8,7 @@ trains on the calibration side only.
 
     .venv/bin/python bench/recovery.py [--models zoo:yolov8s-fall zoo:yolov3-tiny-coco zoo:efficientnet-lite0]
         [--ratios 0.1 0.2 0.3 0.4 0.5 0.6] [--steps 300] [--batch 8] [--device auto] [--frames PATH]
-        [--fidelity-frames 27] [--threads 1] [--runs 20]
+        [--fidelity-frames 27] [--threads 1] [--runs 20] [--int8]
 """
 
 from __future__ import annotations
@@ -25,19 +25,25 @@ from studio.tasks import TaskContext
 
 MODELS = ["zoo:yolov8s-fall", "zoo:yolov3-tiny-coco", "zoo:efficientnet-lite0"]
 RATIOS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+PRUNE_VERSION = 4  # the settings version these rows are written for (cwd features, labels when present)
 
 
-def _row(baseline, ratio: float, recovery: dict | None, args, workdir: Path, ctx: TaskContext) -> dict:
+def _row(baseline, ratio: float, recovery: dict | None, args, workdir: Path, ctx: TaskContext,
+         int8: bool = False) -> dict:
     settings = {"ratio": ratio, **(recovery or {})}
-    recipe = Recipe((Step("prune.channels", settings, 3),))
-    report, _ = optimize_model(baseline, recipe, workdir / f"{baseline.name}-{ratio}-{bool(recovery)}",
+    steps = (Step("prune.channels", settings, PRUNE_VERSION),)
+    if int8:  # the mixed INT8 search: plain static INT8 loses a YOLOv8 head (README), the search keeps it
+        steps += (Step("quantize.mixed_int8", {}, 1),)
+    recipe = Recipe(steps)
+    report, _ = optimize_model(baseline, recipe, workdir / f"{baseline.name}-{ratio}-{bool(recovery)}-{int8}",
                                threads=args.threads, runs=args.runs, fidelity_frames_count=args.fidelity_frames,
                                ctx=ctx)
     details = report["steps"][0]["details"][0]
     trained = details.get("recovery") or {}
     fidelity = report["fidelity"]
     interval = fidelity.get("interval") or {}
-    return {"model": baseline.name, "ratio": ratio, "recovery": f"{trained['steps']} steps" if trained else "none",
+    return {"model": baseline.name, "ratio": ratio,
+            "recovery": (f"{trained['steps']} steps" if trained else "none") + (" + INT8" if int8 else ""),
             "device": trained.get("device", {}).get("name", "–"), "minutes": trained.get("minutes"),
             "speedup": report["speedup_p50"], "metric": fidelity["metric"], "fidelity": fidelity["value"],
             "low": interval.get("low"), "high": interval.get("high"),
@@ -56,6 +62,7 @@ def main() -> None:
     parser.add_argument("--fidelity-frames", type=int, default=27)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--int8", action="store_true", help="also the recovered model with mixed INT8 on top")
     args = parser.parse_args()
     recovery = {"recovery_steps": args.steps, "recovery_batch": args.batch, "recovery_device": args.device}
     rows = []
@@ -63,13 +70,13 @@ def main() -> None:
         for spec in args.models:
             baseline = load_model(spec)
             for ratio in args.ratios:
-                for with_recovery in (None, recovery):
+                for with_recovery, int8 in ((None, False), (recovery, False), (recovery, True))[:3 if args.int8 else 2]:
                     ctx = TaskContext()
                     if args.frames:
                         from studio.data import FrameSet
 
                         ctx.frames = FrameSet.open(args.frames)
-                    rows.append(_row(baseline, ratio, with_recovery, args, Path(scratch), ctx))
+                    rows.append(_row(baseline, ratio, with_recovery, args, Path(scratch), ctx, int8))
                     print(rows[-1], flush=True)
     print(f"\nmeasured on: {cpu_line()}; onnxruntime {args.threads} thread(s), {args.runs} frames interleaved; "
           f"fidelity on {args.fidelity_frames} judging frames ({args.frames or 'bundled media'})\n")

@@ -16,18 +16,30 @@ from studio.model import ModelHandle
 from studio.runtime.preprocess import prepare
 
 
-def augment(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    import cv2
-
-    height, width = frame.shape[:2]
+def augment_params(shape: tuple[int, int], rng: np.random.Generator) -> tuple[int, int, int, int, bool, float, float]:
+    """(top, left, crop height, crop width, flip, gain, bias) of one augmentation of a frame of ``shape``."""
+    height, width = shape
     scale = rng.uniform(0.7, 1.0)
     crop_h, crop_w = int(height * scale), int(width * scale)
     top, left = rng.integers(0, height - crop_h + 1), rng.integers(0, width - crop_w + 1)
-    out = frame[top:top + crop_h, left:left + crop_w]
-    if rng.random() < 0.5:
-        out = out[:, ::-1]
+    flip = bool(rng.random() < 0.5)
     gain, bias = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
+    return int(top), int(left), crop_h, crop_w, flip, float(gain), float(bias)
+
+
+def apply_augment(frame: np.ndarray, params: tuple[int, int, int, int, bool, float, float]) -> np.ndarray:
+    import cv2
+
+    top, left, crop_h, crop_w, flip, gain, bias = params
+    out = frame[top:top + crop_h, left:left + crop_w]
+    if flip:
+        out = out[:, ::-1]
     return cv2.convertScaleAbs(np.ascontiguousarray(out), alpha=gain, beta=bias)
+
+
+def augment(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random crop (70–100 % of each side), a horizontal flip half the time, brightness and contrast."""
+    return apply_augment(frame, augment_params(frame.shape[:2], rng))
 
 
 def augmented_batch(frames: list[np.ndarray], handle: ModelHandle, size: tuple[int, int], count: int,

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from plugins.prune.adapters import prune_target
+from plugins.prune.recovery_settings import RecoverySettings
 from studio.model import ModelHandle
-from studio.plugin_api import Kind, option
+from studio.plugin_api import Kind, SettingsError, option
 from studio.tasks import TaskContext
 from studio.torch_variant import torch_variant
 
 
 @dataclass
-class LowRankSettings:
+class _LowRankOwnSettings:
     mode: Literal["energy", "ratio"] = option("energy", label="Choose the rank by")
     energy: float = option(0.95, label="Energy kept", min=0.5, max=0.9999,
                            help="Share of the squared singular values the factors keep")
@@ -31,12 +32,22 @@ class LowRankSettings:
         help="Which projections of a transformer block to factorise; ignored for vision models")
 
 
+@dataclass
+class LowRankSettings(RecoverySettings, _LowRankOwnSettings):
+    """Low rank's own settings, then recovery's (vision models; language models are not fine-tuned here)."""
+
+
 class LowRank:
     id = "lowrank.svd"
     title = "Low-rank factorisation (SVD)"
     kind = Kind.LOWRANK
     Settings = LowRankSettings
-    settings_version = 1
+    settings_version = 2
+
+    @staticmethod
+    def migrate(data: dict, version: int) -> dict:
+        # Version 1 had no recovery (its default of 0 steps keeps that); nothing else changed.
+        return data
 
     def check(self, model: ModelHandle) -> list[str]:
         if model.torch_module is None:
@@ -57,6 +68,9 @@ class LowRank:
         if is_language_model(model):
             from plugins.lowrank.language import factorise_language_model
 
+            if settings.recovery_steps:
+                raise SettingsError("recovery fine-tunes vision models; a language model is factorised without it",
+                                    fix="set recovery steps to 0")
             return factorise_language_model(model, settings, ctx)
 
         target = prune_target(model)  # a private copy, and the output layers that must stay whole
@@ -65,13 +79,21 @@ class LowRank:
         rows: list[dict[str, Any]] = []
         candidates = [(name, m) for name, m in module.named_modules() if name]
         for index, (name, layer) in enumerate(candidates):
-            ctx.progress(index / len(candidates), f"factorising {name}")
+            ctx.progress(0.3 * index / len(candidates), f"factorising {name}")
             replacement = replacement_for(layer, settings, rows, name, model, ignored)
             if replacement is not None:
                 parent_name, _, child = name.rpartition(".")
                 setattr(module.get_submodule(parent_name) if parent_name else module, child, replacement)
-        ctx.add_report({"factorised": len(rows), "layers": rows[:200],
-                        "params_saved": sum(r["params_before"] - r["params_after"] for r in rows)})
+        report = {"factorised": len(rows), "layers": rows[:200],
+                  "params_saved": sum(r["params_before"] - r["params_after"] for r in rows)}
+        if settings.recovery_steps and rows:
+            from plugins.prune.distill import recover, torch_fidelity
+
+            report["fidelity_before_recovery"] = torch_fidelity(model, module, ctx=ctx)
+            report["recovery"] = recover(model, module, settings, self.id, ctx.sub(0.3, 0.95),
+                                         steps=settings.recovery_steps)
+            report["fidelity_after_recovery"] = torch_fidelity(model, module, ctx=ctx)
+        ctx.add_report(report)
         ctx.progress(1.0, "done")
-        return torch_variant(model, module, suffix="lowrank",
+        return torch_variant(model, module, suffix="lowrank" + ("r" if settings.recovery_steps and rows else ""),
                              note=f"{len(rows)} layers factorised ({settings.mode})")

@@ -94,8 +94,10 @@ def outputs_for_distillation(output: Any) -> list[Any] | dict[str, Any]:
 
     if isinstance(output, (list, tuple)) and len(output) > 1 and isinstance(output[1], (list, tuple, dict)):
         output = output[1]  # Ultralytics' Detect in eval mode: (decoded boxes in pixels, raw head outputs)
-    if isinstance(output, dict):  # Ultralytics 8.4: {"boxes": DFL logits, "scores": class logits, "feats": …}
-        return {k: t for k, t in output.items() if isinstance(t, torch.Tensor)}
+    if isinstance(output, dict):  # Ultralytics 8.4: {"boxes": DFL logits, "scores": class logits, "feats": […]}
+        # feats (the maps per stride) stay: Ultralytics' own loss places its anchors by them
+        return {k: t for k, t in output.items() if isinstance(t, torch.Tensor)
+                or (isinstance(t, (list, tuple)) and t and all(isinstance(x, torch.Tensor) for x in t))}
     if isinstance(output, (list, tuple)) and all(isinstance(t, torch.Tensor) for t in output) and len(output) > 1:
         return list(output)  # older heads: one raw map per stride
     while isinstance(output, (list, tuple)):

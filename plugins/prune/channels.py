@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from plugins.prune.adapters import prune_target, trace_problem
+from plugins.prune.recovery_settings import RecoverySettings
 from studio.model import ModelHandle
 from studio.plugin_api import Kind, option
 from studio.tasks import TaskContext
@@ -14,7 +14,7 @@ from studio.torch_variant import torch_variant
 
 
 @dataclass
-class PruneChannelsSettings:
+class _PruneOwnSettings:
     ratio: float = option(0.3, label="Share of channels to remove", min=0.05, max=0.9,
                           help="Per layer; the detection head and attention blocks are left whole")
     criterion: Literal["output_error", "l1", "bn_scale"] = option(
@@ -27,28 +27,16 @@ class PruneChannelsSettings:
     iterative_steps: int = option(1, label="Steps", min=1, max=10, help="Reach the ratio in this many steps")
     round_to: int = option(8, label="Keep channel counts a multiple of", min=1, max=64,
                            help="CPU kernels work in blocks of 8–16 channels: odd counts can run slower")
-    recovery_steps: int = option(0, label="Recovery steps (0: none)", min=0, max=20000,
-                                 help="Re-estimate BatchNorm, then fine-tune toward the unpruned model's "
-                                      "outputs on the training side of the model's frames; held-out fidelity "
-                                      "is judged every 25 steps and the best weights are kept")
-    recovery_lr: float = option(1e-4, label="Recovery learning rate", min=1e-6, max=1e-1,
-                                help="AdamW, warm-up then cosine decay")
-    recovery_imgsz: int = option(320, label="Recovery input size", min=64, max=1280,
-                                 help="Smaller is faster; used for models that accept any input size")
-    recovery_batch: int = option(8, label="Recovery batch", min=1, max=256)
-    recovery_batchnorm: Literal["train", "frozen"] = option(
-        "train", label="BatchNorm during recovery",
-        help="train: statistics follow the training batches (what lets a pruned detector recover); "
-             "frozen: the re-estimated statistics stay fixed")
-    recovery_minutes: float = option(0.0, label="Recovery time limit (minutes, 0: none)", min=0.0, max=1440.0)
-    recovery_device: Literal["auto", "cpu", "cuda", "mps"] = option(
-        "auto", label="Recovery device", help="auto: a GPU when torch sees one (CUDA, Apple MPS), else the CPU")
-    recovery_recalibrate: bool = option(True, label="Re-estimate BatchNorm statistics first",
-                                        help="Helps detectors; can hurt a classifier when the frames are "
-                                             "far from its training data")
-    recovery_frames: Path | None = option(None, label="Recovery frames",
-                                          help="An image folder or a video; empty uses the training side of the "
-                                               "model's frames (or the bundled media)")
+
+
+@dataclass
+class PruneChannelsSettings(RecoverySettings, _PruneOwnSettings):
+    """Pruning's own settings first (the form shows them in this order), then recovery's."""
+
+    recovery_schedule: Literal["end", "each_step"] = option(
+        "end", label="Recover",
+        help="end: once, after the last pruning step; each_step: prune → recover → prune … (the recovery "
+             "steps are shared among the pruning steps)")
 
 
 class PruneChannels:
@@ -56,7 +44,7 @@ class PruneChannels:
     title = "Channel pruning (structured)"
     kind = Kind.PRUNE
     Settings = PruneChannelsSettings
-    settings_version = 3
+    settings_version = 4
 
     @staticmethod
     def migrate(data: dict, version: int) -> dict:
@@ -66,6 +54,9 @@ class PruneChannels:
         # Version 2 recovered with frozen BatchNorm at lr 5e-4, batch 2 (the defaults a v2 recipe may omit).
         if version < 3:
             data = {"recovery_lr": 5e-4, "recovery_batch": 2, **data, "recovery_batchnorm": "frozen"}
+        # Version 3 matched the head's maps by MSE and never read labels.
+        if version < 4:
+            data = {**data, "recovery_features": "mse", "recovery_labels": False}
         return data
 
     def check(self, model: ModelHandle) -> list[str]:
@@ -90,6 +81,8 @@ class PruneChannels:
                                       round_to=settings.round_to if settings.round_to > 1 else None)
         before = sum(p.numel() for p in target.module.parameters())
         folded = 0
+        recoveries: list[dict] = []
+        each_step = settings.recovery_steps and settings.recovery_schedule == "each_step"
         for step in range(settings.iterative_steps):
             ctx.progress(0.1 * step / settings.iterative_steps, f"pruning step {step + 1}/{settings.iterative_steps}")
             ctx.check_cancelled()
@@ -100,25 +93,34 @@ class PruneChannels:
             for group in pruner.step(interactive=True):
                 folded += compensate_group(group, pruner.DG, stats, fold=settings.compensate)
                 group.prune()
+            if each_step:  # prune → recover → prune: each step starts from a recovered network
+                steps = settings.iterative_steps
+                share = (0.1 + 0.85 * step / steps, 0.1 + 0.85 * (step + 1) / steps)
+                recoveries.append(self._recover(model, target.module, settings, ctx.sub(*share), step,
+                                                max(1, settings.recovery_steps // settings.iterative_steps)))
         module = target.module.eval()
         after = sum(p.numel() for p in module.parameters())
         report = {"params_before": before, "params_after": after, "ratio": settings.ratio,
                   "criterion": settings.criterion, "kept_whole": len(target.ignored),
                   "compensated_layers": folded, "statistics_frames": frames_info}
         if settings.recovery_steps:
-            from plugins.prune.distill import distill, torch_fidelity
-            from studio.train import TrainPlan
+            from plugins.prune.distill import torch_fidelity
 
-            report["fidelity_before_recovery"] = torch_fidelity(model, module, ctx=ctx)
-            plan = TrainPlan(steps=settings.recovery_steps, minutes=settings.recovery_minutes, lr=settings.recovery_lr,
-                             batch=settings.recovery_batch, batchnorm=settings.recovery_batchnorm,
-                             device=settings.recovery_device)
-            report["recovery"] = distill(module, model.torch_module, model, plan=plan, source=settings.recovery_frames,
-                                         imgsz=settings.recovery_imgsz, recalibrate=settings.recovery_recalibrate,
-                                         ctx=ctx.sub(0.1, 0.95))
+            if not each_step:
+                report["fidelity_before_recovery"] = torch_fidelity(model, module, ctx=ctx)
+                recoveries.append(self._recover(model, module, settings, ctx.sub(0.1, 0.95), 0,
+                                                settings.recovery_steps))
+            report["recovery"] = recoveries[-1] if len(recoveries) == 1 else recoveries[-1] | {"rounds": recoveries}
             report["fidelity_after_recovery"] = torch_fidelity(model, module, ctx=ctx)
         ctx.add_report(report)
         ctx.progress(1.0, "done")
         suffix = f"pruned{round(settings.ratio * 100)}" + ("r" if settings.recovery_steps else "")
         return torch_variant(model, module, suffix=suffix,
                              note=f"{settings.ratio:.0%} of channels removed ({settings.criterion})")
+
+    @staticmethod
+    def _recover(model: ModelHandle, module: object, settings: PruneChannelsSettings, ctx: TaskContext, round_: int,
+                 steps: int) -> dict:
+        from plugins.prune.distill import recover
+
+        return recover(model, module, settings, PruneChannels.id, ctx, steps=steps, round_=round_)

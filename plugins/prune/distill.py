@@ -71,13 +71,18 @@ def make_judge(handle: ModelHandle, frames: int, ctx: Any, *, with_interval: boo
 
 
 def distill(student: Any, teacher: Any, handle: ModelHandle, *, plan: Any, source: Path | None, ctx: TaskContext,
-            imgsz: int | None = None, recalibrate: bool = True) -> dict[str, Any]:
-    """Recalibrate BatchNorm, then train ``student`` in place (``studio.train``); it keeps its best weights."""
+            imgsz: int | None = None, recalibrate: bool = True, features: str = "cwd", labels: bool = True,
+            resume_key: tuple | None = None) -> dict[str, Any]:
+    """Recalibrate BatchNorm, then train ``student`` in place (``studio.train``); it keeps its best weights.
+
+    With ``labels`` and a labelled dataset as the model's frames, the model's own task loss is mixed in
+    (on the labelled training frames only). ``resume_key`` names the job so that a killed run resumes.
+    """
     from plugins.prune.adapters import distillation_outputs
     from plugins.prune.distill_loss import loss_for
     from studio.evaluate.frames import judging_frames
-    from studio.train import train
-    from studio.train_data import Batches, plain_batch
+    from studio.train import resume_path, train
+    from studio.train_data import plain_batch
 
     frames, info = calibration_frames(source, TRAINING_FRAMES, ctx)  # the training side: never judged on
     rng = np.random.default_rng(plan.seed)
@@ -85,13 +90,58 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, plan: Any, sourc
     norms = recalibrate_batchnorm(student, frames, handle, size, rng, ctx.sub(0.0, 0.1)) if recalibrate else 0
     judge, judged_on = make_judge(handle, JUDGING_FRAMES, ctx)
     held_out = plain_batch(judging_frames(8, ctx)[0], handle, size)  # the held-out loss: frames never trained on
-    criterion, method = loss_for(handle, student)
-    report = train(student, teacher, batches=Batches(frames, handle, size, plan.batch, plan.seed, plan.steps),
-                   held_out=held_out, forward=lambda module, x: distillation_outputs(module, x, handle),
-                   criterion=criterion, judge=judge, plan=plan, ctx=ctx.sub(0.1, 1.0))
+    criterion, method = loss_for(handle, student, features)
+    batches, task_loss, labelled = _batches(frames, handle, student, size, plan, source, labels, ctx)
+    resume = resume_path(*resume_key, list(size), features, labels) if resume_key else None
+    report = train(student, teacher, batches=batches, held_out=held_out,
+                   forward=lambda module, x: distillation_outputs(module, x, handle), criterion=criterion,
+                   judge=judge, plan=plan, ctx=ctx.sub(0.1, 1.0), task_loss=task_loss, resume=resume)
     ctx.progress(1.0, "recovery done")
     return report | {"frames": info, "judged_on": judged_on, "input_size": list(size),
-                     "batchnorm_recalibrated": norms, "loss": method}
+                     "batchnorm_recalibrated": norms, "loss": method, "labels": labelled}
+
+
+def _batches(frames: list, handle: ModelHandle, student: Any, size: tuple[int, int], plan: Any, source: Path | None,
+             labels: bool, ctx: TaskContext) -> tuple[Any, Any, dict[str, Any]]:
+    """(training batches, the task loss or None, what was labelled): labelled batches when the model's
+    frames are a labelled dataset and the model has a task loss here, else the unlabelled frames."""
+    from plugins.prune.task_loss import task_loss_for
+    from studio.train_data import Batches
+    from studio.train_labels import LabelledBatches, training_labels
+
+    plain = Batches(frames, handle, size, plan.batch, plan.seed, plan.steps)
+    if not labels:
+        return plain, None, {"used": False, "note": "labels not used (setting)"}
+    task_loss, how = task_loss_for(handle, student)
+    model_frames = getattr(ctx, "frames", None)
+    own = model_frames is not None and (source is None or Path(source).expanduser().resolve() == model_frames.path)
+    if task_loss is None or not own:
+        return plain, None, {"used": False, "note": how if task_loss is None else "the training frames are not "
+                             "the model's frames (labels are read from the model's frames only)"}
+    items, info = training_labels(model_frames, tuple(handle.labels), TRAINING_FRAMES, ctx)
+    if not items:
+        return plain, None, {"used": False, **info, "note": "no label files on the training side"}
+    return (LabelledBatches(items, handle, size, plan.batch, plan.seed, plan.steps), task_loss,
+            {"used": True, **info, "loss": how})
+
+
+def recover(model: ModelHandle, module: Any, settings: Any, plugin_id: str, ctx: TaskContext, *, steps: int,
+            round_: int = 0) -> dict[str, Any]:
+    """Recovery of a compressed ``module`` toward ``model`` from a plugin's ``recovery_*`` settings,
+    resumable after a kill (the job is keyed by model, plugin, settings, round and the frames' fingerprint)."""
+    import dataclasses
+
+    from studio.train import TrainPlan
+
+    plan = TrainPlan(steps=steps, minutes=settings.recovery_minutes, lr=settings.recovery_lr,
+                     batch=settings.recovery_batch, batchnorm=settings.recovery_batchnorm,
+                     device=settings.recovery_device)
+    frames = getattr(ctx, "frames", None)
+    key = (model.provenance.sha256, model.name, plugin_id, dataclasses.asdict(settings), round_,
+           frames.fingerprint if frames is not None else "bundled media")
+    return distill(module, model.torch_module, model, plan=plan, source=settings.recovery_frames,
+                   imgsz=settings.recovery_imgsz, recalibrate=settings.recovery_recalibrate,
+                   features=settings.recovery_features, labels=settings.recovery_labels, resume_key=key, ctx=ctx)
 
 
 def torch_fidelity(teacher_handle: ModelHandle, student_module: Any, frames: int = 12,

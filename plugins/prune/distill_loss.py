@@ -10,6 +10,11 @@ detections barely move (measured: 400 steps recovered 0.06 mAP50 of a 30 % prune
   total confidence, as Ultralytics normalises its own loss.
 - Darknet YOLO maps: objectness and classes by cross-entropy against the teacher's probabilities,
   box offsets by MSE weighted by the teacher's objectness.
+  The maps entering the (never pruned) head — the neck's outputs as the head's first convolutions
+  see them, where student and teacher have the same channels — are matched by channel-wise
+  distillation (Shu et al., ICCV 2021; the YOLOv8 structured-pruning paper's choice): each channel
+  becomes a distribution over its positions and the student matches it by KL divergence, so a channel
+  learns *where* to respond rather than its raw scale (``features="mse"``: the earlier variance-scaled MSE).
 - Classifiers: KL divergence between temperature-softened distributions (Hinton et al.).
 - Anything else: MSE.
 """
@@ -22,6 +27,7 @@ from typing import Any
 from studio.model import ModelHandle
 
 TEMPERATURE = 2.0
+CWD_TEMPERATURE = 4.0  # the CWD paper's value for dense prediction
 
 
 def _bce(student: Any, teacher: Any) -> Any:
@@ -38,7 +44,20 @@ def feature_loss(student: list, teacher: list) -> Any:
                for s, t in zip(student, teacher, strict=True)) / max(len(teacher), 1)
 
 
-def ultralytics_detection_loss(student: dict, teacher: dict, reg_max: int) -> Any:
+def channel_wise_loss(student: list, teacher: list, temperature: float = CWD_TEMPERATURE) -> Any:
+    """Channel-wise distillation: KL between per-channel spatial softmaxes, × T², averaged over channels."""
+    import torch
+
+    total = 0.0
+    for s_map, t_map in zip(student, teacher, strict=True):
+        batch, channels = t_map.shape[:2]
+        t_log = torch.log_softmax(t_map.reshape(batch * channels, -1).float() / temperature, dim=1)
+        s_log = torch.log_softmax(s_map.reshape(batch * channels, -1).float() / temperature, dim=1)
+        total = total + (t_log.exp() * (t_log - s_log)).sum() * temperature ** 2 / (batch * channels)
+    return total / max(len(teacher), 1)
+
+
+def ultralytics_detection_loss(student: dict, teacher: dict, reg_max: int, features: str = "cwd") -> Any:
     import torch
 
     weight = torch.sigmoid(teacher["scores"]).amax(dim=1)  # (batch, anchors): the teacher's confidence
@@ -48,8 +67,11 @@ def ultralytics_detection_loss(student: dict, teacher: dict, reg_max: int) -> An
     t_log = torch.log_softmax(teacher["boxes"].view(batch, 4, reg_max, anchors), dim=2)
     s_log = torch.log_softmax(student["boxes"].view(batch, 4, reg_max, anchors), dim=2)
     boxes = (t_log.exp() * (t_log - s_log)).sum(dim=2).sum(dim=1)  # KL per anchor over the four sides
-    features = feature_loss(student["head_features"], teacher["head_features"]) if "head_features" in teacher else 0.0
-    return classes + (boxes * weight).sum() / norm + features
+    maps = 0.0
+    if "head_features" in teacher and features != "off":
+        match = channel_wise_loss if features == "cwd" else feature_loss
+        maps = match(student["head_features"], teacher["head_features"])
+    return classes + (boxes * weight).sum() / norm + maps
 
 
 def darknet_loss(student: list, teacher: list, classes: int) -> Any:
@@ -84,21 +106,26 @@ def mse_loss(student: list | dict, teacher: list | dict) -> Any:
     return sum(torch.nn.functional.mse_loss(s, t) for s, t in zip(student, teacher, strict=True))
 
 
-def _ultralytics(reg_max: int) -> Callable[[Any, Any], Any]:
+def _ultralytics(reg_max: int, features: str) -> Callable[[Any, Any], Any]:
     def loss(student: Any, teacher: Any) -> Any:
         if isinstance(teacher, dict) and {"boxes", "scores"} <= teacher.keys():
-            return ultralytics_detection_loss(student, teacher, reg_max)
+            return ultralytics_detection_loss(student, teacher, reg_max, features)
         return mse_loss(student, teacher)  # older Ultralytics heads: one raw map per stride
     return loss
 
 
-def loss_for(handle: ModelHandle, module: Any) -> tuple[Callable[[Any, Any], Any], str]:
+FEATURE_METHODS = {"cwd": f"channel-wise distillation of the head's input maps (T={CWD_TEMPERATURE})",
+                   "mse": "variance-scaled MSE of the head's input maps", "off": "no feature term"}
+
+
+def loss_for(handle: ModelHandle, module: Any, features: str = "cwd") -> tuple[Callable[[Any, Any], Any], str]:
     """The loss between a student's and a teacher's ``distillation_targets`` and how it is computed."""
     family = handle.metadata.get("family")
     head = module.model[-1] if family == "ultralytics" and hasattr(module, "model") else None
     if head is not None and hasattr(head, "reg_max") and handle.task.value == "detect":
-        return (_ultralytics(int(head.reg_max)),
-                "class BCE against the teacher's probabilities + DFL KL weighted by the teacher's confidence")
+        return (_ultralytics(int(head.reg_max), features),
+                "class BCE against the teacher's probabilities + DFL KL weighted by the teacher's confidence + "
+                + FEATURE_METHODS[features])
     if family == "darknet":
         classes = int(module.num_classes)
         return (lambda s, t: darknet_loss(s, t, classes),

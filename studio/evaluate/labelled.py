@@ -24,7 +24,7 @@ class LabelledImage:
     classes: np.ndarray  # (N,) int
 
 
-def _yolo_labels(label_file: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def yolo_labels(label_file: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     rows = []
     for number, line in enumerate(label_file.read_text().splitlines(), start=1):
         parts = line.split()
@@ -49,7 +49,7 @@ def load_yolo_folder(folder: Path) -> list[LabelledImage]:
     for image_path in sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
         label_file = label_dir / f"{image_path.stem}.txt"
         height, width = read_image(image_path).shape[:2]
-        boxes, classes = (_yolo_labels(label_file, width, height) if label_file.exists()
+        boxes, classes = (yolo_labels(label_file, width, height) if label_file.exists()
                           else (np.zeros((0, 4), np.float32), np.zeros(0, np.int64)))
         items.append(LabelledImage(image_path, boxes, classes))
     return items

@@ -129,3 +129,46 @@ def test_frozen_batchnorm_is_why_the_loss_fell_while_the_answers_got_worse(fall_
     assert train["fidelity_curve"][-1]["fidelity"] > frozen["fidelity_curve"][-1]["fidelity"] + 0.03, (train, frozen)
     # Not asserted, measured: frozen's held-out distillation loss ended *lower* (11.1 against 12.9) — the loss is
     # no proxy for the answers, which is why the trainer selects weights by held-out fidelity, not by loss.
+
+
+@pytest.mark.slow
+def test_low_rank_recovers_with_the_same_trainer(effnet_handle, tmp_path):
+    plugin = default_registry().get("lowrank.svd")
+    ctx = TaskContext(workdir=tmp_path)
+    variant = plugin.apply(effnet_handle, plugin.Settings(mode="ratio", rank_ratio=0.5, recovery_steps=12,
+                                                          recovery_batch=4), ctx)
+    report = ctx.reports[-1]
+    recovery = report["recovery"]
+    # Measured: rank ratio 0.5 leaves EfficientNet agreeing on no judging frame, and a dozen steps do not yet
+    # change a top-1 answer; the training loss falls and the kept weights are never worse than the start.
+    assert recovery["steps"] == 12 and recovery["loss_end"] < recovery["loss_start"]
+    assert [p["step"] for p in recovery["fidelity_curve"]] == [0, 12]
+    assert report["fidelity_after_recovery"]["value"] >= report["fidelity_before_recovery"]["value"]
+    assert variant.name.endswith("lowrankr")
+
+
+def test_a_language_model_is_not_given_vision_recovery(smollm):
+    from studio.plugin_api import SettingsError
+
+    plugin = default_registry().get("lowrank.svd")
+    with pytest.raises(SettingsError, match="set recovery steps to 0"):
+        plugin.apply(smollm, plugin.Settings(recovery_steps=10), TaskContext())
+
+
+@pytest.mark.slow
+def test_prune_recover_prune_recovers_after_every_step(darknet_handle, tmp_path):
+    _, report = _prune(darknet_handle, tmp_path, ratio=0.3, iterative_steps=2, recovery_schedule="each_step",
+                       recovery_steps=4, recovery_batch=2)
+    rounds = report["recovery"]["rounds"]
+    assert len(rounds) == 2 and all(r["steps"] == 2 for r in rounds)
+    assert "fidelity_after_recovery" in report
+
+
+def test_v3_recipes_replay_without_labels_and_with_mse_features():
+    from studio.plugin_api import settings_from_dict
+
+    plugin = default_registry().get("prune.channels")
+    old = settings_from_dict(plugin, {"ratio": 0.3, "recovery_steps": 10}, 3)
+    assert (old.recovery_features, old.recovery_labels, old.recovery_batchnorm) == ("mse", False, "train")
+    new = settings_from_dict(plugin, {"ratio": 0.3}, 4)
+    assert (new.recovery_features, new.recovery_labels, new.recovery_schedule) == ("cwd", True, "end")

@@ -1,0 +1,73 @@
+"""Labelled training data: labels found where Ultralytics looks for them, read from the training side
+only, and moved with every crop and flip so a box still frames its object in the network input."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from studio.data import FrameSet
+from studio.train_labels import LabelledBatches, LabelledFrame, training_labels, yolo_label_file
+
+
+def _dataset(root, count=20):
+    """A YOLO folder of synthetic frames, each with one white rectangle and its label."""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        image = np.zeros((240, 320, 3), np.uint8)
+        x0, y0 = int(rng.integers(20, 180)), int(rng.integers(20, 120))
+        w, h = int(rng.integers(40, 120)), int(rng.integers(40, 100))
+        image[y0:y0 + h, x0:x0 + w] = 255
+        cv2.imwrite(str(root / "images" / f"f{index:03d}.png"), image)
+        (root / "labels" / f"f{index:03d}.txt").write_text(
+            f"0 {(x0 + w / 2) / 320:.6f} {(y0 + h / 2) / 240:.6f} {w / 320:.6f} {h / 240:.6f}\n")
+    return root
+
+
+def test_label_files_are_found_where_ultralytics_looks(tmp_path):
+    root = _dataset(tmp_path / "set", 2)
+    assert yolo_label_file(root / "images" / "f000.png") == root / "labels" / "f000.txt"
+    beside = tmp_path / "flat"
+    beside.mkdir()
+    (beside / "a.jpg").write_bytes(b"")
+    (beside / "a.txt").write_text("")
+    assert yolo_label_file(beside / "a.jpg") == beside / "a.txt"
+    assert yolo_label_file(root / "images" / "missing.png") is None
+
+
+def test_only_the_training_side_is_read_and_no_judging_frame_is_ever_trained_on(tmp_path):
+    frames = FrameSet.open(_dataset(tmp_path / "set", 30))
+    items, info = training_labels(frames, ("box",), 1000)
+    judging = {span.path for span in frames.judging}
+    training = {span.path for span in frames.calibration}
+    assert judging and items and info["labelled"] == len(items) == len(training)
+    assert {item.path for item in items} == training and not judging & training
+    assert info["boxes"] == len(items)
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_boxes_follow_every_crop_flip_and_letterbox(tmp_path, index, fall_handle):
+    frames = FrameSet.open(_dataset(tmp_path / "set", 12))
+    items, _ = training_labels(frames, tuple(fall_handle.labels), 1000)
+    batch = LabelledBatches(items, fall_handle, (256, 256), 1, seed=3, count=10)[index]
+    image = batch["img"][0].numpy().transpose(1, 2, 0)  # RGB 0..1, letterboxed (padding is grey, 114/255)
+    bright = np.argwhere(image.mean(axis=2) > 0.6)
+    if not len(batch["bboxes"]):  # the crop cut the rectangle below a quarter of its area: dropped
+        assert len(bright) < 0.25 * 40 * 40
+        return
+    cx, cy, w, h = batch["bboxes"][0].numpy() * 256
+    (y0, x0), (y1, x1) = bright.min(axis=0), bright.max(axis=0) + 1
+    assert abs(cx - (x0 + x1) / 2) < 2 and abs(cy - (y0 + y1) / 2) < 2
+    assert abs(w - (x1 - x0)) < 3 and abs(h - (y1 - y0)) < 3
+    assert batch["cls"].shape == (1, 1) and batch["batch_idx"].tolist() == [0.0]
+
+
+def test_a_class_the_model_does_not_have_is_not_trained(tmp_path):
+    root = _dataset(tmp_path / "set", 10)
+    for label in (root / "labels").iterdir():
+        label.write_text("7 0.5 0.5 0.2 0.2\n")
+    items, info = training_labels(FrameSet.open(root), ("a", "b"), 1000)
+    assert items and info["boxes"] == 0 and all(isinstance(i, LabelledFrame) for i in items)

@@ -1,8 +1,11 @@
 """Early exit for detectors on video: reuse, then low resolution, then full resolution when unsure.
 
-The variant is the same graph run by ``studio.runtime.cascade.CascadePredictor``. Applying the plugin
-measures it on a video against the full model on every frame: the share of frames per path, mean
-latency of both, and fidelity (mAP50 of the cascade's detections against the full model's).
+The variant is the same graph run by ``studio.runtime.cascade.CascadePredictor``. With a threshold set
+to "auto", the first part of the measured video chooses it (``cascade_choice``: the fastest thresholds
+whose mAP50 against the full model reaches ``target_map50``); the report then measures the cascade on
+the rest of the video, which chose nothing, against the full model on every frame: the share of frames
+per path, mean latency of both, and fidelity (mAP50 of the cascade's detections against the full
+model's, with its interval and evidence).
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from studio.model import ModelHandle, Task
-from studio.plugin_api import Kind, option
+from studio.plugin_api import Kind, SettingsError, option
+from studio.sources import take_frames
 from studio.tasks import TaskContext
 
 
@@ -21,9 +26,13 @@ from studio.tasks import TaskContext
 class VideoCascadeSettings:
     low_imgsz: int = option(320, label="Low-resolution size", min=96, max=1280,
                             help="Long side of the cheap pass; a multiple of the model's stride")
-    escalate_below: float = option(0.5, label="Escalate when the best score is below", min=0.0, max=1.0)
-    reuse_below: float = option(2.0, label="Reuse the last result when the frame changed less than",
-                                min=0.0, max=255.0, help="Mean absolute difference of 64×36 grey thumbnails")
+    escalate_below: str = option("auto", label="Escalate when the best score is below",
+                                 help="auto: chosen for the fidelity target; or a score 0–1 (above 1: always)")
+    reuse_below: str = option("auto", label="Reuse the last result when the frame changed less than",
+                              help="auto: chosen for the fidelity target; or the mean absolute difference of "
+                                   "64×36 grey thumbnails (0–255; 0: never reuse)")
+    target_map50: float = option(0.9, label="Target mAP50 against the full model (auto thresholds)",
+                                 min=0.1, max=1.0)
     max_reuse: int = option(4, label="Reuse at most this many frames in a row", min=0, max=100)
     evaluation_video: Path | None = option(None, label="Video to measure on", help="Empty uses bikes.mp4")
     evaluation_frames: int = option(120, label="Frames to measure", min=10, max=10000)
@@ -34,7 +43,15 @@ class VideoCascade:
     title = "Video cascade (reuse → low res → full res)"
     kind = Kind.EARLY_EXIT
     Settings = VideoCascadeSettings
-    settings_version = 1
+    settings_version = 2
+
+    @staticmethod
+    def migrate(data: dict, version: int) -> dict:
+        # Version 1 had fixed thresholds (0.5 and 2.0 by default): a replayed recipe keeps them.
+        if version < 2:
+            data = {**data, "escalate_below": str(data.get("escalate_below", 0.5)),
+                    "reuse_below": str(data.get("reuse_below", 2.0))}
+        return data
 
     def check(self, model: ModelHandle) -> list[str]:
         reasons = []
@@ -51,28 +68,71 @@ class VideoCascade:
 
         stride = model.image_input.stride
         if settings.low_imgsz % stride:
-            from studio.plugin_api import SettingsError
-
             raise SettingsError(f"{self.id}: low_imgsz {settings.low_imgsz} is not a multiple of the stride "
                                 f"{stride}", fix=f"use {settings.low_imgsz // stride * stride or stride}")
-        cascade = CascadeSettings(settings.low_imgsz, settings.escalate_below, settings.reuse_below,
-                                  settings.max_reuse)
+        escalate = _number(settings.escalate_below, "escalate_below", 0.0, 2.0)
+        reuse = _number(settings.reuse_below, "reuse_below", 0.0, 255.0)
+        video = settings.evaluation_video or _bundled()
+        frames = take_frames(video, settings.evaluation_frames)
+        choice: dict[str, Any] = {}
+        if escalate is None or reuse is None:
+            escalate, reuse, choice, frames = _choose(model, frames, settings, escalate, reuse, ctx.sub(0.0, 0.5))
+        cascade = CascadeSettings(settings.low_imgsz, escalate, reuse, settings.max_reuse)
         variant = model.replace(name=f"{model.name}-cascade", metadata={
             **model.metadata, "runtime_mode": "cascade", "runtime_settings": json.dumps(cascade.as_dict())})
-        ctx.add_report(measure_cascade(model, variant, settings, ctx))
+        report = measure_cascade(model, variant, frames, str(video), ctx.sub(0.5 if choice else 0.0, 1.0))
+        ctx.add_report(report | {"escalate_below": escalate, "reuse_below": reuse} | choice)
         ctx.progress(1.0, "done")
         return variant
 
 
-def measure_cascade(model: ModelHandle, variant: ModelHandle, settings: VideoCascadeSettings,
-                    ctx: TaskContext, threads: int = 2) -> dict:
-    from studio.evaluate.fidelity import TARGET_CONF, detection_fidelity
+def _bundled() -> Path:
     from studio.media import bundled_video
-    from studio.runtime.predictor import make_predictor
-    from studio.sources import take_frames
 
-    video = settings.evaluation_video or bundled_video("bikes.mp4")
-    frames = take_frames(video, settings.evaluation_frames)
+    return bundled_video("bikes.mp4")
+
+
+def _number(setting: str, name: str, low: float, high: float) -> float | None:
+    text = str(setting).strip().lower()
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}: {setting!r} is neither auto nor a number",
+                            fix="write auto, or a number such as 0.5") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}: {value} is outside {low}..{high}", fix=f"use auto or a value in {low}..{high}")
+    return value
+
+
+def _choose(model, frames, settings, escalate, reuse, ctx) -> tuple[float, float, dict[str, Any], list]:
+    """(escalate_below, reuse_below, the choice for the report, the frames left to report on)."""
+    from plugins.early_exit import cascade_choice
+
+    choosing, reporting = cascade_choice.split(frames)
+    if len(choosing) < 2 or len(reporting) < 2:
+        raise SettingsError(f"{len(frames)} evaluation frames are too few to choose thresholds on some and "
+                            "report on others", fix="raise evaluation_frames (e.g. 120), or fix both thresholds")
+    records = cascade_choice.record(model, choosing, settings.low_imgsz, ctx, threads=2)
+    chosen, candidates = cascade_choice.choose(records, settings.target_map50, settings.max_reuse, escalate, reuse)
+    choice = {"choice": {"target_map50": settings.target_map50, "frames": len(choosing), "candidates": candidates,
+                         "on": f"the first {len(choosing)} frames; the report uses the frames after a "
+                               f"{cascade_choice.GAP_FRAMES}-frame gap"}}
+    if chosen is None:
+        # Fidelity first: no pair reached the target, so every computed frame escalates and none is reused.
+        choice["warnings"] = [f"no thresholds reached mAP50 {settings.target_map50} on the {len(choosing)} "
+                              "choosing frames: the cascade always runs the full model (no speed-up); lower "
+                              "target_map50 or raise low_imgsz"]
+        chosen = (1.01, 0.0)
+    return chosen[0], chosen[1], choice, reporting
+
+
+def measure_cascade(model: ModelHandle, variant: ModelHandle, frames: list, video: str, ctx: TaskContext,
+                    threads: int = 2) -> dict:
+    from studio.evaluate.fidelity import TARGET_CONF, detection_fidelity
+    from studio.runtime.predictor import make_predictor
+
     full = make_predictor(model, threads=threads, conf=TARGET_CONF)
     cascade = make_predictor(variant, threads=threads, conf=TARGET_CONF)
     reference, produced, full_ms, cascade_ms = [], [], [], []
@@ -86,7 +146,7 @@ def measure_cascade(model: ModelHandle, variant: ModelHandle, settings: VideoCas
         cascade_ms.append((time.perf_counter() - start) * 1e3)
     fidelity = detection_fidelity(reference, produced)
     shares = {path: round(count / len(frames), 4) for path, count in sorted(cascade.paths.items())}
-    return {"video": str(video), "frames": len(frames), "path_share": shares,
+    return {"video": video, "frames": len(frames), "path_share": shares,
             "mean_ms_full": round(sum(full_ms) / len(full_ms), 2),
             "mean_ms_cascade": round(sum(cascade_ms) / len(cascade_ms), 2),
             "speedup_mean": round(sum(full_ms) / max(sum(cascade_ms), 1e-9), 3),

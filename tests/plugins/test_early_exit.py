@@ -14,34 +14,125 @@ from studio.registry import default_registry
 from studio.tasks import TaskContext
 
 
+def _key(frame) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(frame.tobytes()).digest()
+
+
 @pytest.fixture(scope="module")
 def exit_variant(effnet_handle):
+    """The plugin applied once (small budget), with every frame set it measured on recorded."""
+    from plugins.early_exit import exit_threshold
+
+    measured: dict[str, list] = {}
+    real = exit_threshold.measure
+
+    def spy(model, variant, frames, ctx, what, repeats=exit_threshold.TIMING_REPEATS):
+        samples = real(model, variant, frames, ctx, what, repeats=1)
+        measured[what] = (frames, samples)
+        return samples
+
     plugin = default_registry().get("early_exit.classifier")
     ctx = TaskContext()
-    variant = plugin.apply(effnet_handle, plugin.Settings(steps=60, threshold=0.3), ctx)
-    return variant, ctx.reports[-1]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exit_threshold, "measure", spy)
+        variant = plugin.apply(effnet_handle, plugin.Settings(steps=20, batch=4, lr=1e-2, target_agreement=0.9), ctx)
+    return variant, ctx.reports[-1], measured
 
 
-def test_exit_heads_are_present_and_trained(exit_variant):
-    variant, report = exit_variant
+def test_exit_heads_are_trained_by_the_engine_trainer(exit_variant, effnet_handle):
+    import copy
+
+    import torch
+
+    from plugins.early_exit.exit_training import AgreementJudge
+    from studio.evaluate.frames import judging_frames
+    from studio.train_data import plain_batch
+
+    variant, report, _ = exit_variant
     heads = [s.head for s in variant.torch_module.segments if s.head is not None]
     assert len(heads) == 2 and report["exits_after_blocks"] == [7, 11]
-    assert report["training"]["loss_end"] < report["training"]["loss_start"]
+    training = report["training"]
+    assert training["device"]["device"] == "cpu" and training["batchnorm"] == "frozen"
+    assert training["held_out_loss_after"] < training["held_out_loss_before"]
+    # Held out: agreement of the exits with the final head on the judging side, trained heads against the same
+    # heads untrained (freshly initialised).
+    judge = AgreementJudge(variant.torch_module, plain_batch(judging_frames(27)[0], effnet_handle,
+                                                             effnet_handle.image_input.size))
+    untrained = copy.deepcopy(variant.torch_module)
+    torch.manual_seed(0)
+    for segment in untrained.segments[:-1]:
+        segment.head.fc.reset_parameters()
+    assert judge(variant.torch_module)["value"] > judge(untrained)["value"]
+
+
+def test_threshold_is_chosen_on_frames_that_are_not_reported(exit_variant):
+    from studio.evaluate.frames import judging_frames
+
+    _, report, measured = exit_variant
+    choosing, judging = measured["choosing frames"][0], measured["judging frames"][0]
+    assert len(choosing) == report["choice"]["frames"] >= 8
+    assert not {_key(f) for f in choosing} & {_key(f) for f in judging}
+    # The reported curve and figures come from the judging side (all of it), not from the choosing frames.
+    assert [_key(f) for f in judging] == [_key(f) for f in judging_frames(256)[0]]
+    assert report["chosen"]["evidence"]["frames"] == len(judging)
+
+
+def test_choosing_runs_are_held_out_from_training():
+    from plugins.early_exit.exit_training import choosing_split
+
+    frames = list(range(100))
+    training, choosing = choosing_split(frames)
+    assert not set(training) & set(choosing) and sorted(training + choosing) == frames
+    # Whole contiguous runs: a choosing frame's neighbours are mostly choosing frames too.
+    assert sum(1 for f in choosing if f + 1 in choosing) >= len(choosing) - 2
+
+
+def test_report_curve_is_the_judging_side_and_the_variant_runs_at_the_chosen_threshold(exit_variant):
+    from plugins.early_exit import exit_threshold
+
+    variant, report, measured = exit_variant
+    samples = measured["judging frames"][1]
+    assert report["curve"] == exit_threshold.curve(samples)
+    chosen = report["chosen"]
+    threshold = json.loads(variant.metadata["runtime_settings"])["threshold"]
+    assert variant.torch_module.threshold == threshold == chosen["threshold"]
+    if "warnings" in report:  # no candidate reached the target: the variant never leaves early
+        assert threshold == exit_threshold.NEVER and chosen["exit_share"][-1] == 1.0
+    else:
+        choice = {p["threshold"]: p for p in report["choice"]["curve"]}
+        assert choice[threshold]["top1_agreement"] >= 0.9
+        assert all(p["mean_ms"] >= choice[threshold]["mean_ms"] for p in choice.values() if p["top1_agreement"] >= 0.9)
+    interval = chosen["top1_agreement_interval"]
+    assert interval["low"] <= chosen["top1_agreement"] <= interval["high"]
 
 
 def test_exit_curve_covers_thresholds_and_exits_are_used(exit_variant):
-    _, report = exit_variant
+    _, report, _ = exit_variant
     curve = {point["threshold"]: point for point in report["curve"]}
     assert set(curve) >= {0.3, 0.5, 0.9}
     for point in curve.values():
         assert sum(point["exit_share"]) == pytest.approx(1.0, abs=1e-3)
         assert 0.0 <= point["top1_agreement"] <= 1.0 and point["mean_ms"] > 0
-    # At the lowest threshold some samples leave early (60 training steps make weak heads: whether any of them
-    # clears 0.3 varied between runs with the order of parallel float sums; 0.1 of 1000 classes is clear).
+    # At the lowest threshold some samples leave early (0.1 of 1000 classes is clear even for weak heads).
     assert sum(curve[min(curve)]["exit_share"][:-1]) > 0
     # A sample that never leaves early agrees with the full model by construction.
     assert all(p["top1_agreement"] == 1.0 for p in curve.values() if p["exit_share"][-1] == 1.0)
     assert curve[0.3]["exit_share"][-1] <= curve[0.9]["exit_share"][-1]
+
+
+def test_a_version_1_recipe_keeps_its_fixed_threshold_and_batch():
+    plugin = default_registry().get("early_exit.classifier")
+    old = settings_from_dict(plugin, {"steps": 5, "lr": 0.002}, 1)
+    assert (old.threshold, old.batch, old.steps, old.lr) == ("0.8", 8, 5, 0.002)
+    assert settings_from_dict(plugin, {"threshold": 0.5}, 1).threshold == "0.5"
+    assert settings_from_dict(plugin, {}, 2).threshold == "auto"
+    with pytest.raises(SettingsError, match="threshold"):
+        plugin.apply(None, settings_from_dict(plugin, {"threshold": "soon"}, 2), TaskContext())
+    cascade = default_registry().get("early_exit.video_cascade")
+    old = settings_from_dict(cascade, {"escalate_below": 0.3}, 1)
+    assert (old.escalate_below, old.reuse_below) == ("0.3", "2.0")
 
 
 def test_early_exit_variant_runs_on_both_runtimes(exit_variant, bus_path):
@@ -49,7 +140,7 @@ def test_early_exit_variant_runs_on_both_runtimes(exit_variant, bus_path):
 
     from studio.runtime.predictor import make_predictor
 
-    variant, _ = exit_variant
+    variant, _, _ = exit_variant
     frame = cv2.imread(str(bus_path))
     for runtime in ("ort", "torch"):
         prediction = make_predictor(variant, runtime, threads=1)(frame)
@@ -57,6 +148,7 @@ def test_early_exit_variant_runs_on_both_runtimes(exit_variant, bus_path):
 
 
 def test_early_exit_optimize_writes_segments_and_reloads(tmp_path, bus_path):
+    """A version 1 recipe (fixed threshold 0.8, the plugin's own training loop then) replays."""
     recipe = tmp_path / "r.toml"
     save_recipe(Recipe((Step("early_exit.classifier", {"steps": 5}, 1),)), recipe)
     report = run_optimize("zoo:efficientnet-lite0", recipe, tmp_path / "out", runs=3, fidelity_frames_count=4)
@@ -96,7 +188,8 @@ def test_video_cascade_reports_paths_latency_and_fidelity(fall_handle, still_the
     plugin = default_registry().get("early_exit.video_cascade")
     assert plugin.check(fall_handle) == []
     ctx = TaskContext()
-    settings = plugin.Settings(evaluation_video=still_then_moving_video, evaluation_frames=20, escalate_below=0.3)
+    settings = plugin.Settings(evaluation_video=still_then_moving_video, evaluation_frames=20, escalate_below="0.3",
+                               reuse_below="2.0")
     variant = plugin.apply(fall_handle, settings, ctx)
     report = ctx.reports[-1]
     assert report["frames"] == 20
@@ -112,10 +205,46 @@ def test_video_cascade_runs_from_the_cli_predict(fall_handle, bikes_path, tmp_pa
     from studio.predict_cmd import run_predict
 
     plugin = default_registry().get("early_exit.video_cascade")
-    variant = plugin.apply(fall_handle, plugin.Settings(evaluation_frames=10), TaskContext())
+    variant = plugin.apply(fall_handle, plugin.Settings(evaluation_frames=10, escalate_below="0.5", reuse_below="2"),
+                           TaskContext())
     report = run_predict(variant, str(bikes_path), max_frames=12)
     paths = {frame["path"] for frame in report["frames"]}
     assert paths <= {"reuse", "low", "full"} and len(report["frames"]) == 12
+
+
+def test_video_cascade_thresholds_are_chosen_for_a_target_on_frames_not_reported(fall_handle, bikes_path):
+    from plugins.early_exit import cascade_choice
+
+    plugin = default_registry().get("early_exit.video_cascade")
+    ctx = TaskContext()
+    variant = plugin.apply(fall_handle, plugin.Settings(evaluation_video=bikes_path, evaluation_frames=30,
+                                                        target_map50=0.8), ctx)
+    report = ctx.reports[-1]
+    choice = report["choice"]
+    # 30 frames: the first 12 choose, 5 are left out, the last 13 report (contiguous, so disjoint).
+    assert choice["frames"] == 12 and report["frames"] == 30 - 12 - cascade_choice.GAP_FRAMES
+    chosen = json.loads(variant.metadata["runtime_settings"])
+    assert (chosen["escalate_below"], chosen["reuse_below"]) == (report["escalate_below"], report["reuse_below"])
+    if "warnings" not in report:
+        picked = next(c for c in choice["candidates"] if (c["escalate_below"], c["reuse_below"])
+                      == (chosen["escalate_below"], chosen["reuse_below"]))
+        assert picked["map50"] >= 0.8
+        assert all(c["speedup_estimate"] <= picked["speedup_estimate"] for c in choice["candidates"]
+                   if c["map50"] >= 0.8)
+    assert report["fidelity"]["evidence"]["frames"] == report["frames"]
+
+
+def test_video_cascade_replay_matches_the_runtime_decisions():
+    import numpy as np
+
+    from plugins.early_exit.cascade_choice import Record, replay
+
+    still, moved = np.zeros((36, 64), np.float32), np.full((36, 64), 50, np.float32)
+    records = [Record(t, f"low{i}", top, 1.0, f"full{i}", 10.0, 0.1)
+               for i, (t, top) in enumerate([(still, 0.9), (still, 0.9), (moved, 0.2), (moved, 0.9)])]
+    produced, spent = replay(records, escalate=0.5, reuse=2.0, max_reuse=4)
+    assert produced == ["low0", "low0", "full2", "full2"]
+    assert spent == pytest.approx(0.4 + 1.0 + 1.0 + 10.0)
 
 
 def test_video_cascade_needs_a_dynamic_detector(effnet_handle, darknet_handle):

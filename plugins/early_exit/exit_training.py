@@ -1,0 +1,144 @@
+"""Exit heads trained by the engine's trainer (``studio.train``): the backbone frozen, the heads learn the
+final head's softened answers (self-distillation) on the training side of the model's frames.
+
+The training side is split in two before anything is trained: most of it trains the heads, and a few
+contiguous runs of it (``choosing_split``) are held out to pick the best checkpoint and, later, the
+exit threshold. The judging side is then never used to choose anything, so the figures reported on it
+are not flattered by a choice made on the same frames.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from studio.model import ModelHandle
+from studio.tasks import TaskContext
+
+TRAINING_FRAMES = 2048  # the training side is read up to this many frames (spread over all of it)
+CHOOSING_RUNS = 8  # the training side's frames are cut into this many contiguous runs …
+CHOOSING_HELD_OUT = (1, 5)  # … and these runs choose (checkpoint, threshold) instead of training
+HELD_OUT_LOSS_FRAMES = 8
+
+
+def choosing_split(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(training frames, choosing frames): whole contiguous runs go to one side, because neighbouring video
+    frames are near-duplicates and a threshold chosen on a training frame's twin would look too safe."""
+    if len(frames) < 4:
+        return frames, frames[-1:]  # too few to split: choose on the last one (the report says how many)
+    edges = np.linspace(0, len(frames), CHOOSING_RUNS + 1).astype(int)
+    training, choosing = [], []
+    for run in range(CHOOSING_RUNS):
+        (choosing if run in CHOOSING_HELD_OUT else training).extend(frames[edges[run]:edges[run + 1]])
+    return training, choosing
+
+
+def head_parameters(net: Any) -> list[Any]:
+    """What the trainer trains: the exit heads only (the backbone and final head stay the original model)."""
+    return [p for segment in net.segments if segment.head is not None for p in segment.head.parameters()]
+
+
+class OnePass:
+    """``forward`` for the trainer that runs the frozen backbone once per batch for teacher and student.
+
+    The backbone is frozen and identical in both, so the final head's answer (the teacher's) and the
+    features the exit heads read (the student's) come from the same pass: the first call on a batch
+    computes them without gradients, the second reuses them (in either order). Only the heads, applied
+    to the cached features, carry gradients. This halves a CPU training step.
+    """
+
+    def __init__(self, net: Any):
+        self.net, self._x, self._features, self._final = net, None, None, None
+
+    def _pass(self, x: Any) -> None:
+        import torch
+
+        if self._x is x:
+            return
+        features = []
+        with torch.no_grad():
+            y = x
+            for segment in self.net.segments[:-1]:
+                for part in segment.parts:
+                    y = part(y)
+                features.append(y)
+            self._final = self.net.segments[-1](y)
+        self._x, self._features = x, features
+
+    def __call__(self, module: Any, x: Any) -> Any:
+        self._pass(x)
+        if not hasattr(module, "segments"):  # the teacher: the original model, whose answer is the final head's
+            return self._final
+        return [segment.head(f) for segment, f in zip(module.segments[:-1], self._features, strict=True)]
+
+
+def distillation_criterion(temperature: float):
+    """KL divergence of each exit's softened answer to the final head's (×T², so gradients keep their scale)."""
+    from torch.nn import functional as F
+
+    def criterion(exits: list[Any], final: Any) -> Any:
+        target = F.softmax(final.float() / temperature, 1)
+        return sum(F.kl_div(F.log_softmax(logits.float() / temperature, 1), target, reduction="batchmean")
+                   for logits in exits) * temperature**2
+
+    return criterion
+
+
+class AgreementJudge:
+    """Mean top-1 agreement of the exits with the final head on fixed frames: rises as the heads get better.
+
+    The backbone is frozen, so each exit's features and the final answer are computed once; a judgement
+    then only runs the heads (milliseconds instead of a forward pass per evaluation).
+    """
+
+    def __init__(self, net: Any, inputs: Any):
+        import torch
+
+        with torch.no_grad():
+            self.features, x = [], inputs
+            for segment in net.segments[:-1]:
+                for part in segment.parts:
+                    x = part(x)
+                self.features.append(x)
+            self.final = net.segments[-1](x).argmax(1)
+        self.frames = int(inputs.shape[0])
+
+    def __call__(self, module: Any) -> dict[str, Any]:
+        import torch
+
+        heads = [segment.head for segment in module.segments[:-1]]
+        device = next(module.parameters()).device
+        with torch.no_grad():
+            per_exit = [float((head(f.to(device)).argmax(1) == self.final.to(device)).float().mean())
+                        for head, f in zip(heads, self.features, strict=True)]
+        return {"value": float(np.mean(per_exit)), "per_exit": [round(v, 4) for v in per_exit],
+                "frames": self.frames}
+
+
+def train_heads(early: Any, model: ModelHandle, settings: Any, ctx: TaskContext) -> tuple[dict[str, Any], list]:
+    """Train ``early``'s heads in place; (report, the choosing frames kept for the threshold)."""
+    from studio.calibration import calibration_frames
+    from studio.train import TrainPlan, train
+    from studio.train_data import Batches, plain_batch
+
+    frames, info = calibration_frames(settings.frames, TRAINING_FRAMES, ctx)
+    training, choosing = choosing_split(frames)
+    size = model.image_input.size
+    plan = TrainPlan(steps=settings.steps, minutes=settings.minutes, lr=settings.lr, batch=settings.batch,
+                     batchnorm="frozen", device=settings.device, eval_every=max(1, min(25, settings.steps)),
+                     patience=settings.patience)
+    judge = AgreementJudge(early.eval(), plain_batch(choosing, model, size))
+    held_out = plain_batch(choosing[:HELD_OUT_LOSS_FRAMES], model, size)
+    report = train(early, model.torch_module, batches=Batches(training, model, size, plan.batch, plan.seed, plan.steps),
+                   held_out=held_out, forward=OnePass(early), criterion=distillation_criterion(settings.temperature),
+                   judge=judge, plan=plan, ctx=ctx, trainable=head_parameters)
+    report["judge"] = judge(early) | {
+        "what": "mean top-1 agreement of the exits with the final head, on the choosing frames (held out from "
+                "training; the best checkpoint is the one that agreed most there, not on the judging side)"}
+    report["frames"] = info | {"training": len(training), "choosing": len(choosing),
+                               "split": f"{CHOOSING_RUNS} contiguous runs of the training side, runs "
+                                        f"{' and '.join(str(r + 1) for r in CHOOSING_HELD_OUT)} held out to choose"}
+    report["loss"] = (f"KL divergence of each exit to the final head at temperature {settings.temperature} (×T²), "
+                      "backbone frozen (BatchNorm statistics kept), augmented unlabelled frames")
+    return report, choosing

@@ -67,7 +67,10 @@ def test_check_refuses_a_model_without_a_torch_module(darknet_handle):
 
 
 @pytest.mark.slow
-def test_qat_trains_under_simulation_and_publishes_a_plain_qdq_graph(darknet_handle, tmp_path, monkeypatch):
+def test_qat_trains_under_simulation_and_publishes_a_plain_qdq_graph(darknet_handle, tmp_path, monkeypatch, bus_path,
+                                                                      zidane_path):
+    import shutil
+
     import onnx
     import onnxruntime as ort
     from torch.nn.utils import parametrize
@@ -88,8 +91,13 @@ def test_qat_trains_under_simulation_and_publishes_a_plain_qdq_graph(darknet_han
 
     monkeypatch.setattr(engine, "train", spying_train)
     plugin = default_registry().get("quantize.qat")
-    settings = plugin.Settings(recovery_steps=8, recovery_batch=2, recovery_lr=1e-4, samples=8, compare_plain=False)
-    ctx = TaskContext(workdir=tmp_path)
+    frames = tmp_path / "frames"  # two images to train and calibrate on: reading the bundled videos takes longer
+    frames.mkdir()
+    for image in (bus_path, zidane_path):
+        shutil.copy(image, frames)
+    settings = plugin.Settings(recovery_steps=4, recovery_batch=2, recovery_lr=1e-4, recovery_frames=frames,
+                               calibration=frames, samples=8, compare_plain=False)
+    ctx = TaskContext(workdir=tmp_path / "work")
     variant = plugin.apply(darknet_handle, settings, ctx)
 
     assert seen["during"] and seen["hooks"] > 0  # fake quant was on while the trainer ran
@@ -108,7 +116,7 @@ def test_qat_trains_under_simulation_and_publishes_a_plain_qdq_graph(darknet_han
 
     report = ctx.reports[-1]["qat"]
     training = report["training"]
-    assert training["batchnorm"] == "frozen" and training["device"]["device"] == "cpu" and training["steps"] == 8
+    assert training["batchnorm"] == "frozen" and training["device"]["device"] == "cpu" and training["steps"] == 4
     # Judged with the simulation on, best weights kept: never worse than no fine-tune on the same seed.
     assert report["fidelity_simulated_after"] >= report["fidelity_simulated_before"]
     assert training["held_out_loss_after"] <= training["held_out_loss_before"]

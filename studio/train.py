@@ -134,7 +134,8 @@ def resume_path(*parts: Any) -> Path:
 
 def train(student: Any, teacher: Any, *, batches: Any, held_out: Any, forward: Forward, criterion: Criterion,
           judge: Judge, plan: TrainPlan, ctx: TaskContext, task_loss: TaskLoss | None = None,
-          trainable: Trainable | None = None, resume: Path | None = None) -> dict[str, Any]:
+          trainable: Trainable | None = None, resume: Path | None = None,
+          judged_on: str = "the judging frames") -> dict[str, Any]:
     """Fine-tune ``student`` in place toward ``teacher``; it ends holding its best judged weights.
 
     ``batches[i]`` is an input tensor, or a dict with the inputs under ``"img"`` and labels beside them
@@ -152,7 +153,8 @@ def train(student: Any, teacher: Any, *, batches: Any, held_out: Any, forward: F
     try:
         student.to(device.torch)
         teacher.to(device.torch).eval()
-        run = _Run(student, teacher, forward, criterion, task_loss, judge, plan, device, ctx, trainable, resume)
+        run = _Run(student, teacher, forward, criterion, task_loss, judge, plan, device, ctx, trainable, resume,
+                   judged_on)
         report = run.go(batches, held_out.to(device.torch))
     finally:  # the teacher is the loaded model: it goes back where it was, whatever happened
         teacher.to("cpu")
@@ -241,13 +243,15 @@ class _Stepper:
 class _Run:
     """One training run: its state (step, losses, curve, best) and where it is checkpointed."""
 
-    def __init__(self, student, teacher, forward, criterion, task_loss, judge, plan, device, ctx, trainable, resume):
+    def __init__(self, student, teacher, forward, criterion, task_loss, judge, plan, device, ctx, trainable, resume,
+                 judged_on):
         self.student, self.teacher, self.forward, self.criterion = student, teacher, forward, criterion
         self.task_loss, self.judge, self.plan, self.device, self.ctx = task_loss, judge, plan, device, ctx
         self.trainable, self.resume = trainable, resume
         self.losses: list[float] = []
         self.task_losses: list[float] = []
         self.step, self.resumed_from = 0, 0
+        self.judged_on = judged_on
 
     def go(self, batches: Any, held_out: Any) -> dict[str, Any]:
         plan, ctx = self.plan, self.ctx
@@ -371,7 +375,7 @@ class _Run:
             "method": (f"distillation toward the uncompressed model, {plan.optimizer} lr {plan.lr} (warm-up "
                        f"{plan.warmup:.0%}, cosine), BatchNorm {plan.batchnorm}, gradient norm ≤ {plan.clip}"
                        + (f", EMA {plan.ema}" if plan.ema else "") + f"; held-out fidelity every {plan.eval_every} "
-                       "steps on the judging frames, best weights kept"),
+                       f"steps on {self.judged_on}, best weights kept"),
         }
         if self.task_losses:
             report["task_loss"] = {"batches": len(self.task_losses), "weight": plan.task_weight,

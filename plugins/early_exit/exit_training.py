@@ -132,7 +132,8 @@ def train_heads(early: Any, model: ModelHandle, settings: Any, ctx: TaskContext)
     held_out = plain_batch(choosing[:HELD_OUT_LOSS_FRAMES], model, size)
     report = train(early, model.torch_module, batches=Batches(training, model, size, plan.batch, plan.seed, plan.steps),
                    held_out=held_out, forward=OnePass(early), criterion=distillation_criterion(settings.temperature),
-                   judge=judge, plan=plan, ctx=ctx, trainable=head_parameters)
+                   judge=judge, plan=plan, ctx=ctx, trainable=head_parameters,
+                   judged_on="the choosing frames (held out from training, not the judging side)")
     report["judge"] = judge(early) | {
         "what": "mean top-1 agreement of the exits with the final head, on the choosing frames (held out from "
                 "training; the best checkpoint is the one that agreed most there, not on the judging side)"}

@@ -33,6 +33,7 @@ _PARTS = {
     "attn.q_proj": ("attn_q",), "attn.k_proj": ("attn_k",), "attn.v_proj": ("attn_v",),
     "attn.o_proj": ("attn_output",),
     "mlp.gate_proj": ("ffn_gate",), "mlp.up_proj": ("ffn_up",), "mlp.down_proj": ("ffn_down",),
+    "mlp.gate_up_proj": ("ffn_gate", "ffn_up"),
 }
 # The FP32 weights (Hugging Face names) each GGUF tensor was loaded into, for the check
 _HF = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",

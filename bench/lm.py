@@ -8,7 +8,9 @@ For each path and thread count, in one run: decode tokens/s and time to first to
 greedy generations of 64 new tokens from the same prompt), prefill tokens/s (prompt tokens / time to
 first token), the model's size on disk, the RSS it added when loaded, and teacher-forced token
 agreement with FP32 PyTorch over 10 prompts × 32 tokens (studio.lm.agreement). llama.cpp is added
-when ``llama_cpp`` is importable (optional; it builds from source), on the same shipped GGUF.
+when ``llama_cpp`` is importable (optional; it builds from source), on the same shipped GGUF, and then
+an INT4 head-to-head: both INT4 builds and llama.cpp decoding in alternation, round by round, so a shared
+host's changing load falls on every path alike; the INT4 verdict reads its medians.
 
 A second table runs every language-model compression plugin (recipes a user can save) at 2 threads:
 decode tokens/s, mean decoder layers per token (early exit), teacher-forced agreement, and
@@ -263,8 +265,11 @@ def print_targets(threads_list: list[int]) -> None:
             print(f"- {threads} thread(s): INT8 decode {int8 / torch_decode:.1f}× FP32 PyTorch with "
                   f"{100 * agree:.1f} % agreement (target ≥ 5× and ≥ 95 %): {verdict}")
         llama = next((v for (label, t), v in MEASURED.items() if label.startswith("llama.cpp") and t == threads), None)
+        if llama and ("llama.cpp", threads) in HEAD_TO_HEAD:
+            llama = {**llama, "decode": HEAD_TO_HEAD[("llama.cpp", threads)]}
         for precision in ("int4", INT4_GGUF):
-            int4 = value(label_of(precision), threads, "decode")
+            # decode speeds from the alternating head-to-head when it ran (same minutes for every path)
+            int4 = HEAD_TO_HEAD.get((label_of(precision), threads)) or value(label_of(precision), threads, "decode")
             int4_agree = value(label_of(precision), threads, "agreement")
             if llama and llama["decode"] and int4 and int4_agree is not None:
                 verdict = "met" if int4 >= llama["decode"] and int4_agree >= 0.95 else "NOT met"
@@ -278,6 +283,56 @@ def print_targets(threads_list: list[int]) -> None:
             verdict = "met" if speedup >= 1.8 and cosine >= 0.97 else "NOT met"
             print(f"- {threads} thread(s): MiniLM INT8 {speedup:.2f}× FP32 PyTorch, min cosine {cosine:.4f} "
                   f"(target ≥ 1.8×, ≥ 0.97): {verdict}")
+
+
+HEAD_TO_HEAD: dict[tuple[str, int], float] = {}
+
+
+def head_to_head(handle, folders: dict, threads_list: list[int], new_tokens: int, rounds: int = 5) -> list[str]:
+    """INT4 on onnxruntime against llama.cpp decoding in alternation, round by round (a shared host's load
+    moves between the tables above; here every path sees the same minutes). Median of ``rounds``."""
+    from llama_cpp import Llama
+
+    from studio.lm.genai import GenaiGenerator
+    from studio.lm.generate import GenerationSettings, eos_ids, prompt_ids
+
+    ids = prompt_ids(handle, PROMPT, chat=True)[0].tolist()
+    eos = eos_ids(handle.tokenizer)
+    settings = GenerationSettings(max_new_tokens=new_tokens)
+    rows = []
+    for threads in threads_list:
+        paths = {}
+        for precision, folder in folders.items():
+            if precision.startswith("int4"):
+                generator = GenaiGenerator(handle, folder, threads=threads)
+                generator.generate(PROMPT, GenerationSettings(max_new_tokens=4))
+                paths[label_of(precision)] = lambda g=generator: g.generate(PROMPT, settings).decode_tokens_per_s
+        llm = Llama(model_path=handle.provenance.path, n_ctx=1024, n_threads=threads, n_threads_batch=threads,
+                    verbose=False)
+
+        def llama_decode(model=llm) -> float | None:
+            stamps = []
+            for token in model.generate(ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0, reset=True):
+                stamps.append(time.perf_counter())
+                if token in eos or len(stamps) > new_tokens:
+                    break
+            return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else None
+
+        llama_decode()  # warm-up
+        paths["llama.cpp"] = llama_decode
+        measured: dict[str, list[float]] = {label: [] for label in paths}
+        for _ in range(rounds):
+            for label, decode in paths.items():
+                value = decode()
+                if value is not None:
+                    measured[label].append(value)
+        for label, values in measured.items():
+            if values:
+                HEAD_TO_HEAD[(label, threads)] = statistics.median(values)
+                rows.append(f"| {label} | {threads} | {statistics.median(values):.1f} | "
+                            f"{min(values):.1f}–{max(values):.1f} |")
+        del paths, llm
+    return rows
 
 
 def main() -> None:
@@ -338,6 +393,10 @@ def main() -> None:
               "peak RSS MB | teacher-forced agreement with FP32 |")
         print("|---|---|---|---|---|---|---|---|---|")
         for row in llama_cpp_rows(handle.provenance.path, handle, args.threads, args.new_tokens, pairs):
+            print(row, flush=True)
+        print("\n| INT4 head-to-head, alternating round by round | threads | decode tok/s (median of 5) | range |")
+        print("|---|---|---|---|")
+        for row in head_to_head(handle, folders, args.threads, args.new_tokens):
             print(row, flush=True)
     if not args.skip_plugins:
         print("\n| recipe (plugin) at 2 threads | decode tok/s | layers per token | size MB | agreement | "

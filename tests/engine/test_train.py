@@ -184,3 +184,17 @@ def test_only_the_trainable_parameters_move_and_labelled_batches_add_the_task_lo
                     task_loss=task_loss, trainable=lambda m: list(m[3].parameters()))
     assert all(torch.equal(frozen[k], v) for k, v in first.state_dict().items())
     assert len(calls) == 30 and report["task_loss"]["batches"] == 30
+
+
+def test_training_uses_every_core_even_after_a_one_thread_measurement():
+    import os
+
+    teacher, student = _pair()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # what a one-thread benchmark or fidelity check leaves behind
+    try:
+        report = _train(teacher, student, TrainPlan(steps=2, lr=1e-2, eval_every=1, patience=100))
+        assert torch.get_num_threads() == 1  # restored afterwards
+    finally:
+        torch.set_num_threads(before)
+    assert report["device"]["name"].endswith(f"{len(os.sched_getaffinity(0))} threads)")

@@ -29,7 +29,7 @@ def teacher_labelled_folder(tmp_path_factory, fall_handle):
                                     "frames: teacher labels for tests, not ground truth.\n")
     teacher = Predictor(fall_handle, TorchBackend(fall_handle.torch_module), conf=0.25)
     boxes = 0
-    for index, frame in enumerate(take_frames(bundled_video("bikes.mp4"), 250)[::5]):
+    for index, frame in enumerate(take_frames(bundled_video("bikes.mp4"), 250)[::12]):
         height, width = frame.shape[:2]
         found = teacher(frame).result
         lines = [f"{c} {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} {(x1 - x0) / width:.6f} "
@@ -37,7 +37,7 @@ def teacher_labelled_folder(tmp_path_factory, fall_handle):
         boxes += len(lines)
         cv2.imwrite(str(root / "images" / f"bikes_{index:03d}.jpg"), frame)
         (root / "labels" / f"bikes_{index:03d}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
-    assert boxes > 20  # the teacher does find people in this video
+    assert boxes > 10  # the teacher does find people in this video
     return root
 
 
@@ -46,7 +46,8 @@ def test_labels_on_the_training_side_add_the_models_own_loss(fall_handle, teache
     plugin = default_registry().get("prune.channels")
     frames = FrameSet.open(teacher_labelled_folder)
     ctx = TaskContext(workdir=tmp_path, frames=frames)
-    settings = plugin.Settings(ratio=0.3, recovery_steps=4, recovery_batch=2, recovery_imgsz=256)
+    settings = plugin.Settings(ratio=0.3, recovery_steps=4, recovery_batch=2, recovery_imgsz=256,
+                               recovery_recalibrate=False)
     plugin.apply(fall_handle, settings, ctx)
     recovery = ctx.reports[-1]["recovery"]
     labels = recovery["labels"]
@@ -55,8 +56,11 @@ def test_labels_on_the_training_side_add_the_models_own_loss(fall_handle, teache
     assert recovery["task_loss"]["batches"] == recovery["steps"] == 4
     assert "judging side" in recovery["judged_on"]
     assert recovery["held_out_loss_after"] <= recovery["held_out_loss_before"]
-    # The same run with labels switched off is plain distillation.
-    ctx = TaskContext(workdir=tmp_path, frames=frames)
-    plugin.apply(fall_handle, plugin.Settings(ratio=0.3, recovery_steps=2, recovery_batch=2, recovery_imgsz=256,
-                                              recovery_labels=False), ctx)
-    assert not ctx.reports[-1]["recovery"]["labels"]["used"] and "task_loss" not in ctx.reports[-1]["recovery"]
+    # Labels switched off: plain distillation batches, no task loss (checked without training again).
+    from plugins.prune.distill import _batches
+    from studio.train import TrainPlan
+
+    batches, task_loss, used = _batches(frames.calibration_frames(2)[0], fall_handle,
+                                        fall_handle.torch_module, (256, 256), TrainPlan(steps=2, batch=2), None,
+                                        False, ctx)
+    assert task_loss is None and not used["used"] and not isinstance(batches[0], dict)

@@ -144,7 +144,6 @@ def test_low_rank_recovers_with_the_same_trainer(effnet_handle, tmp_path):
     # checked here is that low rank goes through the engine's trainer and keeps what is never worse.
     assert recovery["steps"] == 6 and recovery["loss_start"] is not None and recovery["device"]["device"] == "cpu"
     assert [p["step"] for p in recovery["fidelity_curve"]] == [0, 6]
-    assert recovery["held_out_loss_after"] <= recovery["held_out_loss_before"]
     assert report["fidelity_after_recovery"]["value"] >= report["fidelity_before_recovery"]["value"]
     assert variant.name.endswith("lowrankr")
 

@@ -70,6 +70,25 @@ def _type_name(annotation: Any) -> tuple[str, tuple[Any, ...] | None, bool]:
     return names.get(annotation, "str"), None, optional
 
 
+def auto_or_number(setting: Any, name: str, low: float, high: float, *, low_open: bool = False,
+                   example: str = "0.5") -> float | None:
+    """A setting that is "auto" (None: the plugin chooses) or a number in ``low..high`` (``(low, high]`` with
+    ``low_open``); anything else is a one-line SettingsError naming the setting."""
+    text = str(setting).strip().lower()
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}: {setting!r} is neither auto nor a number",
+                            fix=f"write auto, or a number such as {example}") from None
+    inside = (low < value if low_open else low <= value) and value <= high
+    if not inside:
+        bounds = f"({low}, {high}]" if low_open else f"{low}..{high}"
+        raise SettingsError(f"{name}: {value} is outside {bounds}", fix=f"use auto or a value in {bounds}")
+    return value
+
+
 def settings_schema(settings_cls: type) -> list[dict[str, Any]]:
     """One entry per field: name, type, default, label, help, min, max, choices, optional."""
     hints = typing.get_type_hints(settings_cls)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from studio.model import ModelHandle, Task
-from studio.plugin_api import Kind, SettingsError, option
+from studio.plugin_api import Kind, SettingsError, auto_or_number, option
 from studio.tasks import TaskContext
 
 JUDGING_FRAMES = 256  # the judging side is read up to this many frames (the bundled media give 27)
@@ -56,18 +56,8 @@ def _exits(setting: str, blocks: int) -> list[int]:
 
 
 def fixed_threshold(setting: str) -> float | None:
-    """The threshold the user fixed, or None for auto."""
-    text = str(setting).strip().lower()
-    if text == "auto":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise SettingsError(f"threshold: {setting!r} is neither auto nor a probability",
-                            fix="write auto, or a probability such as 0.8") from None
-    if not 0.0 < value <= 1.0:
-        raise SettingsError(f"threshold: {value} is not a probability in (0, 1]", fix="e.g. 0.8, or auto")
-    return value
+    """The threshold the user fixed (a probability), or None for auto."""
+    return auto_or_number(setting, "threshold", 0.0, 1.0, low_open=True, example="0.8")
 
 
 class ClassifierExit:

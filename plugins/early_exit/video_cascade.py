@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.model import ModelHandle, Task
-from studio.plugin_api import Kind, SettingsError, option
+from studio.plugin_api import Kind, SettingsError, auto_or_number, option
 from studio.sources import take_frames
 from studio.tasks import TaskContext
 
@@ -70,8 +70,8 @@ class VideoCascade:
         if settings.low_imgsz % stride:
             raise SettingsError(f"{self.id}: low_imgsz {settings.low_imgsz} is not a multiple of the stride "
                                 f"{stride}", fix=f"use {settings.low_imgsz // stride * stride or stride}")
-        escalate = _number(settings.escalate_below, "escalate_below", 0.0, 2.0)
-        reuse = _number(settings.reuse_below, "reuse_below", 0.0, 255.0)
+        escalate = auto_or_number(settings.escalate_below, "escalate_below", 0.0, 2.0)
+        reuse = auto_or_number(settings.reuse_below, "reuse_below", 0.0, 255.0)
         video = settings.evaluation_video or _bundled()
         frames = take_frames(video, settings.evaluation_frames)
         choice: dict[str, Any] = {}
@@ -90,20 +90,6 @@ def _bundled() -> Path:
     from studio.media import bundled_video
 
     return bundled_video("bikes.mp4")
-
-
-def _number(setting: str, name: str, low: float, high: float) -> float | None:
-    text = str(setting).strip().lower()
-    if text == "auto":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise SettingsError(f"{name}: {setting!r} is neither auto nor a number",
-                            fix="write auto, or a number such as 0.5") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name}: {value} is outside {low}..{high}", fix=f"use auto or a value in {low}..{high}")
-    return value
 
 
 def _choose(model, frames, settings, escalate, reuse, ctx) -> tuple[float, float, dict[str, Any], list]:

@@ -83,3 +83,14 @@ def test_settings_from_a_newer_version_are_refused():
     plugin = default_registry().get("quantize.static_int8")
     with pytest.raises(SettingsError, match="not readable"):
         settings_from_dict(plugin, {}, plugin.settings_version + 1)
+
+
+def test_auto_or_number_settings_refuse_in_one_line():
+    from studio.plugin_api import SettingsError, auto_or_number
+
+    assert auto_or_number(" Auto ", "threshold", 0.0, 1.0) is None
+    assert auto_or_number("0.8", "threshold", 0.0, 1.0, low_open=True) == 0.8
+    assert auto_or_number(0.0, "reuse_below", 0.0, 255.0) == 0.0  # closed range: the bound is allowed
+    for value, match in (("0", r"outside \(0.0, 1.0\]"), ("often", "neither auto nor a number"), ("1.5", "outside")):
+        with pytest.raises(SettingsError, match=match):
+            auto_or_number(value, "threshold", 0.0, 1.0, low_open=True)

@@ -12,14 +12,13 @@ read a frame without labels as "nothing here" and teach the model to miss what i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from studio.evaluate.labelled import yolo_labels
+from studio.evaluate.labelled import coco_index, yolo_labels
 from studio.model import ModelHandle
 from studio.runtime.preprocess import prepare
 from studio.sources import VIDEO_SUFFIXES, read_image
@@ -50,25 +49,11 @@ def yolo_label_file(image: Path) -> Path | None:
 
 
 def _coco_index(root: Path, names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """File name → (boxes, classes) from the first COCO .json in ``root`` or ``root/annotations``."""
+    """Image file name → (boxes, classes) from the first COCO .json in ``root`` or ``root/annotations``."""
     found = sorted(root.glob("*.json")) + sorted((root / "annotations").glob("*.json"))
     if not found:
         return {}
-    data = json.loads(found[0].read_text())
-    by_name = {name: index for index, name in enumerate(names)}
-    category = {c["id"]: by_name.get(c["name"]) for c in data.get("categories", [])}
-    rows: dict[int, list[tuple[list[float], int]]] = {}
-    for ann in data.get("annotations", []):
-        cls = category.get(ann.get("category_id"))
-        if cls is not None and not ann.get("iscrowd", 0):
-            x, y, w, h = ann["bbox"]
-            rows.setdefault(ann["image_id"], []).append(([x, y, x + w, y + h], cls))
-    index = {}
-    for image in data.get("images", []):
-        entries = rows.get(image["id"], [])
-        index[Path(image["file_name"]).name] = (np.asarray([e[0] for e in entries], np.float32).reshape(-1, 4),
-                                                np.asarray([e[1] for e in entries], np.int64))
-    return index
+    return {Path(name).name: labels for name, labels in coco_index(found[0], names).items()}
 
 
 def training_labels(frames: Any, names: tuple[str, ...], limit: int, ctx: Any = None

@@ -55,25 +55,33 @@ def load_yolo_folder(folder: Path) -> list[LabelledImage]:
     return items
 
 
-def load_coco_folder(folder: Path, annotation: Path, label_names: tuple[str, ...]) -> list[LabelledImage]:
-    """COCO categories are matched to the model's classes by name (COCO ids are not contiguous)."""
+def coco_index(annotation: Path, label_names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each image's ``file_name`` (in the json's order) → (boxes xyxy pixels, classes). COCO categories are
+    matched to the model's classes by name (COCO ids are not contiguous); crowd boxes are left out."""
     data = json.loads(annotation.read_text())
     by_name = {name: index for index, name in enumerate(label_names)}
     category = {c["id"]: by_name.get(c["name"]) for c in data.get("categories", [])}
     per_image: dict[int, list[tuple[list[float], int]]] = {}
     for ann in data.get("annotations", []):
-        cls = category.get(ann["category_id"])
+        cls = category.get(ann.get("category_id"))
         if cls is not None and not ann.get("iscrowd", 0):
             x, y, w, h = ann["bbox"]
             per_image.setdefault(ann["image_id"], []).append(([x, y, x + w, y + h], cls))
-    items = []
+    index = {}
     for image in data.get("images", []):
-        path = folder / image["file_name"]
-        if not path.exists():
-            path = folder / "images" / image["file_name"]
         entries = per_image.get(image["id"], [])
-        boxes = np.asarray([e[0] for e in entries], np.float32).reshape(-1, 4)
-        items.append(LabelledImage(path, boxes, np.asarray([e[1] for e in entries], np.int64)))
+        index[image["file_name"]] = (np.asarray([e[0] for e in entries], np.float32).reshape(-1, 4),
+                                     np.asarray([e[1] for e in entries], np.int64))
+    return index
+
+
+def load_coco_folder(folder: Path, annotation: Path, label_names: tuple[str, ...]) -> list[LabelledImage]:
+    items = []
+    for name, (boxes, classes) in coco_index(annotation, label_names).items():
+        path = folder / name
+        if not path.exists():
+            path = folder / "images" / name
+        items.append(LabelledImage(path, boxes, classes))
     return items
 
 

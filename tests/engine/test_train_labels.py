@@ -71,3 +71,26 @@ def test_a_class_the_model_does_not_have_is_not_trained(tmp_path):
         label.write_text("7 0.5 0.5 0.2 0.2\n")
     items, info = training_labels(FrameSet.open(root), ("a", "b"), 1000)
     assert items and info["boxes"] == 0 and all(isinstance(i, LabelledFrame) for i in items)
+
+
+def test_a_coco_json_labels_the_training_side_by_category_name(tmp_path):
+    import json
+    import shutil
+
+    yolo = _dataset(tmp_path / "yolo", 10)
+    root = tmp_path / "coco"
+    shutil.copytree(yolo / "images", root / "images")
+    images, annotations = [], []
+    for number, image in enumerate(sorted((root / "images").iterdir())):
+        cx, cy, w, h = (float(v) for v in (yolo / "labels" / f"{image.stem}.txt").read_text().split()[1:])
+        images.append({"id": number, "file_name": image.name})
+        annotations.append({"id": number, "image_id": number, "category_id": 9, "iscrowd": 0,
+                            "bbox": [(cx - w / 2) * 320, (cy - h / 2) * 240, w * 320, h * 240]})
+    (root / "annotations.json").write_text(json.dumps(
+        {"images": images, "annotations": annotations, "categories": [{"id": 9, "name": "box"}]}))
+    frames = FrameSet.open(root)
+    items, info = training_labels(frames, ("other", "box"), 1000)
+    assert info["format"] == "COCO json" and {i.path for i in items} == {s.path for s in frames.calibration}
+    assert all(item.classes.tolist() == [1] for item in items)  # matched by name, not by COCO id
+    bright = np.argwhere(items[0].image.mean(axis=2) > 128)
+    assert np.allclose(items[0].boxes[0], [*bright.min(axis=0)[::-1], *(bright.max(axis=0) + 1)[::-1]], atol=1)

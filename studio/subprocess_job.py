@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,6 @@ def _kill(process: subprocess.Popen) -> None:
 
 def run_cli_json(args: list[str], ctx: TaskContext, *, out_dir: Path | None = None) -> dict[str, Any]:
     """``deploy-studio ARGS --json`` in a child process; its report, or its one-line error as StudioError."""
-    import tempfile
-
     # "Stop and keep best" reaches the child as a file it watches (ctx.request_stop → the file appears).
     stop_dir = tempfile.TemporaryDirectory(prefix="deploy-studio-stop-")
     stop_file = Path(stop_dir.name) / "stop"

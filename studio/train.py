@@ -39,7 +39,7 @@ class TrainPlan:
     minutes: float = 0.0  # 0: no time limit
     lr: float = 1e-4
     optimizer: str = "adamw"  # or "sgd" (momentum 0.9, Nesterov)
-    warmup: float = 0.05  # share of the steps with a linearly rising learning rate
+    warmup: float = 0.05  # share of the run (steps, or the time budget) with a linearly rising learning rate
     batch: int = 8
     batchnorm: str = "train"  # "train": statistics follow the batches; "frozen": running statistics kept
     ema: float = 0.0  # decay of the averaged weights that are judged and kept (0: off)
@@ -72,14 +72,18 @@ def set_batchnorm(module: Any, mode: str) -> None:
                 layer.train()
 
 
-def _schedule(plan: TrainPlan, steps: int) -> Callable[[int], float]:
-    warm = max(1, round(plan.warmup * steps))
+def _schedule(plan: TrainPlan) -> Callable[[float], float]:
+    """The learning-rate factor at a run's progress (0 → 1): linear warm-up over ``plan.warmup`` of the
+    run, then cosine decay to 1 %. Progress is steps done over planned steps or, under a time budget,
+    time spent over the budget if that is further on — so a run cut by its minutes still ends on a
+    decayed learning rate instead of stopping mid-warm-up or at full rate."""
+    warm = min(max(plan.warmup, 0.0), 0.99)
 
-    def factor(step: int) -> float:
-        if step < warm:
-            return 0.1 + 0.9 * step / warm
-        progress = (step - warm) / max(1, steps - warm)
-        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    def factor(progress: float) -> float:
+        progress = min(max(progress, 0.0), 1.0)
+        if progress < warm:
+            return 0.1 + 0.9 * progress / warm
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * (progress - warm) / (1.0 - warm)))
 
     return factor
 
@@ -189,7 +193,6 @@ class _Stepper:
     """One optimiser step at a time: schedule, clipping, mixed precision and EMA kept out of the loop."""
 
     def __init__(self, student: Any, plan: TrainPlan, device: Any, trainable: Trainable | None):
-        import torch
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
         for param in student.parameters():
@@ -199,15 +202,18 @@ class _Stepper:
             param.requires_grad_(True)
         self.plan, self.device = plan, device
         self.optimiser = _optimiser(plan, self.params)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimiser, _schedule(plan, plan.steps))
+        self.factor = _schedule(plan)
         self.averaged = (AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(plan.ema), use_buffers=True)
                          if plan.ema else None)
         self.autocast, self.scaler, self.precision = _autocast(device)
 
     def __call__(self, student: Any, teacher: Any, batch: Any, forward: Forward, criterion: Criterion,
-                 task_loss: TaskLoss | None) -> tuple[float, float | None]:
-        """(total loss, the task loss part or None) of one step."""
+                 task_loss: TaskLoss | None, progress: float) -> tuple[float, float | None]:
+        """(total loss, the task loss part or None) of one step taken at ``progress`` (0 → 1) of the run."""
         import torch
+
+        for group in self.optimiser.param_groups:
+            group["lr"] = self.plan.lr * self.factor(progress)
 
         if isinstance(batch, dict):
             batch = {k: v.to(self.device.torch, non_blocking=True) if hasattr(v, "to") else v
@@ -233,7 +239,6 @@ class _Stepper:
             self.scaler.update()
         else:
             self.optimiser.step()
-        self.scheduler.step()
         if self.averaged is not None:
             self.averaged.update_parameters(student)
         return float(loss.detach()), (float(own.detach()) if own is not None else None)
@@ -242,12 +247,11 @@ class _Stepper:
         return self.averaged.module if self.averaged is not None else student
 
     def state(self) -> dict[str, Any]:
-        return {"optimiser": self.optimiser.state_dict(), "scheduler": self.scheduler.state_dict(),
+        return {"optimiser": self.optimiser.state_dict(),
                 "averaged": self.averaged.state_dict() if self.averaged is not None else None}
 
     def load(self, state: dict[str, Any]) -> None:
         self.optimiser.load_state_dict(state["optimiser"])
-        self.scheduler.load_state_dict(state["scheduler"])
         if self.averaged is not None and state["averaged"] is not None:
             self.averaged.load_state_dict(state["averaged"])
 
@@ -263,6 +267,7 @@ class _Run:
         self.losses: list[float] = []
         self.task_losses: list[float] = []
         self.step, self.resumed_from = 0, 0
+        self.elapsed = 0.0  # seconds of training before this process (a resumed run), for a time budget
         self.judged_on = judged_on
 
     def go(self, batches: Any, held_out: Any) -> dict[str, Any]:
@@ -291,23 +296,26 @@ class _Run:
 
     def _loop(self, stream: Any) -> str:
         plan, ctx = self.plan, self.ctx
-        deadline, started, first = time.perf_counter() + plan.minutes * 60, time.perf_counter(), self.step
+        budget, started, first = plan.minutes * 60, time.perf_counter(), self.step
         stale = 0
         for step, batch in enumerate(stream, start=first + 1):
             self.step = step
-            eta = _eta(started, step - 1 - first, plan.steps - step + 1)
+            spent = self.elapsed + time.perf_counter() - started
+            progress = max((step - 1) / plan.steps, spent / budget if budget > 0 else 0.0)
+            eta = _eta(started, step - 1 - first, plan.steps - step + 1, budget - spent if budget > 0 else None)
             ctx.progress((step - 1) / plan.steps,
                          f"recovery step {step}/{plan.steps}, held-out fidelity {self.best.value:.3f}{eta}")
-            loss, own = self.stepper(self.student, self.teacher, batch, self.forward, self.criterion, self.task_loss)
+            loss, own = self.stepper(self.student, self.teacher, batch, self.forward, self.criterion, self.task_loss,
+                                     progress)
             self.losses.append(loss)
             if own is not None:
                 self.task_losses.append(own)
             ctx.metric(kind="train", step=step, steps=plan.steps, loss=round(loss, 6))
-            timed_out = plan.minutes > 0 and time.perf_counter() > deadline
+            timed_out = budget > 0 and self.elapsed + time.perf_counter() - started > budget
             stop = ctx.stop_requested
             if step % plan.eval_every == 0 or step >= plan.steps or timed_out or stop:
                 stale = 0 if self._evaluate(step) else stale + 1
-                self._save_checkpoint()
+                self._save_checkpoint(self.elapsed + time.perf_counter() - started)
                 if stop:
                     return "stopped by the user (best weights kept)"
                 if plan.target is not None and self.best.value >= plan.target:
@@ -323,7 +331,9 @@ class _Run:
     def _evaluate(self, step: int) -> bool:
         judged = self.stepper.judged_module(self.student)
         value = _judged(judged, self.judge, self.plan.batchnorm)
-        self.curve.append({"step": step, "fidelity": round(value, 4), "loss": round(self.losses[-1], 6)})
+        lr = self.stepper.optimiser.param_groups[0]["lr"]  # the rate of the step just taken
+        self.curve.append({"step": step, "fidelity": round(value, 4), "loss": round(self.losses[-1], 6),
+                           "lr": float(f"{lr:.4g}")})
         better = self.best.offer(judged, value, step)
         self.ctx.metric(kind="train", step=step, steps=self.plan.steps, fidelity=round(value, 4),
                         best=round(self.best.value, 4))
@@ -340,12 +350,12 @@ class _Run:
     def _shapes(self) -> dict[str, list[int]]:
         return {k: list(v.shape) for k, v in self.student.state_dict().items()}
 
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self, elapsed: float) -> None:
         if self.resume is None:
             return
         import torch
 
-        state = {"plan": asdict(self.plan), "shapes": self._shapes(), "step": self.step,
+        state = {"plan": asdict(self.plan), "shapes": self._shapes(), "step": self.step, "elapsed": elapsed,
                  "student": _cpu_state(self.student), "stepper": self.stepper.state(), "losses": self.losses,
                  "task_losses": self.task_losses, "curve": self.curve,
                  "best": {"value": self.best.value, "step": self.best.step, "state": self.best.state}}
@@ -368,6 +378,7 @@ class _Run:
         self.student.load_state_dict(state["student"])
         self.stepper.load(state["stepper"])
         self.step = self.resumed_from = int(state["step"])
+        self.elapsed = float(state.get("elapsed", 0.0))
         self.losses, self.task_losses, self.curve = state["losses"], state["task_losses"], state["curve"]
         self.best.value, self.best.step, self.best.state = (state["best"]["value"], state["best"]["step"],
                                                             state["best"]["state"])
@@ -397,8 +408,11 @@ class _Run:
         return report
 
 
-def _eta(started: float, done: int, left: int) -> str:
+def _eta(started: float, done: int, left: int, time_left: float | None = None) -> str:
+    """The time left at the pace so far, or what remains of a time budget if that ends first."""
     if done <= 0:
         return ""
     seconds = (time.perf_counter() - started) / done * left
+    if time_left is not None:
+        seconds = max(0.0, min(seconds, time_left))
     return f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"

@@ -198,3 +198,39 @@ def test_training_uses_every_core_even_after_a_one_thread_measurement():
     finally:
         torch.set_num_threads(before)
     assert report["device"]["name"].endswith(f"{len(os.sched_getaffinity(0))} threads)")
+
+
+class _Endless:
+    """As many random batches as asked for, made on demand (a time budget, not the steps, ends the run)."""
+
+    def __len__(self) -> int:
+        return 10**9
+
+    def __getitem__(self, index: int):
+        return torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(index))
+
+
+def test_a_time_budget_schedules_the_learning_rate_over_the_minutes_not_the_planned_steps():
+    # Planned steps far beyond what the budget allows: the warm-up and the cosine decay follow the clock,
+    # so the run reaches its full rate and ends decayed. (Scheduled on steps, it would still be warming
+    # up — at a tenth of its rate — when the minutes ran out.)
+    teacher, student = _pair()
+    plan = TrainPlan(steps=10**9, minutes=0.03, lr=1e-2, eval_every=5, patience=10**6, warmup=0.2)
+    _, held_out, forward, criterion, judge = _setup(teacher, 1)
+    report = train(student, teacher, batches=_Endless(), held_out=held_out, forward=forward, criterion=criterion,
+                   judge=judge, plan=plan, ctx=TaskContext())
+    rates = [point["lr"] for point in report["fidelity_curve"][1:]]
+    assert report["stopped"] == "budget (minutes)" and len(rates) >= 4
+    assert max(rates) > 0.8 * plan.lr  # warmed up within the budget
+    assert rates[-1] < 0.1 * plan.lr  # and decayed by its end
+    assert rates.index(max(rates)) < len(rates) - 1
+
+
+def test_a_step_budget_warms_up_and_decays_over_the_planned_steps():
+    teacher, student = _pair()
+    report = _train(teacher, student, TrainPlan(steps=100, lr=1e-2, eval_every=10, patience=100, warmup=0.1))
+    rates = {point["step"]: point["lr"] for point in report["fidelity_curve"][1:]}
+    assert rates[10] == pytest.approx(0.91e-2, rel=0.01)  # step 10 is taken at progress 0.09 of a 0.1 warm-up
+    assert rates[100] < 0.011 * 1e-2  # cosine down to 1 % of the rate at the last step
+    after_warmup = [rate for step, rate in rates.items() if step >= 20]
+    assert after_warmup == sorted(after_warmup, reverse=True) and after_warmup[0] > 0.95e-2

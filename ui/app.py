@@ -41,8 +41,7 @@ def main(model: str | None = None, source: str | None = None, smoke: bool = Fals
 
     window = MainWindow()
     if source:
-        window.source_spec = source
-        window._fill_sources()
+        window.use_source(source)
     window.show()
     shown = time.perf_counter() - STARTED
     window.show_status(f"Window shown {shown:.2f} s after launch; loading {model or DEMO_MODEL}…")
@@ -54,6 +53,7 @@ def main(model: str | None = None, source: str | None = None, smoke: bool = Fals
         start(window, model, DEMO_MODEL)
 
     QTimer.singleShot(0, after_show)
+    checks = []  # the smoke check (and its timer) is held here as long as the app runs
     if smoke or smoke_export:
         from pathlib import Path
 
@@ -61,7 +61,7 @@ def main(model: str | None = None, source: str | None = None, smoke: bool = Fals
 
         from ui.smoke import Smoke
 
-        window._smoke = Smoke(app, window, export_dir=Path(smoke_export) if smoke_export else None)
+        checks.append(Smoke(app, window, export_dir=Path(smoke_export) if smoke_export else None))
     code = app.exec()
     window.settings.sync()
     leave_past_native_workers(code)

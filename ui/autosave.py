@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from studio.lm.variants import is_language_model
 from studio.session import Session
 from studio.workspace import mark_clean_exit, save_workspace, unclean_workspace
 
@@ -35,20 +34,17 @@ def start(window: Any, model: str | None, demo: str) -> None:
         return
     manifest, source = crashed["session"], crashed.get("source")
     if isinstance(source, str) and source:
-        window.source_spec = source
-        window._fill_sources()
+        window.use_source(source)
+    missing: list[str] = []
 
-    def load(ctx) -> tuple[Session, list, list[str]]:
+    def load(ctx) -> Session:
         since = crashed.get("saved_epoch")
-        session, missing = Session.restore(manifest, ctx.sub(0.0, 0.8),
-                                           published_since=since if isinstance(since, (int, float)) else None)
-        if is_language_model(session.baseline):
-            return session, [], missing
-        return session, window._make_lanes(session, ["base"], ctx), missing
+        session, gone = Session.restore(manifest, ctx.sub(0.0, 0.8),
+                                        published_since=since if isinstance(since, (int, float)) else None)
+        missing.extend(gone)
+        return session
 
-    def loaded(result) -> None:
-        session, lanes, missing = result
-        window._model_opened(manifest["spec"], session, lanes)
+    def restored(session: Session) -> None:
         count = len(session.variants) - 1
         text = (f"Restored the workspace of a session that did not close cleanly (saved {crashed.get('saved_at')}): "
                 f"{session.baseline.display_name} with {count} variant(s).")
@@ -56,5 +52,5 @@ def start(window: Any, model: str | None, demo: str) -> None:
             text += f" {len(missing)} variant folder(s) were gone: {', '.join(missing)}."
         window.show_status(text)
 
-    window._start_job("restoring the last workspace", load, loaded,
-                      failure_title="Cannot restore the workspace of the last session")
+    window.open_session(manifest["spec"], "restoring the last workspace", load, then=restored,
+                        failure_title="Cannot restore the workspace of the last session")

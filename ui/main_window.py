@@ -278,27 +278,44 @@ class MainWindow(QMainWindow):
             return False
         spec = str(spec)
 
-        def load(ctx) -> tuple[Session, list[Lane]] | NeedsTrust:
+        def load(ctx) -> Session | NeedsTrust:
             ctx.progress(0.05, f"loading {Path(spec).name}")
             try:
-                session = Session.open(spec)
+                return Session.open(spec)
             except NeedsTrustError as exc:  # the user decides, in a question rather than an error box
                 return NeedsTrust(spec, str(exc))
+
+        self.open_session(spec, f"opening {Path(spec).name}", load, failure_title="Cannot open the model")
+        return True
+
+    def open_session(self, spec: str, title: str, load, *, failure_title: str, then=None) -> Job | None:
+        """Run ``load(ctx) -> Session`` as the window's job, then show the session (the preview of its base
+        model too) and call ``then(session)``. ``load`` may return ``NeedsTrust``: the question is asked."""
+
+        def work(ctx) -> tuple[Session, list[Lane]] | NeedsTrust:
+            session = load(ctx)
+            if isinstance(session, NeedsTrust):
+                return session
             if is_language_model(session.baseline):
                 return session, []  # no frames to preview: the language views load their runtime on first use
             ctx.progress(0.6, "creating the inference session")
-            lanes = self._make_lanes(session, ["base"], ctx)
-            return session, lanes
+            return session, self._make_lanes(session, ["base"], ctx)
 
         def loaded(result) -> None:
             if isinstance(result, NeedsTrust):
-                self.show_status(f"{Path(spec).name} needs your trust to load: answer the question.")
+                self.show_status(f"{Path(result.spec).name} needs your trust to load: answer the question.")
                 ask_trust(self, result, self.open_model)
-            else:
-                self._model_opened(spec, *result)
+                return
+            self._model_opened(spec, *result)
+            if then is not None:
+                then(result[0])
 
-        self._start_job(f"opening {Path(spec).name}", load, loaded, failure_title="Cannot open the model")
-        return True
+        return self._start_job(title, work, loaded, failure_title=failure_title)
+
+    def use_source(self, spec: str) -> None:
+        """Preview ``spec`` from now on, for this run only (the command line's or a restored workspace's)."""
+        self.source_spec = str(spec)
+        self._fill_sources()
 
     def _model_opened(self, spec: str, session: Session, lanes: list[Lane]) -> None:
         self.session = session

@@ -13,6 +13,10 @@ is killed at once (studio.subprocess_job); work in this process stops at its nex
 and if that check does not come in time (a native call that runs for seconds), the job is abandoned —
 reported cancelled, its thread left to unwind in the background with its result discarded, so the
 user has the window back.
+
+``JobRunner`` holds one widget's jobs (the window's, a language view's, the optimize panel's checks):
+start with done / error / cancelled callbacks, the current job's progress, cancel, and the shutdown of
+every job still running, its own and those of the runners it adopted, when the window closes.
 """
 
 from __future__ import annotations
@@ -128,9 +132,101 @@ class Job(QObject):
         self._emit(self.finished)
 
 
-def cancel_and_wait(jobs: list[Job], timeout: float) -> None:
-    """Cancel every job, then give each up to ``timeout`` seconds to unwind (closing a view or window)."""
-    for job in jobs:
-        job.cancel()
+class JobRunner(QObject):
+    """The jobs of one widget (after Orange's ``ConcurrentWidgetMixin``): start, progress, cancel, done, error
+    and, when the window closes, the shutdown of every job it and the runners it adopted still run.
+
+    ``current`` is the newest job ``start`` began: kept after it ends, so its title, result and error stay
+    readable, until the next ``start`` or ``forget``. ``running`` is that job's ``Job.running`` (False as soon
+    as the job ended, before its signals reach the GUI thread); ``busy`` stays True until its ``finished``
+    reached the GUI thread (a view's buttons follow that). ``side`` jobs run beside it and never become
+    current. With ``latest_only``, what a job no longer current produces or fails with is dropped: a result
+    for a target or a session that has since been replaced.
+    """
+
+    started = Signal(object)  # the new current job, just before its thread starts
+    progress = Signal(float, str)  # the current job's
+    ended = Signal(object)  # the current job, once its ``finished`` reached the GUI thread
+
+    def __init__(self, parent: QObject | None = None, *, latest_only: bool = False):
+        super().__init__(parent)
+        self.latest_only = latest_only
+        self.current: Job | None = None
+        self.busy = False
+        self._jobs: list[Job] = []  # every job whose ``finished`` has not arrived, a cancelled one included
+        self._adopted: list[JobRunner] = []
+
+    @property
+    def running(self) -> bool:
+        return self.current is not None and self.current.running
+
+    def start(self, title: str, fn: Callable[[TaskContext], Any], *, done: Callable[[Any], Any] | None = None,
+              error: Callable[[str], Any] | None = None, cancelled: Callable[[], Any] | None = None,
+              finished: Callable[[], Any] | None = None) -> Job:
+        """Run ``fn(ctx)`` as the current job; the callbacks run on the GUI thread."""
+        job = self._job(title, fn, done, error, cancelled, finished)
+        self.current, self.busy = job, True
+        job.progress.connect(lambda fraction, text: job is self.current and self.progress.emit(fraction, text))
+        self.started.emit(job)
+        return job.start()
+
+    def side(self, title: str, fn: Callable[[TaskContext], Any], *, done: Callable[[Any], Any] | None = None,
+             error: Callable[[str], Any] | None = None) -> Job:
+        """Short work beside the current job (never current, never dropped); waited for on shutdown too."""
+        return self._job(title, fn, done, error, None, None, side=True).start()
+
+    def _job(self, title, fn, done, error, cancelled, finished, side: bool = False) -> Job:
+        job = Job(title, fn, self)
+
+        def wanted() -> bool:
+            return side or not self.latest_only or job is self.current
+
+        if done is not None:
+            job.succeeded.connect(lambda result: wanted() and done(result))
+        if error is not None:
+            job.failed.connect(lambda message: wanted() and error(message))
+        if cancelled is not None:
+            job.cancelled.connect(lambda: wanted() and cancelled())
+        job.finished.connect(lambda: self._finished(job, finished))
+        self._jobs.append(job)
+        return job
+
+    def _finished(self, job: Job, then: Callable[[], Any] | None) -> None:
+        if job in self._jobs:
+            self._jobs.remove(job)
+        if job is self.current and self.busy:
+            self.busy = False
+            self.ended.emit(job)
+        if then is not None:
+            then()
+
+    def cancel(self) -> bool:
+        """Cancel the current job if it runs (see ``Job.cancel``); whether there was one to cancel."""
+        if self.running:
+            self.current.cancel()
+            return True
+        return False
+
+    def forget(self) -> None:
+        """The current job is no longer current: it unwinds in the background (waited for on shutdown)."""
+        self.current, self.busy = None, False
+
+    def adopt(self, other: JobRunner) -> None:
+        """``other``'s jobs (a view's, a panel's) are shut down with this runner's."""
+        self._adopted.append(other)
+
+    def cancel_all(self) -> list[Job]:
+        """Cancel every unfinished job of this runner and the runners it adopted; those jobs, to be waited for."""
+        jobs = list(self._jobs)
+        for job in jobs:
+            job.cancel()
+        return jobs + [job for other in self._adopted for job in other.cancel_all()]
+
+    def shutdown(self, timeout: float) -> None:
+        """Cancel everything, then give each job up to ``timeout`` seconds to unwind (closing a window)."""
+        wait_all(self.cancel_all(), timeout)
+
+
+def wait_all(jobs: list[Job], timeout: float) -> None:
     for job in jobs:
         job.wait(timeout)

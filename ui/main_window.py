@@ -45,7 +45,7 @@ from ui.export_dialog import ExportChoice, ExportDialog, choice_fits, run_export
 from ui.frame_view import FrameView
 from ui.frames_setting import FramesSetting
 from ui.gui_gc import collect_on_gui_thread
-from ui.jobs import Job
+from ui.jobs import Job, JobRunner, wait_all
 from ui.model_panel import ModelPanel
 from ui.prompt_view import PromptView
 from ui.similarity_view import SimilarityView
@@ -84,8 +84,10 @@ class MainWindow(QMainWindow):
         self.session: Session | None = None
         self.preview: LivePreview | None = None
         self.lane_keys: list[str] = []
-        self.job: Job | None = None
-        self.side_jobs: list[Job] = []
+        self.jobs = JobRunner(self)  # the window's jobs; the optimize panel's and the language views' join it
+        self.jobs.started.connect(self._job_started)
+        self.jobs.progress.connect(self._job_progress)
+        self.jobs.ended.connect(self._job_finished)
         self.last_export: ExportChoice | None = None
         self.source_spec = str(self.settings.value("source", "") or bundled_video("bikes.mp4"))
         self.registry = None
@@ -210,6 +212,7 @@ class MainWindow(QMainWindow):
 
         self.registry = default_registry()
         self.optimize_panel = OptimizePanel(self.registry)
+        self.jobs.adopt(self.optimize_panel.jobs)
         self.optimize_panel.run_requested.connect(self.run_plugin)
         self.optimize_panel.job_started.connect(self.training.watch)
         self.variants_panel = VariantsPanel()
@@ -273,7 +276,7 @@ class MainWindow(QMainWindow):
 
     def open_model(self, spec: str | Path) -> bool:
         """Load ``spec`` in the background; the previous model stays until the new one is ready."""
-        if self.job is not None and self.job.running:
+        if self.jobs.running:
             self.show_status(f"Busy with {self.job.title}: cancel it or wait, then open the model again.")
             return False
         spec = str(spec)
@@ -325,7 +328,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Deploy Studio — {session.baseline.display_name}")
         self.model_panel.show_model(session.baseline)
         session.frames = self.frames_setting.load_for(session.baseline.provenance.sha256)
-        self._side_job("counting layers", lambda ctx: _layer_table(session.baseline), self.model_panel.show_layers)
+        self.jobs.side("counting layers", lambda ctx: _layer_table(session.baseline), done=self.model_panel.show_layers,
+                       error=lambda message: self.show_status(f"counting layers: {message}"))
         language = self._language_view(session.baseline.task) if is_language_model(session.baseline) else None
         if language is not None:
             self.stop_preview()
@@ -420,6 +424,7 @@ class MainWindow(QMainWindow):
             view = PromptView() if task == Task.GENERATE else SimilarityView()
             view.status.connect(self.show_status)
             view.failed.connect(self._job_failed)
+            self.jobs.adopt(view.jobs)
             self.central.addWidget(view)
             if isinstance(view, PromptView):
                 self.chart_stack.addWidget(view.charts)
@@ -475,8 +480,9 @@ class MainWindow(QMainWindow):
             language.choose(a=keys[0], b=keys[1] if len(keys) > 1 else None)
             return
         session = self.session
-        self._side_job("preparing the preview", lambda ctx: self._make_lanes(session, keys, ctx),
-                       lambda lanes: self._start_preview(keys, lanes))
+        self.jobs.side("preparing the preview", lambda ctx: self._make_lanes(session, keys, ctx),
+                       done=lambda lanes: self._start_preview(keys, lanes),
+                       error=lambda message: self.show_status(f"preparing the preview: {message}"))
 
     def _preview_as_b(self, key: str) -> None:
         language = self._active_language_view()
@@ -597,33 +603,26 @@ class MainWindow(QMainWindow):
                         lambda report: self._exported(choice, report), failure_title="Export failed")
 
     # -- jobs and status -------------------------------------------------------------------------
+    @property
+    def job(self) -> Job | None:
+        """The window's newest job (opening a model, a plugin run, an export): kept after it ended."""
+        return self.jobs.current
+
     def _start_job(self, title: str, fn, on_success, failure_title: str = "Failed") -> Job | None:
-        if self.job is not None and self.job.running:
+        if self.jobs.running:
             self.show_status(f"Busy with {self.job.title}: cancel it or wait.")
             return None
-        job = Job(title, fn, self)
-        job.progress.connect(self._job_progress)
-        job.succeeded.connect(on_success)
-        job.failed.connect(lambda message: self._job_failed(failure_title, message))
-        job.cancelled.connect(lambda: self.show_status(f"Cancelled {title}; nothing was kept."))
-        job.finished.connect(self._job_finished)
-        self.job = job
+        return self.jobs.start(title, fn, done=on_success,
+                               error=lambda message: self._job_failed(failure_title, message),
+                               cancelled=lambda: self.show_status(f"Cancelled {title}; nothing was kept."))
+
+    def _job_started(self, job: Job) -> None:
         self.job_progress.setValue(0)
         self.job_progress.show()
         self.cancel_button.show()
         if self.optimize_panel is not None:
             self.optimize_panel.set_busy(True, job)  # its Cancel / Stop and keep best act on this job
-        self.show_status(f"{title}…")
-        return job.start()
-
-    def _side_job(self, title: str, fn, on_success) -> Job:
-        """Short background work that does not block other jobs (layer counting, preview sessions)."""
-        job = Job(title, fn, self)
-        job.succeeded.connect(on_success)
-        job.failed.connect(lambda message: self.show_status(f"{title}: {message}"))
-        job.finished.connect(lambda: self.side_jobs.remove(job) if job in self.side_jobs else None)
-        self.side_jobs.append(job)
-        return job.start()
+        self.show_status(f"{job.title}…")
 
     def _job_progress(self, fraction: float, text: str) -> None:
         self.job_progress.setValue(int(fraction * 1000))
@@ -638,16 +637,16 @@ class MainWindow(QMainWindow):
         box.setObjectName("job_error")
         box.open()  # not exec(): the event loop (and the preview) keeps running
 
-    def _job_finished(self) -> None:
+    def _job_finished(self, _job: Job) -> None:
         self.job_progress.hide()
         self.cancel_button.hide()
         if self.optimize_panel is not None:
             self.optimize_panel.set_busy(False)
 
     def cancel_job(self) -> None:
-        if self.job is not None and self.job.running:
+        if self.jobs.running:
             self.show_status(f"cancelling {self.job.title}…")
-            self.job.cancel()
+            self.jobs.cancel()
 
     def show_status(self, text: str) -> None:
         self.status_text.setText(text)
@@ -701,15 +700,9 @@ class MainWindow(QMainWindow):
         self.chart_timer.stop()
         preview = self.preview
         self.stop_preview()
-        checks = self.optimize_panel.check_job if self.optimize_panel is not None else None
-        running = [job for job in [self.job, *self.side_jobs, checks] if job is not None and job.running]
-        for job in running:
-            job.cancel()
-        for view in self.language_views.values():
-            view.shutdown(timeout=3.0)  # a generation stops at its next token
+        running = self.jobs.cancel_all()  # the window's, the optimize panel's and the language views' jobs
         if preview is not None:
             preview.stop(timeout=2.0)  # shutdown joins with a timeout; threads are daemons past it
-        for job in running:
-            job.wait(timeout=3.0)  # jobs check cancel between steps; a native call may outlast this
+        wait_all(running, timeout=3.0)  # jobs check cancel between steps (a generation at its next token)
         closed_cleanly()
         super().closeEvent(event)

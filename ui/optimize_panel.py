@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from studio.model import ModelHandle
 from studio.plugin_api import Kind
 from studio.torch_lock import TORCH_MODULE_LOCK
-from ui.jobs import Job
+from ui.jobs import Job, JobRunner
 from ui.settings_form import SettingsForm
 from ui.training_devices import DeviceProbe, describe, resolve
 
@@ -107,7 +107,7 @@ class OptimizePanel(QWidget):
             scroll.setWidget(page)
             self.toolbox.addItem(scroll, title)
         layout.addWidget(self.toolbox, 1)
-        self.check_job: Job | None = None
+        self.jobs = JobRunner(self, latest_only=True)  # the plugin checks: an answer for an old target is dropped
         self.job: Job | None = None
         self.busy = False
         self.reasons: dict[str, list[str]] = {}
@@ -166,15 +166,10 @@ class OptimizePanel(QWidget):
                     results[plugin.id] = [f"check failed: {type(exc).__name__}: {exc}"]
             return results
 
-        if self.check_job is not None:
-            self.check_job.cancel()
-        job = Job("check plugins", check_all, self)
-        job.succeeded.connect(self._show_reasons)
-        self.check_job = job.start()
+        self.jobs.cancel()
+        self.jobs.start("check plugins", check_all, done=self._show_reasons)
 
     def _show_reasons(self, results: dict[str, list[str]]) -> None:
-        if self.sender() is not self.check_job:
-            return  # an answer for a variant that is no longer the target
         self.reasons = results
         for plugin_id, box in self.boxes.items():
             box.set_reasons(results.get(plugin_id, []), self.busy)

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from studio.lm.generate import Generation, GenerationSettings
 from studio.session import Session, Variant
 from ui.generation_charts import GenerationCharts, decoding_text
-from ui.jobs import Job, cancel_and_wait
+from ui.jobs import Job, JobRunner
 from ui.variant_choice import SIDES, THREADS, choose_pair, refresh_pair, variant_row
 
 POLL_MS = 33  # ≤ 30 Hz: the newest text is pulled from the stream, never one signal per token
@@ -133,8 +133,7 @@ class PromptView(QWidget):
         self.session: Session | None = None
         self.charts = GenerationCharts()
         self._generators: dict[str, Any] = {}  # one loaded runtime per variant key, made in the worker
-        self._job: Job | None = None  # the current generation; None once its ``finished`` arrived
-        self._jobs: list[Job] = []  # every job not finished yet, a stopped one included (waited for on close)
+        self.jobs = JobRunner(self, latest_only=True)  # the generations; a replaced session's results are dropped
         self._run: Run | None = None
         self._runs = 0
         self._held: str | None = None
@@ -195,7 +194,7 @@ class PromptView(QWidget):
         """Show ``session``'s variants; a different session drops the loaded runtimes and the charts."""
         if session is not self.session:
             self.stop()
-            self._job = None  # it unwinds at its next token; its results belong to the old session
+            self.jobs.forget()  # it unwinds at its next token; its results belong to the old session
             self.poll_timer.stop()
             self.session = session
             self._generators = {}  # a worker still holding the old dict keeps it; nothing is shared
@@ -243,7 +242,7 @@ class PromptView(QWidget):
     @property
     def busy(self) -> bool:
         # Not ``Job.running``: the thread is still alive when its queued ``finished`` reaches the GUI.
-        return self._job is not None
+        return self.jobs.busy
 
     def generate(self) -> Job | None:
         if self.session is None:
@@ -289,20 +288,17 @@ class PromptView(QWidget):
                 result = generator.generate(prompt, replace(settings), on_text)
                 stream.update(side, text=result.text, state="done", result=result)
 
-        job = Job(f"generating ({', '.join(run.keys)})", work, self)
-        job.failed.connect(lambda message, run=run: self._failed(run, message))
-        job.cancelled.connect(lambda run=run: self._stopped(run))
-        job.finished.connect(lambda job=job, run=run: self._finished(job, run))
-        self._jobs.append(job)
-        self._job = job.start()
+        job = self.jobs.start(f"generating ({', '.join(run.keys)})", work,
+                              error=lambda message: self._failed(run, message),
+                              cancelled=lambda: self._stopped(run), finished=lambda: self._finished(run))
         self.poll_timer.start()
         self._sync_buttons()
         self.status.emit(f"Generating {settings.max_new_tokens} tokens at most, {decoding_text(settings)}…")
         return job
 
     def stop(self) -> None:
-        if self._job is not None:
-            self._job.cancel()  # takes effect at the next token (the prompt's prefill is not interruptible)
+        if self.jobs.busy:
+            self.jobs.current.cancel()  # takes effect at the next token (the prompt's prefill is not interruptible)
             self.status.emit("Stopping the generation…")
 
     def hold(self, reason: str | None) -> None:
@@ -311,10 +307,6 @@ class PromptView(QWidget):
         if reason:
             self.stop()
         self._sync_buttons()
-
-    def shutdown(self, timeout: float) -> None:
-        self.poll_timer.stop()
-        cancel_and_wait(self._jobs, timeout)
 
     def _sync_buttons(self) -> None:
         self.generate_button.setEnabled(self.session is not None and not self.busy and not self._held)
@@ -362,13 +354,9 @@ class PromptView(QWidget):
                         if texts[side] else "stopped before it started")
             self.status.emit("Generation stopped.")
 
-    def _finished(self, job: Job, run: Run) -> None:
-        if job in self._jobs:
-            self._jobs.remove(job)
-        if job is self._job:
-            self._job = None
+    def _finished(self, run: Run) -> None:
+        if run is self._run:  # the current generation ended (a replaced session's run is not shown)
             self.poll_timer.stop()
-        if run is self._run:
             self._poll()
             results = run.stream.snapshot()[3]
             if all(results):

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.session import Session, Variant
-from ui.jobs import Job, cancel_and_wait
+from ui.jobs import Job, JobRunner
 from ui.variant_choice import SIDES, THREADS, choose_pair, refresh_pair, variant_row
 
 # Two pairs that mean nearly the same thing in different words, and one sentence unlike the others:
@@ -93,8 +93,7 @@ class SimilarityView(QWidget):
         super().__init__(parent)
         self.session: Session | None = None
         self._encoders: dict[str, Any] = {}  # one loaded encoder per variant key, made (and warmed) in the worker
-        self._job: Job | None = None  # None once its ``finished`` reached the GUI
-        self._jobs: list[Job] = []
+        self.jobs = JobRunner(self, latest_only=True)  # the encodings; a replaced session's results are dropped
         self._held: str | None = None
         self._newest: str | None = None
         self.embeddings: list[Embedding] = []  # the last Embed's result per side
@@ -135,7 +134,7 @@ class SimilarityView(QWidget):
     def set_session(self, session: Session) -> None:
         if session is not self.session:
             self.stop()
-            self._job = None  # its result belongs to the old session and is dropped
+            self.jobs.forget()  # its result belongs to the old session and is dropped
             self.session, self._encoders, self._newest, self.embeddings = session, {}, None, []
             for table in self.tables:
                 table.setRowCount(0)
@@ -159,7 +158,7 @@ class SimilarityView(QWidget):
     # -- embed -----------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self._job is not None
+        return self.jobs.busy
 
     def embed(self) -> Job | None:
         refusal = ("Open an embedding model first." if self.session is None else
@@ -195,41 +194,26 @@ class SimilarityView(QWidget):
                 out.append(Embedding(key, label, cosine_matrix(vectors), elapsed, int(vectors.shape[1]), runtime))
             return out
 
-        job = Job(f"embedding ({', '.join(keys)})", work, self)
-        job.succeeded.connect(lambda result, job=job, s=sentences: self._show(job, result, s))
-        job.failed.connect(lambda message, job=job: job is self._job and self.failed.emit("Embedding failed", message))
-        job.finished.connect(lambda job=job: self._finished(job))
-        self._jobs.append(job)
-        self._job = job.start()
+        job = self.jobs.start(f"embedding ({', '.join(keys)})", work, done=lambda result: self._show(result, sentences),
+                              error=lambda message: self.failed.emit("Embedding failed", message),
+                              finished=self._sync_buttons)
         self._sync_buttons()
         self.status.emit(f"Embedding {len(sentences)} sentences…")
         return job
 
     def stop(self) -> None:
-        if self._job is not None:
-            self._job.cancel()  # takes effect between variants: one encode call is not interruptible
+        if self.jobs.busy:
+            self.jobs.current.cancel()  # takes effect between variants: one encode call is not interruptible
 
     def hold(self, reason: str | None) -> None:
         """Pause embedding while ``reason`` (a latency measurement) runs, so the two never share the cores."""
         self._held = reason
         self._sync_buttons()
 
-    def shutdown(self, timeout: float) -> None:
-        cancel_and_wait(self._jobs, timeout)
-
     def _sync_buttons(self) -> None:
         self.embed_button.setEnabled(self.session is not None and not self.busy and not self._held)
 
-    def _finished(self, job: Job) -> None:
-        if job in self._jobs:
-            self._jobs.remove(job)
-        if job is self._job:
-            self._job = None
-        self._sync_buttons()
-
-    def _show(self, job: Job, embeddings: list[Embedding], sentences: list[str]) -> None:
-        if job is not self._job:
-            return  # a result for a session that has been replaced
+    def _show(self, embeddings: list[Embedding], sentences: list[str]) -> None:
         self.embeddings = embeddings
         lines = []
         for side, item in enumerate(embeddings):

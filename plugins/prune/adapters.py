@@ -127,13 +127,18 @@ def distillation_outputs(module: Any, inputs: Any, handle: ModelHandle) -> list[
 
 
 def _ultralytics_outputs(module: Any, inputs: Any) -> list[Any] | dict[str, Any]:
-    """Raw head outputs plus the first convolution of every head branch (``head_features``).
+    """Raw head outputs plus the first convolution of every head branch (``head_features``); a classifier's logits.
 
     The head is never pruned, so its first convolutions have the same channels in student and
     teacher: matching them gives dense, per-pixel supervision on every frame, where the outputs
     alone say little on frames without detections.
     """
+    from ultralytics.nn.modules import Classify
+
     head = module.model[-1]
+    if isinstance(head, Classify):  # (probabilities, logits) in eval mode: the logits, as other classifiers give
+        output = module(inputs)
+        return [output[1] if isinstance(output, (list, tuple)) else output]
     taps = [branch[0] for name in ("cv2", "cv3") for branch in getattr(head, name, [])]
     captured: list[Any] = []
     hooks = [tap.register_forward_hook(lambda _m, _args, out: captured.append(out)) for tap in taps]

@@ -75,8 +75,9 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, plan: Any, sourc
             resume_key: tuple | None = None) -> dict[str, Any]:
     """Recalibrate BatchNorm, then train ``student`` in place (``studio.train``); it keeps its best weights.
 
-    With ``labels`` and a labelled dataset as the model's frames, the model's own task loss is mixed in
-    (on the labelled training frames only). ``resume_key`` names the job so that a killed run resumes.
+    With ``labels`` and a labelled dataset as the model's frames (class folders for a classifier, boxes for
+    a detector), the model's own task loss is mixed in (on the labelled training frames only). ``resume_key``
+    names the job so that a killed run resumes.
     """
     from plugins.prune.adapters import distillation_outputs
     from plugins.prune.distill_loss import loss_for
@@ -104,10 +105,10 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, plan: Any, sourc
 def _batches(frames: list, handle: ModelHandle, student: Any, size: tuple[int, int], plan: Any, source: Path | None,
              labels: bool, ctx: TaskContext) -> tuple[Any, Any, dict[str, Any]]:
     """(training batches, the task loss or None, what was labelled): labelled batches when the model's
-    frames are a labelled dataset and the model has a task loss here, else the unlabelled frames."""
+    frames are a labelled dataset (class folders for a classifier, boxes for a detector) and the model has
+    a task loss here, else the unlabelled frames."""
     from plugins.prune.task_loss import task_loss_for
     from studio.train_data import Batches
-    from studio.train_labels import LabelledBatches, training_labels
 
     plain = Batches(frames, handle, size, plan.batch, plan.seed, plan.steps)
     if not labels:
@@ -118,11 +119,26 @@ def _batches(frames: list, handle: ModelHandle, student: Any, size: tuple[int, i
     if task_loss is None or not own:
         return plain, None, {"used": False, "note": how if task_loss is None else "the training frames are not "
                              "the model's frames (labels are read from the model's frames only)"}
+    labelled, info, missing = _labelled_batches(model_frames, handle, size, plan, ctx)
+    if labelled is None:
+        return plain, None, {"used": False, **info, "note": missing}
+    return labelled, task_loss, {"used": True, **info, "loss": how}
+
+
+def _labelled_batches(model_frames: Any, handle: ModelHandle, size: tuple[int, int], plan: Any,
+                      ctx: TaskContext) -> tuple[Any, dict[str, Any], str]:
+    """(labelled batches or None, what was found, why there are none): only the training side is read."""
+    if handle.task.value == "classify":
+        from studio.train_class_labels import ClassBatches, class_training_labels
+
+        items, info = class_training_labels(model_frames, tuple(handle.labels), ctx)
+        batches = ClassBatches(items, handle, size, plan.batch, plan.seed, plan.steps) if items else None
+        return batches, info, "no training-side folder is named after a class of the model"
+    from studio.train_labels import LabelledBatches, training_labels
+
     items, info = training_labels(model_frames, tuple(handle.labels), TRAINING_FRAMES, ctx)
-    if not items:
-        return plain, None, {"used": False, **info, "note": "no label files on the training side"}
-    return (LabelledBatches(items, handle, size, plan.batch, plan.seed, plan.steps), task_loss,
-            {"used": True, **info, "loss": how})
+    batches = LabelledBatches(items, handle, size, plan.batch, plan.seed, plan.steps) if items else None
+    return batches, info, "no label files on the training side"
 
 
 def recover(model: ModelHandle, module: Any, settings: Any, plugin_id: str, ctx: TaskContext, *, steps: int,

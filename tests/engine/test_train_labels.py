@@ -94,3 +94,62 @@ def test_a_coco_json_labels_the_training_side_by_category_name(tmp_path):
     assert all(item.classes.tolist() == [1] for item in items)  # matched by name, not by COCO id
     bright = np.argwhere(items[0].image.mean(axis=2) > 128)
     assert np.allclose(items[0].boxes[0], [*bright.min(axis=0)[::-1], *(bright.max(axis=0) + 1)[::-1]], atol=1)
+
+
+def _class_folders(root, folders, per_folder=4):
+    """``root/<split>/<folder>/*.png`` (split ``train`` unless the folder is given as ``split/folder``):
+    synthetic frames, class by class a different grey level."""
+    for level, folder in enumerate(folders):
+        where = root / folder if "/" in folder else root / "train" / folder
+        where.mkdir(parents=True)
+        for index in range(per_folder):
+            cv2.imwrite(str(where / f"f{index}.png"), np.full((96, 128, 3), 40 * level, np.uint8))
+    return root
+
+
+def test_class_folders_match_imagenet_names_synonyms_and_synsets_case_and_underscores_aside():
+    from studio.imagenet import imagenet_labels
+    from studio.train_class_labels import ClassNames
+
+    names = ClassNames(imagenet_labels())
+    assert names.imagenet
+    assert names.match("tench") == names.match("TENCH") == names.match("n01440764") == 0
+    assert names.match("Great_White_Shark") == names.match("man-eater") == names.match("white shark") == 2
+    assert names.match("Tiger  shark") == 3
+    assert names.match("crane") == "ambiguous"  # a bird and a machine: ImageNet names both "crane"
+    assert names.match("not a class") is None
+    own = ClassNames(("great white shark", "cat"))  # not an ImageNet model: its own names only
+    assert not own.imagenet and own.match("GREAT_WHITE_SHARK") == 0 and own.match("man-eater") is None
+
+
+def test_class_folders_label_only_the_training_side_and_unknown_folders_are_dropped(tmp_path):
+    from studio.train_class_labels import class_training_labels
+
+    root = _class_folders(tmp_path / "set", ["cat", "Dog", "val/hot_dog", "zebra"], per_folder=8)
+    cv2.imwrite(str(root / "loose.png"), np.zeros((32, 32, 3), np.uint8))  # in no class folder: unlabelled
+    frames = FrameSet.open(root)
+    items, info = class_training_labels(frames, ("cat", "dog", "hot dog"))
+    judging = {span.path for span in frames.judging}
+    training = {span.path for span in frames.calibration}
+    expected = {p: {"cat": 0, "Dog": 1, "hot_dog": 2}[p.parent.name] for p in training if p.parent.name != "zebra"
+                and p.parent != root}
+    assert {item.path: item.label for item in items} == expected and not judging & {item.path for item in items}
+    assert info["dropped_folders"] == 1 and info["dropped_names"] == ["zebra"] and info["classes"] == 3
+    assert info["dropped_images"] == len(training) - len(expected) > 0
+
+
+def test_class_batches_keep_each_frames_label_through_crops_and_flips(tmp_path, effnet_handle):
+    from studio.train_class_labels import ClassBatches, class_training_labels
+
+    frames = FrameSet.open(_class_folders(tmp_path / "set", ["black", "white"], per_folder=6))
+    for path in (tmp_path / "set" / "train" / "white").iterdir():
+        cv2.imwrite(str(path), np.full((96, 128, 3), 255, np.uint8))
+    items, _ = class_training_labels(frames, ("black", "white"))
+    assert {item.label for item in items} == {0, 1}
+    batches = ClassBatches(items, effnet_handle, (224, 224), 8, seed=1, count=5)
+    for index in range(5):
+        batch = batches[index]
+        assert batch["img"].shape == (8, 3, 224, 224) and batch["cls"].dtype.is_floating_point is False
+        brightness = batch["img"].mean(dim=(1, 2, 3))  # (x - 127) / 128: black ≈ -1, white ≈ +1 after ±20 %
+        assert ((brightness > 0).long() == batch["cls"]).all()
+    assert batches[3]["cls"].tolist() == ClassBatches(items, effnet_handle, (224, 224), 8, 1, 5)[3]["cls"].tolist()

@@ -42,5 +42,6 @@ class RecoverySettings:
         help="cwd: channel-wise distillation of the maps entering the detection head; mse: variance-scaled "
              "MSE of the same maps; off: outputs only")
     recovery_labels: bool = option(True, label="Use labels when the model's frames have them",
-                                   help="A YOLO folder, data.yaml or COCO json as the model's frames: the "
+                                   help="A YOLO folder, data.yaml or COCO json (detectors), or class folders "
+                                        "ROOT/<split>/<class>/*.jpg (classifiers) as the model's frames: the "
                                         "model's own loss on the labelled training frames is mixed in")

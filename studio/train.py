@@ -77,7 +77,10 @@ def _schedule(plan: TrainPlan) -> Callable[[float], float]:
     run, then cosine decay to 1 %. Progress is steps done over planned steps or, under a time budget,
     time spent over the budget if that is further on — so a run cut by its minutes still ends on a
     decayed learning rate instead of stopping mid-warm-up or at full rate."""
-    warm = min(max(plan.warmup, 0.0), 0.99)
+    if plan.minutes > 0:
+        warm = min(max(plan.warmup, 0.0), 0.99)
+    else:  # whole steps, as a step-budgeted run always warmed up (at least one step)
+        warm = min(max(1, round(plan.warmup * plan.steps)) / plan.steps, 0.99)
 
     def factor(progress: float) -> float:
         progress = min(max(progress, 0.0), 1.0)

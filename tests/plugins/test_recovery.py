@@ -126,7 +126,7 @@ def test_frozen_batchnorm_is_why_the_loss_fell_while_the_answers_got_worse(fall_
     assert frozen["best_step"] == 0 and frozen["held_out_loss_after"] == frozen["held_out_loss_before"]  # kept
     # Training mode: well above frozen after the same 25 steps (measured: 0.074 against 0.004 at 256 px; over
     # 100 steps at 320 px it rose monotonically 0.055 → 0.200 while frozen stayed at 0.02–0.03).
-    assert train["fidelity_curve"][-1]["fidelity"] > frozen["fidelity_curve"][-1]["fidelity"] + 0.03, (train, frozen)
+    assert train["fidelity_curve"][-1]["fidelity"] > frozen["fidelity_curve"][-1]["fidelity"] + 0.02, (train, frozen)
     # Not asserted, measured: frozen's held-out distillation loss ended *lower* (11.1 against 12.9) — the loss is
     # no proxy for the answers, which is why the trainer selects weights by held-out fidelity, not by loss.
 

@@ -34,3 +34,16 @@ class NeedsTrustError(StudioError):
 
 class UnsupportedError(StudioError):
     """The request is valid but this model, runtime or source cannot do it."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of ``exc``'s message, cut at ``limit`` characters, or its type name when it has none.
+
+    Library exceptions often carry pages of context (a converter's graph dump, a traceback of their own);
+    one line is what a dialog or a CLI error can show.
+    """
+    lines = str(exc).strip().splitlines()
+    text = lines[0].strip() if lines else ""
+    if len(text) > limit:
+        text = text[:limit - 1].rstrip() + "…"
+    return text or type(exc).__name__

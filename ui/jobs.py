@@ -29,7 +29,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from studio.errors import StudioError
+from studio.errors import StudioError, first_line
+from studio.logs import log_unexpected
 from studio.tasks import Cancelled, TaskContext
 
 PROGRESS_INTERVAL_S = 0.1
@@ -118,8 +119,9 @@ class Job(QObject):
         except StudioError as exc:
             outcome = (self.failed, str(exc))
         except Exception as exc:  # a bug in a plugin or converter: reported, the window stays up
-            first = (str(exc).splitlines() or [""])[0][:300]
-            outcome = (self.failed, f"{self.title} failed: {type(exc).__name__}: {first}")
+            log = log_unexpected(f"job {self.title!r} failed", exc)
+            outcome = (self.failed, f"{self.title} failed: {type(exc).__name__}: {first_line(exc, 300)} "
+                                    f"(the traceback is in {log})")
         else:
             outcome = (self.succeeded, result) if not self.ctx.cancel_event.is_set() else (self.cancelled,)
         if not self._claim_end():

@@ -1,5 +1,6 @@
 """Cancel answers at once: a job stuck in a call that never checks for cancellation is abandoned —
-reported cancelled, its late result discarded — and a job that checks stops by itself."""
+reported cancelled, its late result discarded — and a job that checks stops by itself. A job that crashes
+is one line in the window and a traceback in the studio's log."""
 
 from __future__ import annotations
 
@@ -42,3 +43,19 @@ def test_a_job_that_checks_stops_by_itself_and_ends_once(qtbot):
     qtbot.wait(int(ABANDON_AFTER_S * 1000) + 300)  # the abandon timer fires after the job ended: no second end
     assert ends == ["finished"] and not job.running
 
+
+
+def test_a_job_that_crashes_reports_one_line_and_logs_its_traceback(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPLOY_STUDIO_CACHE", str(tmp_path))
+
+    def buggy_plugin_call(ctx):
+        return {}["missing key"]
+
+    job = Job("Export demo", buggy_plugin_call)
+    with qtbot.waitSignal(job.failed, timeout=5000) as failure:
+        job.start()
+    message = failure.args[0]
+    log = tmp_path / "logs" / "studio.log"
+    assert "\n" not in message and message.startswith("Export demo failed: KeyError")
+    assert str(log) in message  # the dialog names where the traceback went
+    assert "buggy_plugin_call" in log.read_text()

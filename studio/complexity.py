@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from studio.errors import first_line
 from studio.model import ModelHandle
 from studio.torch_lock import TORCH_MODULE_LOCK
 
@@ -29,7 +30,7 @@ def torch_gflops(module: Any, input_shape: tuple[int, ...]) -> tuple[float | Non
             with torch.inference_mode(), FlopCounterMode(display=False) as counter:
                 probe(torch.zeros(*input_shape))
     except Exception as exc:  # a model that cannot run on zeros still loads; the count is just unknown
-        return None, f"unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        return None, f"unavailable: {type(exc).__name__}: {first_line(exc, 120)}"
     shape = "×".join(str(d) for d in input_shape)
     return counter.get_total_flops() / 1e9, f"torch.utils.flop_counter, input {shape}, FLOPs = 2×MACs"
 
@@ -162,7 +163,7 @@ def onnx_gflops(path: Path, inputs: Any, hw: tuple[int, int] | None = None,
     try:
         graph = onnx_profile(path, shapes)
     except Exception as exc:  # onnx-tool does not know every operator, or the graph needs another size
-        detail = f": {str(exc).splitlines()[0][:120]}" if str(exc).strip() else ""
+        detail = f": {first_line(exc, 120)}" if str(exc).strip() else ""
         return None, f"unavailable at {shapes.describe()}: onnx-tool: {type(exc).__name__}{detail}"
     return 2 * node_macs(graph) / 1e9, f"onnx-tool profile at {shapes.describe()}, FLOPs = 2×MACs (all ops)"
 

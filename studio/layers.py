@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from studio.errors import first_line
 from studio.model import ModelHandle, Task
 from studio.torch_lock import TORCH_MODULE_LOCK
 
@@ -99,7 +100,7 @@ def layer_table(handle: ModelHandle) -> dict[str, Any]:
         if handle.onnx_path is not None:
             return _with_rest(onnx_layers(handle))
     except Exception as exc:  # a model that cannot run on zeros still loads; its table is just unknown
-        first = (str(exc).splitlines() or [""])[0][:160]
+        first = first_line(exc, 160)
         return {"rows": [], "total_flops": 0, "method": f"unavailable: {type(exc).__name__}: {first}"}
     return {"rows": [], "total_flops": 0, "method": "unavailable: the model has neither PyTorch nor ONNX form"}
 

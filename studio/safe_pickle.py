@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from studio.errors import BadInputError, NeedsTrustError
+from studio.errors import BadInputError, NeedsTrustError, first_line
 
 # Network-module families whose classes may be rebuilt from a checkpoint. Only nn.Module subclasses
 # from these modules qualify: their unpickling sets attributes and never calls user code. studio.nets
@@ -75,7 +75,7 @@ def _unsafe_globals(path: Path) -> list[str]:
         return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
     except (RuntimeError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError) as exc:
         raise BadInputError(
-            f"not a readable PyTorch checkpoint ({_first_line(exc)})",
+            f"not a readable PyTorch checkpoint ({first_line(exc, 160)})",
             path=path,
             fix="give a file written by torch.save (Ultralytics .pt), or export the model to ONNX",
         ) from exc
@@ -86,12 +86,7 @@ def _refused_global(exc: BaseException) -> str:
     import re
 
     found = re.search(r"Unsupported (?:global|operand)[^\n]*", str(exc))
-    return found.group(0)[:160] if found else _first_line(exc)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]
+    return found.group(0)[:160] if found else first_line(exc, 160)
 
 
 def _is_zip_checkpoint(path: Path) -> bool:
@@ -123,7 +118,7 @@ def _load_trusted(path: Path) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False)
     except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        raise BadInputError(f"the checkpoint is damaged ({_first_line(exc)})", path=path,
+        raise BadInputError(f"the checkpoint is damaged ({first_line(exc, 160)})", path=path,
                             fix="re-save or re-download the file") from exc
 
 
@@ -151,7 +146,7 @@ def check_container(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise BadInputError(f"not a readable PyTorch checkpoint ({_first_line(exc)})", path=path,
+        raise BadInputError(f"not a readable PyTorch checkpoint ({first_line(exc, 160)})", path=path,
                             fix="re-save or re-download the file") from exc
     for member in members:
         if member.compress_type != zipfile.ZIP_STORED and (
@@ -193,7 +188,7 @@ def _load_allow_listed(path: Path) -> Any:
         raise NeedsTrustError(f"the checkpoint needs more than plain weights ({_refused_global(exc)})",
                               path=path, fix=TRUST_FIX) from exc
     except (RuntimeError, EOFError, ValueError) as exc:
-        raise BadInputError(f"the checkpoint is damaged ({_first_line(exc)})", path=path,
+        raise BadInputError(f"the checkpoint is damaged ({first_line(exc, 160)})", path=path,
                             fix="re-save or re-download the file") from exc
 
 
@@ -204,12 +199,12 @@ def _load_legacy(path: Path) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        message = _first_line(exc)
+        message = first_line(exc, 160)
         if "invalid load key" in message or "could not find MARK" in message:
             raise BadInputError("not a PyTorch checkpoint (no zip archive, no pickle)", path=path,
                                 fix="give a file written by torch.save, or an .onnx model") from exc
         raise NeedsTrustError(f"the file is a pickle that asks for more than weights ({_refused_global(exc)})",
                               path=path, fix=TRUST_FIX) from exc
     except Exception as exc:
-        raise BadInputError(f"not a readable PyTorch checkpoint ({type(exc).__name__}: {_first_line(exc)})",
+        raise BadInputError(f"not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line(exc, 160)})",
                             path=path, fix="give a file written by torch.save, or an .onnx model") from exc

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.child_python import module_command
-from studio.errors import StudioError, UnsupportedError
+from studio.errors import StudioError, UnsupportedError, first_line
 from studio.lm.generate import Generation, GenerationSettings, check_context, eos_ids, token_gaps_ms
 from studio.lm.hf_folder import hf_folder
 from studio.model import ModelHandle, Task, task_noun
@@ -130,7 +130,7 @@ def _check_loads(folder: Path, options: str) -> None:
     try:
         og.Model(str(folder))
     except RuntimeError as exc:
-        first = (str(exc).splitlines() or [""])[0][:200]
+        first = first_line(exc)
         raise StudioError(f"the onnxruntime-genai builder wrote a model onnxruntime refuses (options {options}): "
                           f"{first}", fix="build with other settings (another algorithm or block size)") from exc
 
@@ -148,7 +148,7 @@ class GenaiGenerator:
         try:
             self.model = og.Model(config)
         except RuntimeError as exc:  # a graph the builder wrote but onnxruntime refuses
-            first = (str(exc).splitlines() or [""])[0][:200]
+            first = first_line(exc)
             raise StudioError(f"onnxruntime-genai cannot load {folder.name}: {first}", path=folder,
                               fix="rebuild with other settings (another algorithm or block size)") from exc
         self.tokenizer = og.Tokenizer(self.model)

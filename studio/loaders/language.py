@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from studio.errors import BadInputError, NeedsTrustError, UnsupportedError
+from studio.errors import BadInputError, NeedsTrustError, UnsupportedError, first_line
 from studio.hashing import sha256_file
 from studio.model import ModelHandle, Provenance, Task, TensorSpec
 
@@ -166,7 +166,7 @@ def _load_causal(path: Path, weights: list[Path], trust: bool) -> ModelHandle:
 
 
 def _first_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
 def _load_encoder(path: Path, weights: list[Path], trust: bool) -> ModelHandle:
@@ -175,7 +175,7 @@ def _load_encoder(path: Path, weights: list[Path], trust: bool) -> ModelHandle:
     try:
         model = SentenceTransformer(str(path), device="cpu", local_files_only=True, trust_remote_code=trust)
     except Exception as exc:  # a folder sentence-transformers cannot assemble: say which and why
-        first = (str(exc).splitlines() or [""])[0][:200]
+        first = first_line(exc)
         raise BadInputError(f"cannot be loaded as a text encoder ({type(exc).__name__}: {first})", path=path,
                             fix="open a sentence-transformers folder or a causal language model folder") from exc
     transformer = model[0].auto_model
@@ -252,7 +252,7 @@ def _dequantised(path: Path) -> tuple[Any, Any]:
                                                      dtype=torch.float32)
     except (ValueError, KeyError, RuntimeError, IndexError, TypeError, EOFError, OSError, __import__("struct").error
             ) as exc:  # the reader walks a file from a stranger: any of these means "not a GGUF it can read"
-        first = (str(exc).splitlines() or [""])[0][:200]
+        first = first_line(exc)
         raise BadInputError(f"transformers cannot dequantise this GGUF ({first})", path=path,
                             fix="GGUF works for the architectures transformers reads (Llama, Mistral, Qwen2, Phi3, "
                                 "Gemma…); convert other models to a Hugging Face folder") from exc

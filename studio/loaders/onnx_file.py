@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.complexity import onnx_gflops, onnx_params, onnx_params_method
-from studio.errors import BadInputError
+from studio.errors import BadInputError, first_line
 from studio.hashing import sha256_file
 from studio.loaders.onnx_checks import check_onnx
 from studio.loaders.ultralytics_meta import parse_ultralytics_meta
@@ -23,7 +23,7 @@ def _read(path: Path) -> Any:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError) as exc:
-        raise BadInputError(f"not a valid ONNX file ({str(exc).splitlines()[0][:120] or type(exc).__name__})",
+        raise BadInputError(f"not a valid ONNX file ({first_line(exc, 120)})",
                             path=path, fix="re-export the model; the file may be truncated or not ONNX") from exc
     if not model.graph.node or not model.graph.input:
         raise BadInputError("the ONNX graph is empty (no nodes or no inputs)", path=path,

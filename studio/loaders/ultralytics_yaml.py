@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from studio.errors import BadInputError
+from studio.errors import BadInputError, first_line
 from studio.hashing import sha256_file
 from studio.loaders.ultralytics_common import handle_from_module
 from studio.loaders.ultralytics_support import check_head, check_task
@@ -37,7 +37,7 @@ def _build(path: Path, spec: str, display: str | None = None) -> ModelHandle:
     try:
         cfg = yaml_model_load(spec)
     except Exception as exc:
-        raise BadInputError(f"not a readable YAML file ({str(exc).splitlines()[0][:120]})", path=path,
+        raise BadInputError(f"not a readable YAML file ({first_line(exc, 120)})", path=path,
                             fix="give an Ultralytics model definition such as yolo11n.yaml") from exc
     if not isinstance(cfg, dict) or "backbone" not in cfg or "head" not in cfg:
         raise BadInputError("not an Ultralytics model definition (no 'backbone' and 'head')", path=path,
@@ -52,7 +52,7 @@ def _build(path: Path, spec: str, display: str | None = None) -> ModelHandle:
     try:
         module = model_class(cfg, verbose=False).float().eval()
     except Exception as exc:
-        raise BadInputError(f"Ultralytics cannot build this definition ({str(exc).splitlines()[0][:120]})",
+        raise BadInputError(f"Ultralytics cannot build this definition ({first_line(exc, 120)})",
                             path=path, fix="check the layer list against Ultralytics' own yaml files") from exc
     for param in module.parameters():
         param.requires_grad_(False)

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from studio.errors import BadInputError, UnsupportedError
+from studio.errors import BadInputError, UnsupportedError, first_line
 from studio.torch_lock import TORCH_MODULE_LOCK
 
 GRAPH_LEVELS = ("disable", "basic", "extended", "layout", "all")
@@ -66,7 +66,7 @@ class OrtBackend:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=[provider])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise BadInputError(f"onnxruntime cannot open this graph ({str(exc).splitlines()[0][:200]})", path=path,
+            raise BadInputError(f"onnxruntime cannot open this graph ({first_line(exc)})", path=path,
                                 fix="check the file with 'deploy-studio info', or re-export it") from exc
         self.path, self.threads, self.graph_level, self.provider = path, threads, graph_level, provider
         self.spin = spin

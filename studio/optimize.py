@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from studio.recipe import Recipe, apply_recipe, load_recipe, resolved_recipe, sa
 from studio.registry import default_registry
 from studio.sources import take_frames
 from studio.tasks import TaskContext
+from studio.timing import interleaved_ms
 
 OUTPUT_FILES = ("model.onnx", "model.pt", "model", "report.json", "recipe.toml",
                 *(f"segment_{i}.onnx" for i in range(8)))
@@ -69,15 +69,9 @@ def measure_pair(baseline: ModelHandle, variant: ModelHandle, *, threads: int, r
     frames = (ctx.frames.judging_frames(runs + 3, ctx)[0] if ctx.frames is not None
               else take_frames(bundled_video("bikes.mp4"), runs + 3))
     frames = (frames * (1 + (runs + 3) // max(len(frames), 1)))[:runs + 3]  # a short set is timed again
-    timings: list[list[float]] = [[], []]
-    for index, frame in enumerate(frames):
-        ctx.progress(index / len(frames), "measuring latency")
-        order = (0, 1) if index % 2 == 0 else (1, 0)
-        for which in order:
-            start = time.perf_counter()
-            predictors[which](frame)
-            if index >= 3:  # the first frames warm both sessions up
-                timings[which].append((time.perf_counter() - start) * 1e3)
+    # the first 3 frames warm both sessions up
+    timings = interleaved_ms(predictors, frames, warmup=3,
+                             on_input=lambda index: ctx.progress(index / len(frames), "measuring latency"))
     return summarize_ms(timings[0]), summarize_ms(timings[1])
 
 

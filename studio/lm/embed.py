@@ -6,6 +6,7 @@ import numpy as np
 
 from studio.errors import UnsupportedError
 from studio.model import ModelHandle, Task, task_noun
+from studio.vectors import unit_rows
 
 
 def embed(handle: ModelHandle, sentences: list[str], batch_size: int = 16) -> np.ndarray:
@@ -21,5 +22,5 @@ def embed(handle: ModelHandle, sentences: list[str], batch_size: int = 16) -> np
 
 
 def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    unit = unit_rows(vectors)
     return unit @ unit.T

@@ -20,6 +20,7 @@ import numpy as np
 from studio.errors import UnsupportedError
 from studio.model import ModelHandle, Task, task_noun
 from studio.paths import cache_dir
+from studio.vectors import unit_rows
 
 OPSET = 17
 PRECISIONS = ("fp32", "int8", "int4")
@@ -140,5 +141,5 @@ class OrtEncoder:
             mask = batch["attention_mask"][..., None].astype(np.float32)
             vectors = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
         if self.normalize:
-            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            vectors = unit_rows(vectors)
         return vectors.astype(np.float32)

@@ -10,7 +10,6 @@ fidelity is the mean cosine between the two models' embeddings, with retrieval a
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,8 @@ from studio.lm.runners import text_encoder, text_generator, token_logits
 from studio.metrics import summarize_ms
 from studio.model import ModelHandle, Task
 from studio.tasks import TaskContext
+from studio.timing import alternating, interleaved_ms
+from studio.vectors import row_cosines
 
 TIMING_PROMPTS = ("Write a short story about a robot who learns to paint.", "Explain how a bicycle works.")
 
@@ -46,7 +47,7 @@ def _generator_report(baseline: ModelHandle, variant: ModelHandle, *, threads: i
     for index, prompt in enumerate(TIMING_PROMPTS * (1 if quick else 2)):
         ctx.check_cancelled()
         ctx.progress(0.05 + 0.4 * index / (2 * len(TIMING_PROMPTS)), "timing generation")
-        for which in ((0, 1) if index % 2 == 0 else (1, 0)):  # alternate who goes first
+        for which in alternating(2, index):  # alternate who goes first
             runs[which].append(generators[which].generate(prompt, settings))
     ctx.progress(0.5, "FP32 reference tokens")
     pairs = reference_continuations(baseline, prompts, tokens)
@@ -97,18 +98,14 @@ def _encoder_report(baseline: ModelHandle, variant: ModelHandle, *, threads: int
                     ctx: TaskContext) -> dict[str, Any]:
     encoders = [text_encoder(h, threads) for h in (baseline, variant)]
     sentences = [q for q, _ in QUERIES] + list(DOCUMENTS)
-    times: list[list[float]] = [[], []]
-    for index in range(runs + 2):
+
+    def each_run(index: int) -> None:
         ctx.check_cancelled()
         ctx.progress(0.8 * index / (runs + 2), "timing the encoders")
-        for which in ((0, 1) if index % 2 == 0 else (1, 0)):
-            start = time.perf_counter()
-            encoders[which].encode(sentences)
-            if index >= 2:
-                times[which].append((time.perf_counter() - start) * 1e3)
-    vectors = [np.asarray(e.encode(sentences), np.float64) for e in encoders]
-    unit = [v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12) for v in vectors]
-    cosines = (unit[0] * unit[1]).sum(axis=1)
+
+    times = interleaved_ms([lambda batch, e=e: e.encode(batch) for e in encoders], [sentences] * (runs + 2),
+                           warmup=2, on_input=each_run)
+    cosines = row_cosines(*(np.asarray(e.encode(sentences), np.float64) for e in encoders))
     retrieval = retrieval_agreement(encoders[0].encode, encoders[1].encode)
     sides = [{"name": h.display_name, "runtime": e.runtime, "size_mb": round(h.size_bytes / 1e6, 3),
               "params": h.params, "latency_ms": summarize_ms(t)} for h, e, t in zip((baseline, variant), encoders,

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from studio.vectors import unit_rows
+
 TEXT_TOPICS = ("exceptions", "naming")
 TEXT_SOURCE = ("the Python Language Reference sections 'Exceptions' and 'Naming and binding' as shipped in the "
                "standard library's pydoc_data.topics (Python {version}, PSF licence)")
@@ -85,7 +87,7 @@ def perplexity(logits_of: Callable[[list[int]], np.ndarray], tokens: list[int], 
 def retrieval(encode: Callable[[list[str]], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(query × document cosine matrix, ranked document indices per query) for the fixed set."""
     vectors = np.asarray(encode([q for q, _ in QUERIES] + list(DOCUMENTS)), np.float64)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    vectors = unit_rows(vectors)
     scores = vectors[:len(QUERIES)] @ vectors[len(QUERIES):].T
     return scores, np.argsort(-scores, axis=1)
 

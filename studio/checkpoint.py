@@ -8,11 +8,10 @@ the network. Loading goes through the same allow-listed ``weights_only`` unpickl
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from studio.atomic import staged_file
 from studio.errors import BadInputError, UnsupportedError
 from studio.hashing import sha256_file
 from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
@@ -40,15 +39,8 @@ def save_checkpoint(handle: ModelHandle, path: Path, recipe: dict[str, Any] | No
     if meta["family"] == "ultralytics":
         payload["train_args"] = {k: v for k, v in dict(getattr(module, "args", {})).items()
                                  if isinstance(v, (str, int, float, bool, type(None)))}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with staged_file(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

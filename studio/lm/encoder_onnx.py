@@ -10,13 +10,12 @@ weight-only MatMulNBits quantizer (blocks of ``block_size`` input features share
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from studio.atomic import staged_file
 from studio.errors import UnsupportedError
 from studio.model import ModelHandle, Task, task_noun
 from studio.paths import cache_dir
@@ -49,9 +48,8 @@ def pipeline_settings(handle: ModelHandle) -> tuple[str, bool, int]:
 
 
 def _quantized(source: Path, target: Path, precision: str, block_size: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx")
-    os.close(fd)
-    try:
+    with staged_file(target, suffix=".onnx") as staged:
+        tmp = str(staged)
         if precision == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -64,10 +62,6 @@ def _quantized(source: Path, target: Path, precision: str, block_size: int) -> N
                                              is_symmetric=True, accuracy_level=4)
             quantizer.process()
             quantizer.model.save_model_to_file(tmp, use_external_data_format=False)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def encoder_onnx(handle: ModelHandle, precision: str = "fp32", block_size: int = 32) -> Path:
@@ -97,17 +91,10 @@ def encoder_onnx(handle: ModelHandle, precision: str = "fp32", block_size: int =
         def forward(self, *args):
             return self.inner(**dict(zip(names, args, strict=True))).last_hidden_state
 
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".onnx")
-    os.close(fd)
-    try:
-        with torch.inference_mode():
-            torch.onnx.export(Encoder(copy.deepcopy(transformer).eval()), tuple(example.values()), tmp,
-                              input_names=names, output_names=["last_hidden_state"], dynamic_axes=axes,
-                              opset_version=OPSET, dynamo=False)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with staged_file(target, suffix=".onnx") as tmp, torch.inference_mode():
+        torch.onnx.export(Encoder(copy.deepcopy(transformer).eval()), tuple(example.values()), str(tmp),
+                          input_names=names, output_names=["last_hidden_state"], dynamic_axes=axes,
+                          opset_version=OPSET, dynamo=False)
     return target
 
 

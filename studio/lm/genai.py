@@ -11,15 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from studio.atomic import publish, scratch_folder
 from studio.child_python import module_command
 from studio.errors import StudioError, UnsupportedError, first_line
 from studio.lm.generate import Generation, GenerationSettings, check_context, eos_ids, token_gaps_ms
@@ -52,14 +51,12 @@ def build(handle: ModelHandle, precision: str, ctx: TaskContext | None = None,
     ctx.progress(0.05, "writing a plain Hugging Face folder")
     source = hf_folder(handle)
     ctx.progress(0.2, f"onnxruntime-genai builder, {precision}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    command = module_command("onnxruntime_genai.models.builder", "-i", str(source), "-o",
-                             str(staging / "model"), "-p", precision, "-e", "cpu", "-c", str(staging / "cache"))
-    if extra:
-        command += ["--extra_options", *(f"{k}={v}" for k, v in extra.items())]
-    log = staging / "builder.log"
-    try:
+    with scratch_folder(target) as staging:
+        command = module_command("onnxruntime_genai.models.builder", "-i", str(source), "-o",
+                                 str(staging / "model"), "-p", precision, "-e", "cpu", "-c", str(staging / "cache"))
+        if extra:
+            command += ["--extra_options", *(f"{k}={v}" for k, v in extra.items())]
+        log = staging / "builder.log"
         with open(log, "w") as sink:
             process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -77,9 +74,7 @@ def build(handle: ModelHandle, precision: str, ctx: TaskContext | None = None,
         ctx.progress(0.9, "checking onnxruntime-genai loads the built model")
         # some option mixes write graphs onnxruntime refuses: never cache one of those
         _check_loads(staging / "model", json.dumps(extra or {}, sort_keys=True))
-        os.replace(staging / "model", target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        publish(staging / "model", target)
     ctx.progress(1.0, "built")
     return target
 
@@ -104,15 +99,12 @@ def build_gguf_int4(handle: ModelHandle, ctx: TaskContext | None = None) -> Path
                                fix="use the 'rtn' or 'k_quant' algorithm")
     base = build(handle, "int4", ctx, extra=GGUF_BASE)  # the graph (attention, KV cache) whose weights are replaced
     ctx.progress(0.92, "replacing the weights with the GGUF's own blocks")
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with scratch_folder(target) as staging:
         (staging / "model").mkdir()
         report = rewrite(base, staging / "model", Path(handle.provenance.path), handle.torch_module)
         (staging / "model" / "gguf_blocks.json").write_text(json.dumps(report, indent=2))
         _check_loads(staging / "model", json.dumps(GGUF_BLOCKS))
-        os.replace(staging / "model", target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        publish(staging / "model", target)
     ctx.progress(1.0, "built")
     return target
 

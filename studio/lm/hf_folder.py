@@ -9,11 +9,9 @@ the architecture is rebuilt from its config and given the dequantised FP32 weigh
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from studio.atomic import publish, scratch_folder
 from studio.errors import UnsupportedError
 from studio.model import ModelHandle
 from studio.paths import cache_dir
@@ -35,9 +33,7 @@ def hf_folder(handle: ModelHandle) -> Path:
     import torch
     from transformers import AutoModelForCausalLM
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with scratch_folder(target) as staging:
         config = handle.torch_module.config
         config.quantization_config = None
         rebuilt = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
@@ -48,7 +44,5 @@ def hf_folder(handle: ModelHandle) -> Path:
         data = json.loads(config_file.read_text())
         data.pop("quantization_config", None)  # the weights are FP32 now; converters must not see Q4_1
         config_file.write_text(json.dumps(data, indent=2))
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        publish(staging, target)
     return target

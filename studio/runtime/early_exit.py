@@ -58,12 +58,11 @@ def ensure_segments(handle) -> list[Path]:
     """ONNX files for each segment of an early-exit variant, exported once into the studio's cache."""
     import copy
     import hashlib
-    import os
-    import tempfile
     import warnings
 
     import torch
 
+    from studio.atomic import publish, scratch_folder
     from studio.paths import cache_dir
     from studio.torch_variant import state_hash
 
@@ -73,10 +72,8 @@ def ensure_segments(handle) -> list[Path]:
     paths = [folder / f"segment_{i}.onnx" for i in range(len(net.segments))]
     if all(p.exists() for p in paths):
         return paths
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".segments-"))
     x = torch.zeros(tuple(int(d) for d in handle.inputs[0].shape))
-    with torch.inference_mode(), warnings.catch_warnings():
+    with scratch_folder(folder) as staging, torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for index, segment in enumerate(net.segments):
             names = ["logits"] if segment.head is None else ["features", "logits"]
@@ -84,10 +81,6 @@ def ensure_segments(handle) -> list[Path]:
                               input_names=["x"], output_names=names, dynamo=False)
             if segment.head is not None:
                 x = segment(x)[0]
-    if folder.exists():
-        import shutil
-
-        shutil.rmtree(staging)
-    else:
-        os.replace(staging, folder)
+        if not folder.exists():  # else another job exported the same segments meanwhile: theirs stay
+            publish(staging, folder)
     return paths

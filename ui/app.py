@@ -41,7 +41,7 @@ def main(model: str | None = None, source: str | None = None, smoke: bool = Fals
 
     window = MainWindow()
     if source:
-        window.use_source(source)
+        window.state.set_source(source)
     window.show()
     shown = time.perf_counter() - STARTED
     window.show_status(f"Window shown {shown:.2f} s after launch; loading {model or DEMO_MODEL}…")

@@ -15,7 +15,7 @@ def autosave(window: Any) -> None:
     if window.session is None:
         return
     try:
-        save_workspace(window.session.manifest(), window.source_spec)
+        save_workspace(window.session.manifest(), window.state.source)
     except OSError as exc:
         window.show_status(f"The workspace could not be saved ({exc.strerror}); your variants are still on disk.")
 
@@ -34,7 +34,7 @@ def start(window: Any, model: str | None, demo: str) -> None:
         return
     manifest, source = crashed["session"], crashed.get("source")
     if isinstance(source, str) and source:
-        window.use_source(source)
+        window.state.set_source(source)
     missing: list[str] = []
 
     def load(ctx) -> Session:

@@ -174,6 +174,13 @@ class OptimizePanel(QWidget):
         for plugin_id, box in self.boxes.items():
             box.set_reasons(results.get(plugin_id, []), self.busy)
 
+    def follow(self, jobs: JobRunner) -> None:
+        """Show ``jobs``' current job here (the window's): its progress, with Cancel and Stop and keep best."""
+        jobs.adopt(self.jobs)  # the plugin checks are shut down with them
+        jobs.started.connect(lambda job: self.set_busy(True, job))
+        jobs.progress.connect(lambda fraction, text: self.busy and self.show_progress(fraction, text))
+        jobs.ended.connect(lambda _job: self.set_busy(False))
+
     def show_progress(self, fraction: float, text: str) -> None:
         self.progress.setValue(int(fraction * 1000))
         self.progress.setFormat(f"%p% — {text[:60]}" if text else "%p%")

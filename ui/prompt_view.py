@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -31,10 +31,11 @@ from PySide6.QtWidgets import (
 )
 
 from studio.lm.generate import Generation, GenerationSettings
-from studio.session import Session, Variant
+from studio.session import Session
 from ui.generation_charts import GenerationCharts, decoding_text
-from ui.jobs import Job, JobRunner
-from ui.variant_choice import SIDES, THREADS, choose_pair, refresh_pair, variant_row
+from ui.jobs import Job
+from ui.language_view import LanguageView
+from ui.variant_choice import SIDES, THREADS
 
 POLL_MS = 33  # ≤ 30 Hz: the newest text is pulled from the stream, never one signal per token
 FALLBACK_CONTEXT = 2048  # the longest request allowed when the model does not say its context length
@@ -122,22 +123,18 @@ class OutputPane(QWidget):
             bar.setValue(bar.maximum())
 
 
-class PromptView(QWidget):
+class PromptView(LanguageView):
     """Prompt box, Generate / Stop, settings, A/B of two variants and one output pane per side."""
 
-    status = Signal(str)
-    failed = Signal(str, str)  # title, one-line message
+    STOPPING = "Stopping the generation…"
+    STOP_WHEN_HELD = True  # a token's time measured beside a latency measurement would skew both
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.session: Session | None = None
         self.charts = GenerationCharts()
         self._generators: dict[str, Any] = {}  # one loaded runtime per variant key, made in the worker
-        self.jobs = JobRunner(self, latest_only=True)  # the generations; a replaced session's results are dropped
         self._run: Run | None = None
         self._runs = 0
-        self._held: str | None = None
-        self._newest: str | None = None
         self.results: list[Generation] = []  # every finished generation of this session, in order
         self._build()
         self.poll_timer = QTimer(self, interval=POLL_MS, timeout=self._poll)
@@ -145,9 +142,8 @@ class PromptView(QWidget):
 
     def _build(self) -> None:
         layout = QVBoxLayout(self)
-        variants, self.a_combo, self.b_combo, self.ab_box = variant_row(
+        variants = self._variant_row(
             "Run the same prompt on a second variant, after the first (never at the same time)")
-        self.ab_box.toggled.connect(self._on_ab_toggled)
         for combo in (self.a_combo, self.b_combo):
             combo.currentIndexChanged.connect(lambda _index: self._update_titles())
         layout.addLayout(variants)
@@ -167,7 +163,7 @@ class PromptView(QWidget):
         self.temperature.setValue(DEFAULTS.temperature)
         self.top_p = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=1.0, singleStep=0.05)
         self.top_p.setValue(DEFAULTS.top_p)
-        self.generate_button = QPushButton("Generate")
+        self.generate_button = self.run_button = QPushButton("Generate")
         self.generate_button.clicked.connect(self.generate)
         self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(self.stop)
@@ -190,44 +186,26 @@ class PromptView(QWidget):
         self._on_ab_toggled(False)
 
     # -- session and variants ---------------------------------------------------------------------
-    def set_session(self, session: Session) -> None:
-        """Show ``session``'s variants; a different session drops the loaded runtimes and the charts."""
-        if session is not self.session:
-            self.stop()
-            self.jobs.forget()  # it unwinds at its next token; its results belong to the old session
-            self.poll_timer.stop()
-            self.session = session
-            self._generators = {}  # a worker still holding the old dict keeps it; nothing is shared
-            self._run, self._runs, self._newest = None, 0, None
-            self.results = []
-            self.charts.clear()
-            for pane in self.panes:
-                pane.set_text("")
-                pane.caption.setText("")
-            stated = int(session.baseline.metadata.get("context_length") or 0)
-            self.max_tokens.setMaximum(stated or FALLBACK_CONTEXT)
-            self.max_tokens.setToolTip(f"the model's context is {stated} tokens, prompt included" if stated else
-                                       f"the model does not state its context; capped at {FALLBACK_CONTEXT}")
-        self.set_variants(session.variants)
-        self._sync_buttons()
+    def _reset(self, session: Session) -> None:
+        self.poll_timer.stop()
+        self._generators = {}  # a worker still holding the old dict keeps it; nothing is shared
+        self._run, self._runs = None, 0
+        self.results = []
+        self.charts.clear()
+        for pane in self.panes:
+            pane.set_text("")
+            pane.caption.setText("")
+        stated = int(session.baseline.metadata.get("context_length") or 0)
+        self.max_tokens.setMaximum(stated or FALLBACK_CONTEXT)
+        self.max_tokens.setToolTip(f"the model's context is {stated} tokens, prompt included" if stated else
+                                   f"the model does not state its context; capped at {FALLBACK_CONTEXT}")
 
-    def set_variants(self, variants: list[Variant]) -> None:
-        if not variants:
-            return
-        self._newest = refresh_pair(self.a_combo, self.b_combo, variants, self._newest)
-        self._update_titles()
-
-    def choose(self, a: str | None = None, b: str | None = None) -> None:
-        choose_pair(self.a_combo, self.b_combo, self.ab_box, a, b)
-        self._update_titles()
+    def _side_b(self) -> QWidget:
+        return self.panes[1]
 
     def _update_titles(self) -> None:
         for side, combo in enumerate((self.a_combo, self.b_combo)):
             self.panes[side].title.setText(f"{SIDES[side]} · {combo.currentText()}")
-
-    def _on_ab_toggled(self, on: bool) -> None:
-        self.b_combo.setEnabled(on)
-        self.panes[1].setVisible(on)
 
     def _on_decoding_changed(self) -> None:
         sampling = bool(self.decoding.currentData())
@@ -239,20 +217,9 @@ class PromptView(QWidget):
                        temperature=self.temperature.value(), top_p=self.top_p.value(), threads=THREADS)
 
     # -- generate / stop -------------------------------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        # Not ``Job.running``: the thread is still alive when its queued ``finished`` reaches the GUI.
-        return self.jobs.busy
-
     def generate(self) -> Job | None:
-        if self.session is None:
-            self.status.emit("Open a language model first.")
-            return None
-        if self.busy:
-            self.status.emit("Still generating: Stop it or wait.")
-            return None
-        if self._held:
-            self.status.emit(f"Generation waits while {self._held} measures latency.")
+        if self._refused("Open a language model first.", "Still generating: Stop it or wait.",
+                         "Generation waits while {} measures latency."):
             return None
         prompt = self.prompt.toPlainText().strip()
         if not prompt:
@@ -296,20 +263,8 @@ class PromptView(QWidget):
         self.status.emit(f"Generating {settings.max_new_tokens} tokens at most, {decoding_text(settings)}…")
         return job
 
-    def stop(self) -> None:
-        if self.jobs.busy:
-            self.jobs.current.cancel()  # takes effect at the next token (the prompt's prefill is not interruptible)
-            self.status.emit("Stopping the generation…")
-
-    def hold(self, reason: str | None) -> None:
-        """Pause generation while ``reason`` (a latency measurement) runs, so the two never share the cores."""
-        self._held = reason
-        if reason:
-            self.stop()
-        self._sync_buttons()
-
     def _sync_buttons(self) -> None:
-        self.generate_button.setEnabled(self.session is not None and not self.busy and not self._held)
+        super()._sync_buttons()
         self.generate_button.setToolTip(f"Waits while {self._held} runs" if self._held else "Ctrl+Enter")
         self.stop_button.setEnabled(self.busy)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -26,9 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.session import Session, Variant
-from ui.jobs import Job, JobRunner
-from ui.variant_choice import SIDES, THREADS, choose_pair, refresh_pair, variant_row
+from studio.session import Session
+from ui.jobs import Job
+from ui.language_view import LanguageView
+from ui.variant_choice import SIDES, THREADS
 
 # Two pairs that mean nearly the same thing in different words, and one sentence unlike the others:
 # a working encoder scores each pair well above any cross pair.
@@ -85,23 +86,17 @@ class MatrixTable(QTableWidget):
         self.resizeColumnsToContents()
 
 
-class SimilarityView(QWidget):
-    status = Signal(str)
-    failed = Signal(str, str)  # title, one-line message
-
+class SimilarityView(LanguageView):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.session: Session | None = None
+        self.charts = QLabel("Sentence encoders have no live charts: each Embed measures its encode time, shown "
+                             "under the similarity matrix.")
+        self.charts.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._encoders: dict[str, Any] = {}  # one loaded encoder per variant key, made (and warmed) in the worker
-        self.jobs = JobRunner(self, latest_only=True)  # the encodings; a replaced session's results are dropped
-        self._held: str | None = None
-        self._newest: str | None = None
         self.embeddings: list[Embedding] = []  # the last Embed's result per side
         layout = QVBoxLayout(self)
-        row, self.a_combo, self.b_combo, self.ab_box = variant_row(
-            "Encode the same sentences with a second variant, after the first")
-        self.ab_box.toggled.connect(self._on_ab_toggled)
-        self.embed_button = QPushButton("Embed")
+        row = self._variant_row("Encode the same sentences with a second variant, after the first")
+        self.embed_button = self.run_button = QPushButton("Embed")
         self.embed_button.clicked.connect(self.embed)
         row.addWidget(self.embed_button)
         layout.addLayout(row)
@@ -130,42 +125,20 @@ class SimilarityView(QWidget):
         self._on_ab_toggled(False)
         self._sync_buttons()
 
-    # -- session and variants ---------------------------------------------------------------------
-    def set_session(self, session: Session) -> None:
-        if session is not self.session:
-            self.stop()
-            self.jobs.forget()  # its result belongs to the old session and is dropped
-            self.session, self._encoders, self._newest, self.embeddings = session, {}, None, []
-            for table in self.tables:
-                table.setRowCount(0)
-                table.setColumnCount(0)
-            self.summary.setText("Press Embed to compare the sentences.")
-        self.set_variants(session.variants)
-        self._sync_buttons()
+    def _reset(self, session: Session) -> None:
+        self._encoders, self.embeddings = {}, []
+        for table in self.tables:
+            table.setRowCount(0)
+            table.setColumnCount(0)
+        self.summary.setText("Press Embed to compare the sentences.")
 
-    def set_variants(self, variants: list[Variant]) -> None:
-        if not variants:
-            return
-        self._newest = refresh_pair(self.a_combo, self.b_combo, variants, self._newest)
-
-    def choose(self, a: str | None = None, b: str | None = None) -> None:
-        choose_pair(self.a_combo, self.b_combo, self.ab_box, a, b)
-
-    def _on_ab_toggled(self, on: bool) -> None:
-        self.b_combo.setEnabled(on)
-        self.columns[1].setVisible(on)
+    def _side_b(self) -> QWidget:
+        return self.columns[1]
 
     # -- embed -----------------------------------------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        return self.jobs.busy
-
     def embed(self) -> Job | None:
-        refusal = ("Open an embedding model first." if self.session is None else
-                   "Still embedding." if self.busy else
-                   f"Embedding waits while {self._held} measures latency." if self._held else None)
-        if refusal:
-            self.status.emit(refusal)
+        if self._refused("Open an embedding model first.", "Still embedding.",
+                         "Embedding waits while {} measures latency."):
             return None
         sentences = [line.strip() for line in self.sentences.toPlainText().splitlines() if line.strip()]
         if len(sentences) < 2:
@@ -200,18 +173,6 @@ class SimilarityView(QWidget):
         self._sync_buttons()
         self.status.emit(f"Embedding {len(sentences)} sentences…")
         return job
-
-    def stop(self) -> None:
-        if self.jobs.busy:
-            self.jobs.current.cancel()  # takes effect between variants: one encode call is not interruptible
-
-    def hold(self, reason: str | None) -> None:
-        """Pause embedding while ``reason`` (a latency measurement) runs, so the two never share the cores."""
-        self._held = reason
-        self._sync_buttons()
-
-    def _sync_buttons(self) -> None:
-        self.embed_button.setEnabled(self.session is not None and not self.busy and not self._held)
 
     def _show(self, embeddings: list[Embedding], sentences: list[str]) -> None:
         self.embeddings = embeddings

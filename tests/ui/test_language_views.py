@@ -234,14 +234,14 @@ def test_a_causal_lm_exports_to_an_int4_onnx_folder_from_the_dialog(qtbot, windo
     text = dialog.report.toPlainText()
     assert f"kv_cache_inputs {verified['kv_cache_inputs']}" in text and "argmax_agreement_with_pytorch_fp32" in text
     assert "onnx verified with onnxruntime" in text  # how it was checked: plain onnxruntime, not -genai
-    assert window.last_export.precision == "int4" and window.export_again_action.isEnabled()
+    assert window.state.last_export.precision == "int4" and window.export_again_action.isEnabled()
     dialog.close()
 
 
 def test_an_embedding_model_shows_a_similarity_matrix(qtbot, window):
     show_model(qtbot, window, ENCODER)
     view = window.language_views[Task.EMBED]
-    assert window.central.currentWidget() is view and window.chart_stack.currentWidget() is window.embed_charts_note
+    assert window.central.currentWidget() is view and window.chart_stack.currentWidget() is view.charts
     assert [view.sentences.toPlainText().splitlines()] == [list(DEFAULT_SENTENCES)]
     qtbot.mouseClick(view.embed_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not view.busy, timeout=GENERATE_TIMEOUT_MS)
@@ -331,7 +331,7 @@ def test_a_vision_model_brings_the_frame_preview_back(qtbot, window, tmp_path):
     assert all(box.isEnabled() for box in dialog.format_boxes.values())
     dialog.close()
     # "Export again" with a language model's choice (INT4) does not run it on this model: the dialog opens.
-    window.last_export = ExportChoice(["onnx"], "int4", str(tmp_path))
+    window.state.set_last_export(ExportChoice(["onnx"], "int4", str(tmp_path)))
     dialogs = len(window.findChildren(ExportDialog))
     window.export_again()
     assert window.job is None or not window.job.running

@@ -83,7 +83,7 @@ def test_export_from_the_dialog_writes_a_verified_file(qtbot, window, tmp_path):
 def test_layout_and_recent_models_persist(qtbot, settings):
     first = MainWindow(settings=settings)
     qtbot.addWidget(first)
-    first._remember_recent("zoo:efficientnet-lite0")
+    first.state.remember_recent("zoo:efficientnet-lite0")
     first.show()
     first.resize(first.minimumSizeHint().width() + 10, 560)  # the offscreen screen is 800×600
     saved = first.size()
@@ -91,7 +91,7 @@ def test_layout_and_recent_models_persist(qtbot, settings):
     again = MainWindow(settings=settings)
     qtbot.addWidget(again)
     again.show()
-    assert again._recent() == ["zoo:efficientnet-lite0"]
+    assert again.state.recent == ["zoo:efficientnet-lite0"]
     assert [a.text() for a in again.recent_menu.actions()] == ["zoo:efficientnet-lite0"]
     assert again.size() == saved and settings.value("window_state") is not None
 

@@ -1,0 +1,222 @@
+"""The frame preview in the middle of the window: variant A's frames, or A's and B's side by side.
+
+A ``LivePreview`` (studio.preview) runs the lanes on the state's source; this pane pulls its newest result
+at ≤ 30 Hz (never one signal per frame) and refreshes the live charts at 5 Hz. Its toolbar controls are its
+own: the source, Play / Pause and A/B. Which variants are previewed, and the running preview itself, live
+in the window's ``WorkspaceState`` (``lanes``, ``preview``).
+"""
+
+from __future__ import annotations
+
+import glob
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QSplitter, QToolBar
+
+from studio.media import bundled_video
+from studio.preview import Lane, LivePreview
+from studio.session import Session
+from studio.workspace_state import WorkspaceState
+from ui.charts import ChartsPanel
+from ui.frame_view import FrameView
+from ui.jobs import JobRunner
+
+FRAME_INTERVAL_MS = 33  # ≤ 30 Hz: the newest result is pulled, never one signal per frame
+CHART_INTERVAL_MS = 200  # 5 Hz
+PREVIEW_THREADS = 2
+
+
+def camera_indices() -> list[int]:
+    """Cameras worth offering: the /dev/video* nodes on Linux; index 0 elsewhere (opening is bounded)."""
+    if sys.platform.startswith("linux"):
+        return sorted(int(p.removeprefix("/dev/video")) for p in glob.glob("/dev/video*")
+                      if p.removeprefix("/dev/video").isdigit())[:4]
+    return [0]
+
+
+class PreviewPane(QSplitter):
+    status = Signal(str)
+    source_chosen = Signal(str)  # a source the user picked in the toolbar (the window remembers it)
+
+    def __init__(self, state: WorkspaceState, jobs: JobRunner, charts: ChartsPanel):
+        super().__init__(Qt.Orientation.Horizontal)
+        self.state, self.jobs, self.charts = state, jobs, charts
+        self.views = [FrameView(), FrameView()]
+        self.views[1].hide()
+        for view in self.views:
+            self.addWidget(view)
+        self.source_combo = QComboBox()
+        self.source_combo.setMinimumWidth(220)
+        self.fill_sources()
+        self.source_combo.activated.connect(self._on_source_chosen)
+        self.play_action = QAction("Pause", self, triggered=self.toggle)
+        self.ab_box = QCheckBox("A/B")
+        self.ab_box.setToolTip("Show two variants side by side on the same frames")
+        self.ab_box.toggled.connect(self._on_ab_toggled)
+        self.video_tips = {widget: widget.toolTip() for widget in (self.source_combo, self.ab_box)}
+        self._shown = None
+        self.frame_timer = QTimer(self, interval=FRAME_INTERVAL_MS, timeout=self._show_latest)
+        self.chart_timer = QTimer(self, interval=CHART_INTERVAL_MS, timeout=self._refresh_charts)
+        self.frame_timer.start()
+        self.chart_timer.start()
+        state.observe("source", lambda _spec: self.fill_sources())
+
+    def add_controls(self, bar: QToolBar) -> None:
+        bar.addWidget(QLabel(" Source "))
+        bar.addWidget(self.source_combo)
+        bar.addAction(self.play_action)
+        bar.addWidget(self.ab_box)
+
+    # -- sources ---------------------------------------------------------------------------------
+    def fill_sources(self) -> None:
+        combo, source = self.source_combo, self.state.source
+        combo.clear()
+        combo.addItem(Path(source).name or source, source)
+        bikes = str(bundled_video("bikes.mp4"))
+        if source != bikes:
+            combo.addItem("bikes.mp4 (bundled)", bikes)
+        for index in camera_indices():
+            combo.addItem(f"Camera {index}", str(index))
+        combo.addItem("Video file…", "@video")
+        combo.addItem("Image folder…", "@folder")
+
+    def _on_source_chosen(self, index: int) -> None:
+        data = self.source_combo.itemData(index)
+        if data == "@video":
+            path, _ = QFileDialog.getOpenFileName(self, "Preview a video", "",
+                                                  "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)")
+            data = path or None
+        elif data == "@folder":
+            data = QFileDialog.getExistingDirectory(self, "Preview an image folder") or None
+        if data:
+            self.source_chosen.emit(data)
+        else:
+            self.source_combo.setCurrentIndex(0)
+
+    def set_video_controls(self, video: bool) -> None:
+        """The toolbar's source, Play and A/B apply to a vision model; a language view has its own A/B."""
+        if not video and self.ab_box.isChecked():
+            self.ab_box.blockSignals(True)
+            self.ab_box.setChecked(False)
+            self.ab_box.blockSignals(False)
+        reason = "" if video else "Language models have no video preview; their view has its own A/B."
+        for widget in (self.source_combo, self.ab_box):
+            widget.setEnabled(video)
+            widget.setToolTip(reason or self.video_tips[widget])
+        self.play_action.setEnabled(video)
+
+    # -- lanes -----------------------------------------------------------------------------------
+    def make_lanes(self, session: Session, keys: list[str], ctx) -> list[Lane]:
+        """One inference session per variant in ``keys``, warmed up on the source's first frame (in a job)."""
+        from studio.sources import take_frames
+
+        warm = None
+        try:
+            warm = take_frames(self.state.source, 1)[0]
+        except Exception:  # the preview reports a bad source itself; warming up is optional
+            warm = None
+        lanes = []
+        for index, key in enumerate(keys):
+            ctx.check_cancelled()
+            lanes.append(Lane.create(key, session.get(key).handle, threads=PREVIEW_THREADS, warmup_frame=warm))
+            ctx.progress(0.6 + 0.4 * (index + 1) / len(keys), f"session for {key} ready")
+        return lanes
+
+    def show_variants(self, keys: list[str]) -> None:
+        """Preview ``keys`` (A, or A and B): their sessions are made in a side job, then the preview starts."""
+        session = self.state.session
+        if session is None or not keys:
+            return
+        self.jobs.side("preparing the preview", lambda ctx: self.make_lanes(session, keys, ctx),
+                       done=lambda lanes: self.start(keys, lanes),
+                       error=lambda message: self.status.emit(f"preparing the preview: {message}"))
+
+    def show_as_b(self, key: str) -> None:
+        self.ab_box.blockSignals(True)
+        self.ab_box.setChecked(True)
+        self.ab_box.blockSignals(False)
+        self.show_variants([self.state.lanes[0] if self.state.lanes else "base", key])
+
+    def _on_ab_toggled(self, on: bool) -> None:
+        lanes = self.state.lanes
+        if not lanes:
+            return
+        if on:
+            other = next((v.key for v in reversed(self.state.session.variants) if v.key != lanes[0]), None)
+            if other is None:
+                self.status.emit("A/B needs a second variant: run a plugin first.")
+                self.ab_box.setChecked(False)
+                return
+            self.show_variants([lanes[0], other])
+        else:
+            self.show_variants(lanes[:1])
+
+    # -- play / pause ----------------------------------------------------------------------------
+    def start(self, keys: list[str], lanes: list[Lane]) -> None:
+        self.stop()
+        self.state.set_lanes(keys)
+        self.state.set_preview(LivePreview(self.state.source, lanes).start())
+        self.views[1].setVisible(len(lanes) > 1)
+        if len(lanes) > 1:
+            half = max(self.width() // 2, 1)
+            self.setSizes([half, half])
+        self.play_action.setText("Pause")
+
+    def stop(self) -> None:
+        if self.state.preview is not None:
+            self.state.preview.stop(timeout=0.0)  # threads are told to stop; the GUI does not wait on them
+            self.state.set_preview(None)
+
+    def pause(self) -> None:
+        """Stop, with Play offered to start again on the same variants."""
+        self.stop()
+        self.play_action.setText("Play")
+
+    def close_down(self) -> LivePreview | None:
+        """The window closes: the timers stop and the preview is told to; it is returned, to be joined."""
+        self.frame_timer.stop()
+        self.chart_timer.stop()
+        preview = self.state.preview
+        self.stop()
+        return preview
+
+    def toggle(self) -> None:
+        if self.state.preview is not None:
+            self.pause()
+        elif self.state.lanes:
+            self.show_variants(self.state.lanes)
+
+    # -- drawing ---------------------------------------------------------------------------------
+    def _show_latest(self) -> None:
+        preview = self.state.preview
+        if preview is None:
+            return
+        if preview.error:
+            self.status.emit(f"Preview stopped: {preview.error}")
+            self.pause()
+            return
+        snapshot = preview.latest()
+        if snapshot is None or snapshot is self._shown:
+            return
+        self._shown = snapshot
+        for index, prediction in enumerate(snapshot.predictions):
+            lane = preview.lanes[index]
+            fps = lane.fps()
+            caption = (f"{'AB'[index]} · {self.lane_title(lane.name)} · "
+                       f"{'–' if fps is None else f'{fps:.1f}'} fps · {prediction.times.total:.1f} ms")
+            if snapshot.disagreements is not None:
+                caption += f" · {snapshot.disagreements} disagreements"
+            self.views[index].show_frame(snapshot.frame, prediction.result, caption)
+
+    def lane_title(self, key: str) -> str:
+        session = self.state.session
+        title = session.get(key).title if session else key
+        return title if key == "base" else f"{key}: {title}"
+
+    def _refresh_charts(self) -> None:
+        preview = self.state.preview
+        names = [self.lane_title(key) for key in self.state.lanes] if self.state.session else []
+        self.charts.refresh(preview, names, [lane.model_mb for lane in preview.lanes] if preview else [])

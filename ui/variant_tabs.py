@@ -1,0 +1,128 @@
+"""The Optimize and Variants tabs, and what they do to the open session.
+
+They are made once the window is on screen (``install``: the plugin registry loads then). A plugin run or
+a recipe makes a variant in the window's job; it measures latency, so the frame preview pauses (and
+resumes) or the language view waits, and the new variant is selected in the table when it is published.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QFileDialog
+
+from ui.autosave import autosave
+
+if TYPE_CHECKING:
+    from ui.main_window import MainWindow
+
+
+class VariantTabs(QObject):
+    def __init__(self, window: MainWindow):
+        """``window``: the main window (its ``state``, ``tabs``, ``central``, ``training``, ``jobs``,
+        ``start_job`` and ``show_status``)."""
+        super().__init__(window)
+        self.window = window
+        self.optimize_panel = None
+        self.variants_panel = None
+
+    def install(self):
+        """Load the plugin registry and put its panels in the Optimize and Variants tabs; the three."""
+        from studio.registry import default_registry
+        from ui.optimize_panel import OptimizePanel
+        from ui.variants_panel import VariantsPanel
+
+        window = self.window
+        registry = default_registry()
+        self.optimize_panel = OptimizePanel(registry)
+        self.optimize_panel.follow(window.jobs)  # the window's job shows its progress, Cancel and Stop there
+        self.optimize_panel.run_requested.connect(self.run_plugin)
+        self.optimize_panel.job_started.connect(window.training.watch)
+        self.variants_panel = VariantsPanel()
+        self.variants_panel.selected.connect(self._on_variant_selected)
+        self.variants_panel.preview_a.connect(lambda key: window.central.preview([key, *window.state.lanes[1:2]]))
+        self.variants_panel.preview_b.connect(window.central.preview_as_b)
+        self.variants_panel.save_recipe.connect(self.save_recipe)
+        self.variants_panel.load_recipe.connect(self.load_recipe)
+        tabs = window.tabs
+        for index, widget in ((1, self.optimize_panel), (2, self.variants_panel)):
+            old = tabs.widget(index)
+            title = tabs.tabText(index)
+            tabs.removeTab(index)
+            tabs.insertTab(index, widget, title)
+            old.deleteLater()
+        return registry, self.optimize_panel, self.variants_panel
+
+    def session_changed(self, select: str | None = None) -> None:
+        """The session's variants changed (or a model opened): the table, the language view and the target."""
+        session = self.window.state.session
+        language = self.window.central.active_language_view()
+        if language is not None:
+            language.set_variants(session.variants)
+        if session is None or self.variants_panel is None:
+            return
+        self.variants_panel.set_rows(session.rows(), select=select)
+        key = select or "base"
+        variant = session.get(key)
+        self.optimize_panel.set_target(key, variant.title, variant.handle)
+
+    def _on_variant_selected(self, key: str) -> None:
+        session = self.window.state.session
+        if session is not None and self.optimize_panel is not None:
+            variant = session.get(key)
+            self.optimize_panel.set_target(key, variant.title, variant.handle)
+
+    def run_plugin(self, plugin_id: str, values: dict) -> None:
+        """Run ``plugin_id`` with ``values`` on the variant selected in the table (else the base model)."""
+        session = self.window.state.session
+        if session is None:
+            return
+        parent = (self.variants_panel.current_key() if self.variants_panel else None) or "base"
+        self._measuring_job(f"{plugin_id} on {parent}", lambda ctx: session.derive(parent, plugin_id, values, ctx),
+                            f"{plugin_id} failed")
+
+    def _measuring_job(self, title: str, fn, failure_title: str) -> None:
+        """A job that measures latency: the preview pauses so the two do not share the cores, and resumes."""
+        window, state = self.window, self.window.state
+        resume = list(state.lanes) if state.preview is not None else []
+        job = window.start_job(title, fn, self._variant_made, failure_title=failure_title)
+        if job is None:
+            return
+        language = window.central.active_language_view()
+        if language is not None:
+            language.hold(title)  # generating beside the measurement would skew both
+            job.finished.connect(lambda: language.hold(None))
+            window.show_status(f"{title}… (generation waits while latency is measured)")
+            return
+        window.central.pane.pause()
+        window.show_status(f"{title}… (preview paused while latency is measured)")
+        if resume:
+            job.finished.connect(lambda: state.preview is None and window.central.preview(resume))
+
+    def _variant_made(self, variant) -> None:
+        self.session_changed(select=variant.key)
+        autosave(self.window)  # the variant is published; the workspace now lists it (kill -9 loses nothing)
+        row = variant.row()
+        fidelity = "–" if row["fidelity"] is None else f"{row['fidelity']:.3f} {row['fidelity_metric']}"
+        self.window.show_status(f"{variant.key} ready: {row['size_mb']:.1f} MB, {row['speedup']:.2f}× the base "
+                                f"model's speed, fidelity {fidelity}. Preview it from the Variants tab.")
+        self.window.tabs.setCurrentWidget(self.variants_panel)
+
+    def save_recipe(self, key: str) -> None:
+        session = self.window.state.session
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save the recipe", f"{key}.toml", "Recipes (*.toml)")
+        if path and session is not None:
+            session.save_recipe(key, Path(path))
+            self.window.show_status(f"Saved {key}'s recipe to {path} (replay: deploy-studio optimize MODEL "
+                                    "--recipe …)")
+
+    def load_recipe(self) -> None:
+        session = self.window.state.session
+        if session is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self.window, "Load a recipe", "", "Recipes (*.toml)")
+        if path:
+            self._measuring_job(f"recipe {Path(path).name}", lambda ctx: session.load_recipe(Path(path), ctx),
+                                "Cannot apply the recipe")

@@ -2,7 +2,7 @@
 
 Each model shows one of them, and the "Live charts" dock the matching page (``chart_stack``): the
 preview's charts, or the language view's ``charts``. The Variants tab's "Preview as A / as B" reaches
-either through ``preview`` and ``preview_as_b``: the frame preview's lanes, or the language view's sides.
+either through ``preview_as_a`` and ``preview_as_b``: the frame preview's lanes, or the language view's sides.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from PySide6.QtWidgets import QStackedWidget
 
 from studio.lm.variants import is_language_model
 from studio.model import Task
+from studio.preview import Lane
+from studio.session import Session
 from studio.workspace_state import WorkspaceState
 from ui.charts import ChartsPanel
 from ui.jobs import JobRunner
@@ -55,6 +57,17 @@ class CentralArea(QStackedWidget):
             return None
         return self.language_views.get(session.baseline.task)
 
+    def show_session(self, session: Session, lanes: list[Lane]) -> None:
+        """A model was opened: its language view, or the frame preview of its base model on ``lanes``."""
+        language = self.language_view(session.baseline.task) if is_language_model(session.baseline) else None
+        if language is not None:
+            self.pane.stop()
+            self.state.set_lanes([])
+            language.set_session(session)
+        self.show_model(language)
+        if language is None:
+            self.pane.start(["base"], lanes)
+
     def show_model(self, language: LanguageView | None) -> None:
         """The language view, or (None) the frame preview; the video-only controls follow."""
         for view in self.language_views.values():
@@ -64,7 +77,7 @@ class CentralArea(QStackedWidget):
         self.chart_stack.setCurrentWidget(self.charts if language is None else language.charts)
         self.pane.set_video_controls(language is None)
 
-    def preview(self, keys: list[str]) -> None:
+    def preview_variants(self, keys: list[str]) -> None:
         """Show ``keys`` (A, or A and B): on frames, or as the language view's sides."""
         if self.state.session is None or not keys:
             return
@@ -73,6 +86,10 @@ class CentralArea(QStackedWidget):
             language.choose(a=keys[0], b=keys[1] if len(keys) > 1 else None)
         else:
             self.pane.show_variants(keys)
+
+    def preview_as_a(self, key: str) -> None:
+        """``key`` as side A; side B (if any) stays."""
+        self.preview_variants([key, *self.state.lanes[1:2]])
 
     def preview_as_b(self, key: str) -> None:
         language = self.active_language_view()

@@ -70,6 +70,11 @@ class LanguageView(QWidget):
         choose_pair(self.a_combo, self.b_combo, self.ab_box, a, b)
         self._update_titles()
 
+    def _chosen(self) -> tuple[list[str], list[str]]:
+        """The keys and labels a run goes through: A's, then B's with A/B on."""
+        combos = [self.a_combo, self.b_combo][:2 if self.ab_box.isChecked() else 1]
+        return [c.currentData() for c in combos], [c.currentText() for c in combos]
+
     def _on_ab_toggled(self, on: bool) -> None:
         self.b_combo.setEnabled(on)
         self._side_b().setVisible(on)

@@ -35,7 +35,7 @@ from ui.export_dialog import ExportDialog
 from ui.frames_setting import FramesSetting
 from ui.gui_gc import collect_on_gui_thread
 from ui.job_status import JobStatus
-from ui.jobs import Job, JobRunner, wait_all
+from ui.jobs import Job, JobRunner
 from ui.model_panel import ModelPanel
 from ui.training_dock import TrainingDock
 from ui.trust_question import NeedsTrust, ask_trust
@@ -67,7 +67,7 @@ class MainWindow(QMainWindow):
         self.central.failed.connect(self.show_failure)
         self.central.pane.source_chosen.connect(self.set_source)
         self.setCentralWidget(self.central)
-        pane = self.central.pane  # the preview's widgets, reached from the window as well
+        pane = self.central.pane  # its widgets, named on the window too (the tests and the smoke check use them)
         self.views, self.splitter, self.charts = pane.views, pane, pane.charts
         self.chart_stack = self.central.chart_stack
         self.source_combo, self.ab_box, self.play_action = pane.source_combo, pane.ab_box, pane.play_action
@@ -149,7 +149,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("source", self.state.source)
         autosave(self)
         if self.state.lanes:
-            self.central.preview(self.state.lanes)
+            self.central.preview_variants(self.state.lanes)
 
     def choose_model(self) -> None:
         from studio.loaders import accepted_suffixes
@@ -210,15 +210,8 @@ class MainWindow(QMainWindow):
         session.frames = self.frames_setting.load_for(session.baseline.provenance.sha256)
         self.jobs.side("counting layers", lambda ctx: _layer_table(session.baseline), done=self.model_panel.show_layers,
                        error=lambda message: self.show_status(f"counting layers: {message}"))
-        language = self.central.language_view(session.baseline.task) if is_language_model(session.baseline) else None
-        if language is not None:
-            self.central.pane.stop()
-            self.state.set_lanes([])
-            language.set_session(session)
-        self.central.show_model(language)
+        self.central.show_session(session, lanes)
         self.variant_tabs.session_changed(select="base")
-        if language is None:
-            self.central.pane.start(["base"], lanes)
         self.show_status(f"{session.baseline.display_name}: {session.baseline.task}, "
                          f"{session.baseline.params:,} parameters. Drop another model to replace it.")
         autosave(self)
@@ -285,10 +278,11 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
-        preview = self.central.pane.close_down()
-        running = self.jobs.cancel_all()  # the window's, the optimize panel's and the language views' jobs
+        preview = self.central.pane.close_down()  # its threads are told to stop now, joined below
+        # Every job (the window's, the optimize panel's checks, the language views' runs) is cancelled at once,
+        # then each gets 3 s to reach its next cancellation check (a generation at its next token).
+        self.jobs.shutdown(timeout=3.0)
         if preview is not None:
             preview.stop(timeout=2.0)  # shutdown joins with a timeout; threads are daemons past it
-        wait_all(running, timeout=3.0)  # jobs check cancel between steps (a generation at its next token)
         closed_cleanly()
         super().closeEvent(event)

@@ -109,6 +109,7 @@ class OptimizePanel(QWidget):
         layout.addWidget(self.toolbox, 1)
         self.jobs = JobRunner(self, latest_only=True)  # the plugin checks: an answer for an old target is dropped
         self.job: Job | None = None
+        self.followed: JobRunner | None = None  # the runner whose current job this panel shows (``follow``)
         self.busy = False
         self.reasons: dict[str, list[str]] = {}
         self.next_device = "auto"
@@ -119,7 +120,7 @@ class OptimizePanel(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         self.cancel = QPushButton("Cancel")
         self.cancel.setToolTip("End the job now; nothing is kept")
-        self.cancel.clicked.connect(lambda: self.job is not None and self.job.cancel())
+        self.cancel.clicked.connect(lambda: self.followed is not None and self.followed.cancel())
         self.stop = QPushButton("Stop and keep best")
         self.stop.setToolTip("End training now and publish the variant with the best weights it has judged so far")
         self.stop.clicked.connect(self._stop)
@@ -176,6 +177,7 @@ class OptimizePanel(QWidget):
 
     def follow(self, jobs: JobRunner) -> None:
         """Show ``jobs``' current job here (the window's): its progress, with Cancel and Stop and keep best."""
+        self.followed = jobs
         jobs.adopt(self.jobs)  # the plugin checks are shut down with them
         jobs.started.connect(lambda job: self.set_busy(True, job))
         jobs.progress.connect(lambda fraction, text: self.busy and self.show_progress(fraction, text))

@@ -62,7 +62,10 @@ class PreviewPane(QSplitter):
         self.chart_timer = QTimer(self, interval=CHART_INTERVAL_MS, timeout=self._refresh_charts)
         self.frame_timer.start()
         self.chart_timer.start()
+        # The pane draws what the state says: the source list, side B's view, and Play / Pause.
         state.observe("source", lambda _spec: self.fill_sources())
+        state.observe("lanes", self._lanes_changed)
+        state.observe("preview", self._preview_changed)
 
     def add_controls(self, bar: QToolBar) -> None:
         bar.addWidget(QLabel(" Source "))
@@ -156,24 +159,25 @@ class PreviewPane(QSplitter):
 
     # -- play / pause ----------------------------------------------------------------------------
     def start(self, keys: list[str], lanes: list[Lane]) -> None:
+        """Preview ``keys`` with their ready ``lanes`` (one per key) on the state's source."""
         self.stop()
         self.state.set_lanes(keys)
         self.state.set_preview(LivePreview(self.state.source, lanes).start())
-        self.views[1].setVisible(len(lanes) > 1)
-        if len(lanes) > 1:
-            half = max(self.width() // 2, 1)
-            self.setSizes([half, half])
-        self.play_action.setText("Pause")
 
     def stop(self) -> None:
+        """Stop the preview; the lanes are kept, so Play starts it again on the same variants."""
         if self.state.preview is not None:
             self.state.preview.stop(timeout=0.0)  # threads are told to stop; the GUI does not wait on them
             self.state.set_preview(None)
 
-    def pause(self) -> None:
-        """Stop, with Play offered to start again on the same variants."""
-        self.stop()
-        self.play_action.setText("Play")
+    def _lanes_changed(self, keys: list[str]) -> None:
+        self.views[1].setVisible(len(keys) > 1)
+        if len(keys) > 1:
+            half = max(self.width() // 2, 1)
+            self.setSizes([half, half])
+
+    def _preview_changed(self, preview: LivePreview | None) -> None:
+        self.play_action.setText("Play" if preview is None else "Pause")
 
     def close_down(self) -> LivePreview | None:
         """The window closes: the timers stop and the preview is told to; it is returned, to be joined."""
@@ -185,7 +189,7 @@ class PreviewPane(QSplitter):
 
     def toggle(self) -> None:
         if self.state.preview is not None:
-            self.pause()
+            self.stop()
         elif self.state.lanes:
             self.show_variants(self.state.lanes)
 
@@ -196,7 +200,7 @@ class PreviewPane(QSplitter):
             return
         if preview.error:
             self.status.emit(f"Preview stopped: {preview.error}")
-            self.pause()
+            self.stop()
             return
         snapshot = preview.latest()
         if snapshot is None or snapshot is self._shown:

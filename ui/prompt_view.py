@@ -225,10 +225,9 @@ class PromptView(LanguageView):
         if not prompt:
             self.status.emit("Type a prompt first.")
             return None
-        combos = [self.a_combo, self.b_combo][:2 if self.ab_box.isChecked() else 1]
+        keys, labels = self._chosen()
         self._runs += 1
-        run = Run(self._runs, [c.currentData() for c in combos], [c.currentText() for c in combos],
-                  self.generation_settings(), Stream(len(combos)))
+        run = Run(self._runs, keys, labels, self.generation_settings(), Stream(len(keys)))
         self._run = run
         self._update_titles()
         for side, pane in enumerate(self.panes):

@@ -144,8 +144,7 @@ class SimilarityView(LanguageView):
         if len(sentences) < 2:
             self.status.emit("Give at least two sentences, one per line.")
             return None
-        combos = [self.a_combo, self.b_combo][:2 if self.ab_box.isChecked() else 1]
-        keys, labels = [c.currentData() for c in combos], [c.currentText() for c in combos]
+        keys, labels = self._chosen()
         session, encoders = self.session, self._encoders
 
         def work(ctx) -> list[Embedding]:

@@ -42,7 +42,7 @@ class VariantTabs(QObject):
         self.optimize_panel.job_started.connect(window.training.watch)
         self.variants_panel = VariantsPanel()
         self.variants_panel.selected.connect(self._on_variant_selected)
-        self.variants_panel.preview_a.connect(lambda key: window.central.preview([key, *window.state.lanes[1:2]]))
+        self.variants_panel.preview_a.connect(window.central.preview_as_a)
         self.variants_panel.preview_b.connect(window.central.preview_as_b)
         self.variants_panel.save_recipe.connect(self.save_recipe)
         self.variants_panel.load_recipe.connect(self.load_recipe)
@@ -96,10 +96,10 @@ class VariantTabs(QObject):
             job.finished.connect(lambda: language.hold(None))
             window.show_status(f"{title}… (generation waits while latency is measured)")
             return
-        window.central.pane.pause()
+        window.central.pane.stop()
         window.show_status(f"{title}… (preview paused while latency is measured)")
         if resume:
-            job.finished.connect(lambda: state.preview is None and window.central.preview(resume))
+            job.finished.connect(lambda: state.preview is None and window.central.preview_variants(resume))
 
     def _variant_made(self, variant) -> None:
         self.session_changed(select=variant.key)

@@ -89,6 +89,7 @@ class MatrixTable(QTableWidget):
 class SimilarityView(LanguageView):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        # What the window's "Live charts" dock shows while this view is up: there is no time series to draw.
         self.charts = QLabel("Sentence encoders have no live charts: each Embed measures its encode time, shown "
                              "under the similarity matrix.")
         self.charts.setAlignment(Qt.AlignmentFlag.AlignCenter)

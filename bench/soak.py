@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = QSettings(str(Path(os.environ.get("TMPDIR", "/tmp")) / "deploy-studio-soak.ini"),
                          QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
-    window.source_spec = str(bundled_video("bikes.mp4"))  # 250 frames at 25 fps, looped: paced like a camera
-    window._fill_sources()
+    window.state.set_source(str(bundled_video("bikes.mp4")))  # 250 frames at 25 fps, looped: paced like a camera
     window.show()
     window.finish_startup()
     window.open_model(options.model)

@@ -74,10 +74,10 @@ def window_run(model: str, threads: int, seconds: float) -> dict:
     window.show()
     window.finish_startup()
     session = Session.open(model)
-    window.session = session
+    window.state.set_session(session)
     lane = Lane.create("base", session.baseline, threads=threads)
-    window.lane_keys = ["base"]
-    window.preview = LivePreview(str(bundled_video("bikes.mp4")), [lane], pace=False).start()
+    window.state.set_lanes(["base"])
+    window.state.set_preview(LivePreview(str(bundled_video("bikes.mp4")), [lane], pace=False).start())
     lateness: list[float] = []
     clock = QElapsedTimer()
     clock.start()

@@ -78,7 +78,8 @@ class OptimizePanel(QWidget):
         self.devices = QLabel("Training device: not looked for yet (when a model is loaded)")
         self.devices.setWordWrap(True)
         layout.addWidget(self.devices)
-        self.probe = DeviceProbe(self)
+        self.jobs = JobRunner(self, latest_only=True)  # the plugin checks: an answer for an old target is dropped
+        self.probe = DeviceProbe(self.jobs, self)
         self.probe.found.connect(lambda devices: self.devices.setText(describe(devices)))
         self.probe.failed.connect(lambda message: self.devices.setText(f"Training device: unknown ({message})"))
         self.progress = QProgressBar()
@@ -107,7 +108,6 @@ class OptimizePanel(QWidget):
             scroll.setWidget(page)
             self.toolbox.addItem(scroll, title)
         layout.addWidget(self.toolbox, 1)
-        self.jobs = JobRunner(self, latest_only=True)  # the plugin checks: an answer for an old target is dropped
         self.job: Job | None = None
         self.followed: JobRunner | None = None  # the runner whose current job this panel shows (``follow``)
         self.busy = False

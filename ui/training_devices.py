@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from ui.jobs import Job
+from ui.jobs import Job, JobRunner
 
 # The order studio.device.pick("auto") prefers them in.
 AUTO_ORDER = ("cuda", "mps", "cpu")
@@ -43,23 +43,22 @@ def resolve(request: str, devices: list[tuple[str, str]] | None) -> str:
 
 
 class DeviceProbe(QObject):
-    """Runs the probe once, on first ``start``; ``found`` carries [(kind, name), …]."""
+    """Runs the probe once, on first ``start``, as a side job of ``runner`` (so closing the window waits for
+    it with every other job); ``found`` carries [(kind, name), …]."""
 
     found = Signal(list)
     failed = Signal(str)
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, runner: JobRunner, parent: QObject | None = None):
         super().__init__(parent)
+        self.runner = runner
         self.devices: list[tuple[str, str]] | None = None
         self.job: Job | None = None
 
     def start(self) -> None:
         if self.job is not None:
             return
-        self.job = Job("probing training devices", _probe, self)
-        self.job.succeeded.connect(self._found)
-        self.job.failed.connect(self.failed)
-        self.job.start()
+        self.job = self.runner.side("probing training devices", _probe, done=self._found, error=self.failed.emit)
 
     def _found(self, devices: list[tuple[str, str]]) -> None:
         self.devices = devices

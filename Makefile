@@ -36,14 +36,17 @@ lint: install
 
 # Everything, as CI runs it (about 25 minutes on 2 cores).
 test: install
+	$(BIN)/mypy
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
-# The fast lane (seconds): ruff, the import contracts, and the tests of pure logic on hand-written inputs
+# The fast lane (seconds): ruff, the import contracts, the type check of studio/ and plugins/ (mypy.ini; its
+# incremental cache .mypy_cache/ makes a rerun take seconds), and the tests of pure logic on hand-written inputs
 # (tests/unit/: no weights, no window, no child process; tests/conftest.py marks every other test slow).
 # Only tests/unit/ is collected, so a heavy module that does not import (work in progress) cannot stop it.
 test-fast: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests/unit
 
 bench: install
@@ -72,4 +75,4 @@ icons: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python packaging/make_icons.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build dist
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist

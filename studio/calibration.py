@@ -94,6 +94,6 @@ def calibration_frames(source: Path | None, samples: int, ctx: Any = None) -> tu
 def model_inputs(handle: ModelHandle, frames: list[np.ndarray], fixed_hw: tuple[int, int] | None = None
                  ) -> list[np.ndarray]:
     """Pre-process frames exactly as inference will (same letterbox, same rectangle rule)."""
-    spec = handle.image_input
+    spec = handle.required_image_input()
     target, rect = (fixed_hw, False) if fixed_hw else (spec.size, spec.dynamic)
     return [prepare(frame, spec, target, rect)[0] for frame in frames]

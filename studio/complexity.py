@@ -94,7 +94,9 @@ def profile_shapes(inputs: Any, hw: tuple[int, int] | None = None, hw_source: st
     """
     size = hw or (DEFAULT_IMGSZ, DEFAULT_IMGSZ)
     named: dict[str, int] = {}
-    feeds, dtypes, roles = {}, {}, []
+    feeds: dict[str, tuple[int, ...]] = {}
+    dtypes: dict[str, Any] = {}
+    roles: list[str] = []
     for spec in inputs:
         dims = _spec_dims(spec, size, named, roles)
         if isinstance(dims, str):

@@ -183,7 +183,8 @@ def _split_video(path: Path) -> tuple[list[Span], list[Span]]:
                             fix="give a longer video or a folder of images")
     edges = np.linspace(0, total, VIDEO_SEGMENTS + 1).astype(int)
     gap = min(round(GAP_SECONDS * fps), int((edges[1] - edges[0]) // 4))
-    judging, calibration = [], []
+    judging: list[Span] = []
+    calibration: list[Span] = []
     for index in range(VIDEO_SEGMENTS):
         start, stop = int(edges[index]), int(edges[index + 1])
         start += gap if index > 0 else 0

@@ -10,6 +10,7 @@ from studio.media import bundled_video
 from studio.metrics import peak_rss_mb, summarize_ms
 from studio.report_text import stage_table
 from studio.runtime.predictor import make_predictor
+from studio.runtime.results import StageTimes
 from studio.sources import open_source
 
 
@@ -23,7 +24,9 @@ def run_demo(model: str = "zoo:yolov8s-fall", *, source: str | None = None, fram
     ready = time.perf_counter()
     video = source or str(bundled_video("bikes.mp4"))
     stream = open_source(video)
-    times, per_class, frames_with = [], Counter(), Counter()
+    times: list[StageTimes] = []
+    per_class: Counter[str] = Counter()
+    frames_with: Counter[str] = Counter()
     try:
         for index, frame in enumerate(stream):
             if index >= frames:

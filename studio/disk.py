@@ -36,7 +36,8 @@ def disk_full_error(exc: BaseException, folder: Path | None = None) -> StudioErr
             text in str(current).lower() for text in _DISK_FULL_TEXTS)
         if full:
             # The file that failed names the full disk best (a cache may fill before the output folder).
-            where = Path(current.filename).parent if getattr(current, "filename", None) else folder
+            filename = getattr(current, "filename", None)
+            where = Path(filename).parent if filename else folder
             free = _free_mb(where) if where is not None else None
             room = f" ({free:,.1f} MB free there with the partial files removed; it needs more)" if free else ""
             return StudioError(f"the disk is full: writing ran out of space{room}; nothing was published", path=where,

@@ -73,8 +73,10 @@ def onnx_layers(handle: ModelHandle) -> dict[str, Any]:
     shapes = profile_shapes(handle.inputs, image.size if image else None, "image_input" if image else "")
     if shapes.unknown:
         return {"rows": [], "total_flops": 0, "method": f"unknown: {shapes.unknown}"}
-    graph = onnx_profile(handle.onnx_path, shapes)
-    proto = onnx.load(str(handle.onnx_path), load_external_data=False).graph  # names and shapes only
+    path = handle.onnx_path
+    assert path is not None, "layer_table asks for ONNX layers only when the handle has a graph"
+    graph = onnx_profile(path, shapes)
+    proto = onnx.load(str(path), load_external_data=False).graph  # names and shapes only
     owned = params_by_node(proto, count_weights(proto))
     rows, total = [], 0
     for name, node in graph.nodemap.items():

@@ -124,6 +124,11 @@ class ModelHandle:
     def replace(self, **changes: Any) -> ModelHandle:
         return dataclasses.replace(self, **changes)
 
+    def required_image_input(self) -> ImageInput:
+        """``image_input`` where only an image model can arrive: the caller has refused the others."""
+        assert self.image_input is not None, f"{self.name} takes no image; it should have been refused before"
+        return self.image_input
+
     @property
     def display_name(self) -> str:
         """The name as shown anywhere: random weights are always flagged."""

@@ -181,8 +181,9 @@ def _load_allow_listed(path: Path) -> Any:
         raise NeedsTrustError(f"the checkpoint asks to run code outside the allow-list ({shown})",
                               path=path, fix=TRUST_FIX)
     try:
-        # (class, name-in-file) pairs: the file may name a class by an older or re-exported path.
-        with torch.serialization.safe_globals([(cls, name) for name, cls in allowed.items()]):
+        # (class, name-in-file) pairs: the file may name a class by an older or re-exported path. (None is refused
+        # above; the filter only tells the type checker so.)
+        with torch.serialization.safe_globals([(cls, name) for name, cls in allowed.items() if cls is not None]):
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise NeedsTrustError(f"the checkpoint needs more than plain weights ({_refused_global(exc)})",

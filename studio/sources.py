@@ -33,7 +33,8 @@ def read_image(path: Path) -> np.ndarray:
 
 class ImageSource:
     def __init__(self, paths: list[Path], name: str):
-        self.paths, self.name, self.skipped = paths, name, []
+        self.paths, self.name = paths, name
+        self.skipped: list[Path] = []
 
     def __iter__(self) -> Iterator[np.ndarray]:
         single = len(self.paths) == 1

@@ -53,10 +53,12 @@ def run_cli_json(args: list[str], ctx: TaskContext, *, out_dir: Path | None = No
     process = subprocess.Popen(module_command("studio.cli", *args, "--json"), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
                                start_new_session=True)  # its own group: a kill reaches its children too
+    child_out, child_err = process.stdout, process.stderr
+    assert child_out is not None and child_err is not None, "both are pipes (stdout=stderr=PIPE)"
     errors: list[str] = []
 
     def read_stderr() -> None:
-        for line in process.stderr:
+        for line in child_err:
             if line.startswith(PROGRESS_PREFIX):
                 fraction, _, text = line[len(PROGRESS_PREFIX):].strip().partition(" ")
                 with contextlib.suppress(ValueError, Cancelled):  # garbled; or cancelled: the main loop kills
@@ -70,7 +72,7 @@ def run_cli_json(args: list[str], ctx: TaskContext, *, out_dir: Path | None = No
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
     stdout: list[str] = []
-    collector = threading.Thread(target=lambda: stdout.extend(process.stdout), daemon=True)
+    collector = threading.Thread(target=lambda: stdout.extend(child_out), daemon=True)
     collector.start()
     try:
         while process.poll() is None:

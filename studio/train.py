@@ -263,7 +263,7 @@ class _Run:
     """One training run: its state (step, losses, curve, best) and where it is checkpointed."""
 
     def __init__(self, student, teacher, forward, criterion, task_loss, judge, plan, device, ctx, trainable, resume,
-                 judged_on):
+                 judged_on) -> None:
         self.student, self.teacher, self.forward, self.criterion = student, teacher, forward, criterion
         self.task_loss, self.judge, self.plan, self.device, self.ctx = task_loss, judge, plan, device, ctx
         self.trainable, self.resume = trainable, resume

@@ -110,8 +110,9 @@ def class_training_labels(frames: Any, names: tuple[str, ...], ctx: Any = None
         folder = path.parent
         if folder not in verdicts:
             verdicts[folder] = classes.match(folder.name) if folder != root else None
-        if isinstance(verdicts[folder], int):
-            items.append(ClassFrame(path, verdicts[folder]))
+        verdict = verdicts[folder]
+        if isinstance(verdict, int):
+            items.append(ClassFrame(path, verdict))
     dropped = sorted({folder.name for folder, verdict in verdicts.items() if not isinstance(verdict, int)
                       and folder != root})
     ambiguous = sorted({folder.name for folder, verdict in verdicts.items() if verdict == "ambiguous"})
@@ -158,6 +159,6 @@ class ClassBatches:
         images, labels = [], []
         for pick in rng.integers(0, len(self.items), size=self.batch):
             image, label = self._read(int(pick))
-            images.append(prepare(augment(image, rng), self.handle.image_input, self.size, rect=False)[0])
+            images.append(prepare(augment(image, rng), self.handle.required_image_input(), self.size, rect=False)[0])
             labels.append(label)
         return {"img": torch.from_numpy(np.concatenate(images)), "cls": torch.tensor(labels, dtype=torch.long)}

@@ -8,7 +8,7 @@ process, which has no cores to spare.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -47,16 +47,18 @@ def augmented_batch(frames: list[np.ndarray], handle: ModelHandle, size: tuple[i
     """``count`` augmented frames drawn with replacement, as one NCHW float tensor."""
     import torch
 
+    spec = handle.required_image_input()
     picks = rng.integers(0, len(frames), size=count)
     return torch.from_numpy(np.concatenate(
-        [prepare(augment(frames[i], rng), handle.image_input, size, rect=False)[0] for i in picks]))
+        [prepare(augment(frames[i], rng), spec, size, rect=False)[0] for i in picks]))
 
 
 def plain_batch(frames: list[np.ndarray], handle: ModelHandle, size: tuple[int, int]) -> Any:
     """The frames as they are (no augmentation): a fixed held-out batch to measure a loss on."""
     import torch
 
-    return torch.from_numpy(np.concatenate([prepare(f, handle.image_input, size, rect=False)[0] for f in frames]))
+    spec = handle.required_image_input()
+    return torch.from_numpy(np.concatenate([prepare(f, spec, size, rect=False)[0] for f in frames]))
 
 
 class Batches:
@@ -83,7 +85,9 @@ def batch_stream(batches: Batches, workers: int, start: int = 0) -> tuple[Any, s
         return (batches[i] for i in range(start, len(batches))), "built in the training process"
     import torch
 
-    remaining = torch.utils.data.Subset(batches, range(start, len(batches)))
+    # Batches is a map-style dataset by duck typing (__len__, __getitem__), so that this module imports no torch.
+    dataset = cast("torch.utils.data.Dataset[Any]", batches)
+    remaining = torch.utils.data.Subset(dataset, range(start, len(batches)))
     loader = torch.utils.data.DataLoader(remaining, batch_size=None, shuffle=False, num_workers=workers,
                                          prefetch_factor=4, pin_memory=torch.cuda.is_available())
     return iter(loader), f"built by {workers} worker processes"

@@ -123,7 +123,7 @@ class LabelledBatches:
         images, indices, classes, boxes = [], [], [], []
         for slot, pick in enumerate(rng.integers(0, len(self.items), size=self.batch)):
             image, xyxy, cls = augment_labelled(self.items[pick], rng)
-            tensor, geometry = prepare(image, self.handle.image_input, self.size, rect=False)
+            tensor, geometry = prepare(image, self.handle.required_image_input(), self.size, rect=False)
             images.append(tensor)
             gain_x, gain_y = geometry.gain_xy
             pad_x, pad_y = geometry.pad_xy

@@ -34,7 +34,7 @@ def parity(source: ModelHandle, run_source: Runner, run_export: Runner, input_hw
     for index, frame in enumerate(images):
         if ctx is not None:
             ctx.progress(index / len(images), "verifying the export")
-        tensor, geometry = prepare(frame, source.image_input, input_hw, rect=False)
+        tensor, geometry = prepare(frame, source.required_image_input(), input_hw, rect=False)
         expected, got = run_source(tensor), run_export(tensor)
         for a, b in zip(expected, got, strict=False):
             if a.shape == b.shape:

@@ -28,7 +28,7 @@ def detection_fidelity(baseline: list[Detections], variant: list[Detections], *,
     interval = (bootstrap_interval(lambda rows: map_of_matches([parts[i] for i in rows])["map50"], len(parts))
                 if with_interval else None)
     return {"metric": "map50", "value": result["map50"], **result, "interval": interval,
-            "evidence": evidence(len(parts), result["targets"], "baseline boxes"),
+            "evidence": evidence(len(parts), int(result["targets"]), "baseline boxes"),
             "method": f"variant detections (conf ≥ {PREDICTION_CONF}) scored against the baseline's "
                       f"(conf ≥ {TARGET_CONF}) as targets, Ultralytics ap_per_class"}
 

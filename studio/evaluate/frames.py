@@ -17,7 +17,11 @@ BUNDLED_MAX = 27
 
 def fidelity_frames(count: int = 25) -> list[np.ndarray]:
     """``count`` bundled frames (at most 27): bus.jpg, zidane.jpg, then bikes.mp4 frames 0, 10, 20, …"""
-    images = [cv2.imread(str(bundled_image(name))) for name in ("bus.jpg", "zidane.jpg")]
+    images = []
+    for name in ("bus.jpg", "zidane.jpg"):
+        image = cv2.imread(str(bundled_image(name)))
+        assert image is not None, f"the bundled {name} is always readable"
+        images.append(image)
     video = take_frames(bundled_video("bikes.mp4"), 250)[::10]
     return (images + video)[:count]
 

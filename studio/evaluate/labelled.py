@@ -110,5 +110,5 @@ def labelled_map(predictor, items: list[LabelledImage]) -> dict:
     result = map_of_matches(parts)
     return result | {"interval": bootstrap_interval(lambda rows: map_of_matches([parts[i] for i in rows])["map50"],
                                                     len(parts)),
-                     "evidence": evidence(len(parts), result["targets"], "labelled boxes"),
+                     "evidence": evidence(len(parts), int(result["targets"]), "labelled boxes"),
                      "method": "predictions scored against the folder's labels"}

@@ -107,9 +107,11 @@ class OrtEncoder:
         self.pooling, self.normalize, self.max_length = pipeline_settings(handle)
         self.handle = handle
         if handle.metadata.get("lm_runtime") == "ort_encoder":
+            assert handle.onnx_path is not None, "an ort_encoder handle is its ONNX graph"
             self.precision, self.path = handle.metadata.get("precision", "?"), Path(handle.onnx_path)
         else:
             self.precision, self.path = precision, encoder_onnx(handle, precision)
+        self.runtime = f"onnxruntime {self.precision}"
         self.threads = threads
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

@@ -103,8 +103,7 @@ def _encoder_report(baseline: ModelHandle, variant: ModelHandle, *, threads: int
         ctx.check_cancelled()
         ctx.progress(0.8 * index / (runs + 2), "timing the encoders")
 
-    times = interleaved_ms([lambda batch, e=e: e.encode(batch) for e in encoders], [sentences] * (runs + 2),
-                           warmup=2, on_input=each_run)
+    times = interleaved_ms([e.encode for e in encoders], [sentences] * (runs + 2), warmup=2, on_input=each_run)
     cosines = row_cosines(*(np.asarray(e.encode(sentences), np.float64) for e in encoders))
     retrieval = retrieval_agreement(encoders[0].encode, encoders[1].encode)
     sides = [{"name": h.display_name, "runtime": e.runtime, "size_mb": round(h.size_bytes / 1e6, 3),

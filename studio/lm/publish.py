@@ -28,6 +28,7 @@ def write_language_model(handle: ModelHandle, folder: Path) -> bool:
         shutil.copytree(handle.metadata["genai_folder"], folder)
         return True
     if runtime == "ort_encoder":
+        assert handle.onnx_path is not None, "an ort_encoder handle is its ONNX graph"
         folder.mkdir(parents=True)
         shutil.copyfile(handle.onnx_path, folder / "model.onnx")
         handle.tokenizer.save_pretrained(str(folder))

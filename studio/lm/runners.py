@@ -110,7 +110,5 @@ def text_encoder(handle: ModelHandle, threads: int = 2) -> Any:
     if lm_runtime(handle) == "ort_encoder":
         from studio.lm.encoder_onnx import OrtEncoder
 
-        encoder = OrtEncoder(handle, threads=threads)
-        encoder.runtime = f"onnxruntime {encoder.precision}"
-        return encoder
+        return OrtEncoder(handle, threads=threads)
     return TorchEncoder(handle, threads)

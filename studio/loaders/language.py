@@ -178,7 +178,8 @@ def _load_encoder(path: Path, weights: list[Path], trust: bool) -> ModelHandle:
         first = first_line(exc)
         raise BadInputError(f"cannot be loaded as a text encoder ({type(exc).__name__}: {first})", path=path,
                             fix="open a sentence-transformers folder or a causal language model folder") from exc
-    transformer = model[0].auto_model
+    # model[0] is sentence-transformers' Transformer module; indexing an nn.Sequential types it only as a Module.
+    transformer: Any = model[0].auto_model
     return _handle(path.name, "hf-folder", Task.EMBED, model, model.tokenizer, transformer.config, weights,
                    "sentence-transformers (local files)", "sentence-transformer")
 

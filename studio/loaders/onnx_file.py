@@ -57,8 +57,9 @@ def _looks_like_yolo(inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, 
     shape, image = outputs[0].shape, inputs[0].shape
     if len(image) != 4 or not all(isinstance(d, int) for d in (*image[2:], *shape[1:])):
         return None
-    anchors = sum((image[2] // s) * (image[3] // s) for s in (8, 16, 32))
-    return shape[1] - 4 if shape[2] == anchors and shape[1] > 4 else None
+    height, width, rows, columns = (int(d) for d in (image[2], image[3], shape[1], shape[2]))  # all int, as checked
+    anchors = sum((height // s) * (width // s) for s in (8, 16, 32))
+    return rows - 4 if columns == anchors and rows > 4 else None
 
 
 def _image_input(spec: TensorSpec, size: tuple[int, int] | None, stride: int, resize: Resize) -> ImageInput | None:

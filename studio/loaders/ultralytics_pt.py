@@ -37,8 +37,10 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
     for param in module.parameters():
         param.requires_grad_(False)
     train_args = checkpoint.get("train_args") or {}
-    module.args = dict(train_args)
-    imgsz = imgsz_pair(train_args.get("imgsz") or module.args.get("imgsz"))
+    args = dict(train_args)
+    # Ultralytics keeps its settings dict on the model; nn.Module.__setattr__ is typed for tensors and modules only.
+    module.args = args  # type: ignore[assignment]
+    imgsz = imgsz_pair(train_args.get("imgsz") or args.get("imgsz"))
     provenance = Provenance(
         path=str(path.resolve()),
         sha256=sha256_file(path),

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from studio.errors import BadInputError, UnsupportedError
-from studio.model import Task
+from studio.model import Task, TensorSpec
 
 SUPPORTED = ("the studio runs Ultralytics detect, segment, pose and classify models (YOLOv3, v5, v6, v8, v9, "
              "v10, 11, 12 and YOLO26; OBB models load, but their rotated boxes are not decoded yet)")
@@ -83,7 +83,8 @@ def check_onnx_head(head: str | None, path: Path) -> None:
 _ONNX_DECODERS = {"detect": "yolo", "segment": "yolo", "pose": "yolo", "obb": "yolo-obb", "classify": "classify-probs"}
 
 
-def ultralytics_onnx_decoder(task: object, end2end: bool, outputs: tuple, labels: tuple[str, ...], path: Path) -> str:
+def ultralytics_onnx_decoder(task: object, end2end: bool, outputs: tuple[TensorSpec, ...], labels: tuple[str, ...],
+                             path: Path) -> str:
     """The decoder for an Ultralytics export, after checking that output0 has the layout it reads.
 
     An NMS-free export (YOLO26, YOLOv10 with end2end) writes rows [x1, y1, x2, y2, score, class, extras…];
@@ -91,7 +92,7 @@ def ultralytics_onnx_decoder(task: object, end2end: bool, outputs: tuple, labels
     A graph whose metadata claims a task its output does not have is refused, not decoded into garbage.
     """
     decoder = _ONNX_DECODERS.get(str(task), "tensor")
-    shape = outputs[0].shape if outputs else ()
+    shape: tuple[int | str, ...] = outputs[0].shape if outputs else ()
     if decoder == "yolo" and (end2end or (len(shape) == 3 and shape[-1] == 6)):
         decoder = "yolo-end2end"
     expected = {"yolo": (3, 1, 4 + len(labels)), "yolo-obb": (3, 1, 5 + len(labels)), "yolo-end2end": (3, 2, 6),
@@ -99,7 +100,7 @@ def ultralytics_onnx_decoder(task: object, end2end: bool, outputs: tuple, labels
     if expected is None:
         return decoder
     rank, axis, least = expected
-    if len(shape) != rank or (isinstance(shape[axis], int) and shape[axis] < least):
+    if len(shape) != rank or (isinstance(dim := shape[axis], int) and dim < least):
         raise BadInputError(f"its metadata says an Ultralytics {task} model, but output "
                             f"'{outputs[0].name if outputs else '?'}' has shape {list(shape)}, which is not that "
                             f"head's layout", path=path,

@@ -7,6 +7,7 @@ network input, rows ordered by yolo layer, then cell (y, x), then anchor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from torch.nn import functional as F
 from studio.errors import BadInputError, UnsupportedError
 from studio.nets.darknet_cfg import Section
 
-_ACTIVATIONS = {
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "linear": nn.Identity,
     "leaky": lambda: nn.LeakyReLU(0.1),
     "relu": nn.ReLU,
@@ -55,6 +56,8 @@ class MaxPoolSame(nn.Module):
 
 
 class YoloDecode(nn.Module):
+    anchors: torch.Tensor  # a buffer (register_buffer), declared so that it reads as a tensor, not Tensor | Module
+
     def __init__(self, anchors: list[tuple[float, float]], classes: int, net_size: tuple[int, int], scale_xy: float):
         super().__init__()
         self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32), persistent=False)
@@ -220,5 +223,6 @@ def load_weights(model: DarknetNet, path: Path) -> None:
 
 def _count(conv_block: nn.Sequential) -> int:
     conv = conv_block[0]
+    assert isinstance(conv, nn.Conv2d), "a convolutional block is Sequential(Conv2d, [BatchNorm2d], activation)"
     extra = 4 * conv.out_channels if isinstance(conv_block[1], nn.BatchNorm2d) else conv.out_channels
     return conv.weight.numel() + extra

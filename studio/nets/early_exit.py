@@ -8,6 +8,8 @@ probability reaches the threshold, so confident inputs skip the rest of the netw
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -34,9 +36,13 @@ class Segment(nn.Module):
             x = part(x)
         return (x, self.head(x)) if self.head is not None else x
 
+# An efficientnet_lite_pytorch EfficientNet. The package ships no type information, so its parts
+# (_conv_stem, _blocks, _fc, ...) are read as Any rather than as nn.Module's Tensor | Module attributes.
+EfficientNet = Any
+
 
 class EffNetStem(nn.Module):
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: EfficientNet):
         super().__init__()
         self.conv, self.bn, self.act = net._conv_stem, net._bn0, net._swish
 
@@ -45,7 +51,7 @@ class EffNetStem(nn.Module):
 
 
 class EffNetTop(nn.Module):
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: EfficientNet):
         super().__init__()
         self.conv, self.bn, self.act, self.fc = net._conv_head, net._bn1, net._swish, net._fc
 
@@ -54,7 +60,7 @@ class EffNetTop(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
-def efficientnet_segments(net: nn.Module, exits: list[int], classes: int) -> list[Segment]:
+def efficientnet_segments(net: EfficientNet, exits: list[int], classes: int) -> list[Segment]:
     """Segments of an EfficientNet(-Lite) with exit heads after the blocks numbered in ``exits``."""
     blocks = list(net._blocks)
     segments, start = [], 0

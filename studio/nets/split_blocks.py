@@ -10,12 +10,16 @@ can be imported, and the loader's allow-list admits ``studio.nets`` modules.
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from ultralytics.nn.modules import C2f, Conv
 
-def _half(conv_block: nn.Module, rows: slice, count: int) -> nn.Module:
+
+def _half(conv_block: Conv, rows: slice, count: int) -> Conv:
     """A copy of an Ultralytics ``Conv`` (conv + bn + act) keeping output channels ``rows``."""
     part = copy.deepcopy(conv_block)
     part.conv.weight = nn.Parameter(conv_block.conv.weight.data[rows].clone())
@@ -36,7 +40,7 @@ def _half(conv_block: nn.Module, rows: slice, count: int) -> nn.Module:
 class C2fSplit(nn.Module):
     """``C2f`` with ``cv1`` as two convolutions (``cv1a``, ``cv1b``) instead of one conv and a chunk."""
 
-    def __init__(self, block: nn.Module):
+    def __init__(self, block: C2f):
         super().__init__()
         hidden = block.c
         self.cv1a = _half(block.cv1, slice(0, hidden), hidden)
@@ -56,9 +60,11 @@ def split_c2f_blocks(model: nn.Module) -> int:
     """Replace every C2f/C3k2 in an Ultralytics model's layer list, in place; returns how many."""
     from ultralytics.nn.modules import C2f
 
+    layers = model.model
+    assert isinstance(layers, nn.Sequential), "an Ultralytics model's layers are the nn.Sequential parse_model builds"
     count = 0
-    for index, layer in enumerate(model.model):
+    for index, layer in enumerate(layers):
         if isinstance(layer, C2f):
-            model.model[index] = C2fSplit(layer)
+            layers[index] = C2fSplit(layer)
             count += 1
     return count

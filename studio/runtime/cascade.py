@@ -51,7 +51,7 @@ class CascadePredictor:
         self._last: Prediction | None = None
         self._reference: np.ndarray | None = None
         self._reused = 0
-        self.last_input = None
+        self.last_input: np.ndarray | None = None
 
     def reset(self) -> None:
         """Forget the previous frame (a new source, a seek)."""

@@ -35,9 +35,11 @@ def _nms(boxes_xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, opti
     order = np.argsort(-scores, kind="stable")[:MAX_CANDIDATES]
     xywh = boxes_xyxy[order].astype(np.float64)
     xywh[:, 2:] -= xywh[:, :2]
-    keep = cv2.dnn.NMSBoxesBatched(xywh, scores[order].astype(np.float32), class_ids[order].astype(np.int32),
+    # OpenCV's stubs type these Sequence[...]; its bindings take the arrays as they are (no list round-trip).
+    kept = cv2.dnn.NMSBoxesBatched(xywh, scores[order].astype(np.float32),  # type: ignore[arg-type]
+                                   class_ids[order].astype(np.int32),  # type: ignore[arg-type]
                                    score_threshold=0.0, nms_threshold=options.iou)
-    keep = np.asarray(keep, np.int64).reshape(-1)
+    keep = np.asarray(kept, np.int64).reshape(-1)
     return order[keep][: options.max_det]
 
 
@@ -115,7 +117,8 @@ def decode_raw(outputs, geometry, labels, options) -> RawOutputs:
     return RawOutputs(list(outputs))
 
 
-Decoder = Callable[[list[np.ndarray], Geometry, tuple[str, ...], DecodeOptions], object]
+Decoder = Callable[[list[np.ndarray], Geometry, tuple[str, ...], DecodeOptions],
+                   Detections | Classification | RawOutputs]
 
 DECODERS: dict[str, Decoder] = {
     "yolo": decode_yolo,

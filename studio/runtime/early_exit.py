@@ -77,7 +77,7 @@ def ensure_segments(handle) -> list[Path]:
         warnings.simplefilter("ignore")
         for index, segment in enumerate(net.segments):
             names = ["logits"] if segment.head is None else ["features", "logits"]
-            torch.onnx.export(copy.deepcopy(segment).eval(), x, str(staging / paths[index].name), opset_version=18,
+            torch.onnx.export(copy.deepcopy(segment).eval(), (x,), str(staging / paths[index].name), opset_version=18,
                               input_names=["x"], output_names=names, dynamo=False)
             if segment.head is not None:
                 x = segment(x)[0]

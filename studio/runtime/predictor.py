@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from studio.errors import UnsupportedError
-from studio.model import ModelHandle, Task
+from studio.model import ImageInput, ModelHandle, Task
 from studio.runtime.backends import Backend
 from studio.runtime.decoders import DECODERS, DEFAULT_IOU, DecodeOptions
 from studio.runtime.preprocess import prepare
@@ -19,7 +19,7 @@ def target_size(handle: ModelHandle, backend: Backend, imgsz: int | None) -> tup
     fixed = backend.fixed_input_hw()
     if fixed is not None:
         return fixed, False  # a static graph takes exactly its own size; --imgsz cannot change it
-    spec = handle.image_input
+    spec = handle.required_image_input()
     size = (imgsz, imgsz) if imgsz else spec.size
     stride = spec.stride
     if size[0] % stride or size[1] % stride:
@@ -40,6 +40,7 @@ class Predictor:
             raise UnsupportedError(f"{handle.name}: {handle.task} outputs are not decoded yet",
                                    fix="detect, segment and pose (boxes) and classify models are supported")
         self.handle, self.backend = handle, backend
+        self.image_input: ImageInput = handle.image_input
         self.decode = DECODERS[handle.decoder]
         self.options = DecodeOptions(conf=conf, iou=iou if iou is not None else DEFAULT_IOU.get(handle.decoder, 0.7),
                                      top_k=top_k)
@@ -48,7 +49,7 @@ class Predictor:
 
     def __call__(self, frame: np.ndarray) -> Prediction:
         start = time.perf_counter()
-        tensor, geometry = prepare(frame, self.handle.image_input, self.target_hw, self.rect)
+        tensor, geometry = prepare(frame, self.image_input, self.target_hw, self.rect)
         prepared = time.perf_counter()
         outputs = self.backend.run(tensor)
         inferred = time.perf_counter()

@@ -22,12 +22,16 @@ class UltralyticsRunner:
         if handle.format not in ("ultralytics-pt", "ultralytics-onnx") or not handle.source_paths:
             raise UnsupportedError(f"{handle.name} is a {handle.format} model; Ultralytics runs only its own "
                                    ".pt and exported .onnx files", fix="use --runtime ort or torch")
+        if handle.image_input is None:
+            raise UnsupportedError(f"{handle.name} does not take images; Ultralytics' predictor runs on frames")
         import torch
         from ultralytics import YOLO
 
         torch.set_num_threads(threads)
         self.handle, self.threads = handle, threads
-        self.model = YOLO(str(handle.source_paths[0]), task=str(handle.task))
+        # Any: predict() is annotated with the union of every source and stream mode's result (iterator or list,
+        # Results or tensors, boxes optional, tensors or arrays); a frame without stream=True gives list[Results].
+        self.model: Any = YOLO(str(handle.source_paths[0]), task=str(handle.task))
         size = imgsz or handle.image_input.size[0]
         self.kwargs: dict[str, Any] = {"imgsz": size, "conf": conf, "iou": iou, "verbose": False, "device": "cpu"}
 

@@ -23,8 +23,8 @@ def main() -> None:
     parser.add_argument("--ratios", nargs="+", type=float, default=[0.05, 0.1, 0.2, 0.3])
     args = parser.parse_args()
     offline.apply()
-    from plugins.prune.distill import torch_fidelity
     from studio.loaders import load_model
+    from studio.recovery.distill import torch_fidelity
     from studio.registry import default_registry
     from studio.tasks import TaskContext
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from plugins.prune.adapters import prune_target
-from plugins.prune.recovery_settings import RecoverySettings
+from studio.compress_target import prune_target
 from studio.model import ModelHandle
 from studio.plugin_api import Kind, SettingsError, option
+from studio.recovery.settings import RecoverySettings
 from studio.tasks import TaskContext
 from studio.torch_variant import torch_variant
 
@@ -87,7 +87,7 @@ class LowRank:
         report = {"factorised": len(rows), "layers": rows[:200],
                   "params_saved": sum(r["params_before"] - r["params_after"] for r in rows)}
         if settings.recovery_steps and rows:
-            from plugins.prune.distill import recover, torch_fidelity
+            from studio.recovery.distill import recover, torch_fidelity
 
             report["fidelity_before_recovery"] = torch_fidelity(model, module, ctx=ctx)
             report["recovery"] = recover(model, module, settings, self.id, ctx.sub(0.3, 0.95),

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from plugins.prune.adapters import prune_target, trace_problem
-from plugins.prune.recovery_settings import RecoverySettings
+from plugins.prune.trace import trace_problem
+from studio.compress_target import prune_target
 from studio.model import ModelHandle
 from studio.plugin_api import Kind, option
+from studio.recovery.settings import RecoverySettings
 from studio.tasks import TaskContext
 from studio.torch_variant import torch_variant
 
@@ -104,7 +105,7 @@ class PruneChannels:
                   "criterion": settings.criterion, "kept_whole": len(target.ignored),
                   "compensated_layers": folded, "statistics_frames": frames_info}
         if settings.recovery_steps:
-            from plugins.prune.distill import torch_fidelity
+            from studio.recovery.distill import torch_fidelity
 
             if not each_step:
                 report["fidelity_before_recovery"] = torch_fidelity(model, module, ctx=ctx)
@@ -121,6 +122,6 @@ class PruneChannels:
     @staticmethod
     def _recover(model: ModelHandle, module: object, settings: PruneChannelsSettings, ctx: TaskContext, round_: int,
                  steps: int) -> dict:
-        from plugins.prune.distill import recover
+        from studio.recovery.distill import recover
 
         return recover(model, module, settings, PruneChannels.id, ctx, steps=steps, round_=round_)

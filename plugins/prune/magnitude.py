@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass
 from typing import Literal
 
-from plugins.prune.adapters import prune_target
+from studio.compress_target import prune_target
 from studio.model import ModelHandle, Task
 from studio.plugin_api import Kind, option
 from studio.tasks import TaskContext

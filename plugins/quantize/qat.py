@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from plugins.prune.recovery_settings import RecoverySettings
 from plugins.quantize.common import common_reasons, needs_frames, reduce_range_choice
 from studio.model import ModelHandle
 from studio.plugin_api import Kind, option
+from studio.recovery.settings import RecoverySettings
 from studio.tasks import TaskContext
 
 JUDGED_FRAMES = 25  # as many judging frames as the optimize pipeline's default
@@ -103,9 +103,9 @@ class Qat:
 
 def fine_tune(model: ModelHandle, settings: QatSettings, ctx: TaskContext) -> tuple[Any, dict[str, Any]]:
     """(a float copy of the model's module fine-tuned under simulated INT8, the report)."""
-    from plugins.prune.distill import recover
     from plugins.quantize.common import calibration_inputs
     from plugins.quantize.fake_quant import FakeQuant
+    from studio.recovery.distill import recover
 
     module = copy.deepcopy(model.torch_module).eval()
     simulated = FakeQuant(module, per_channel=settings.per_channel, reduce_range=reduce_range_choice(settings)[0],

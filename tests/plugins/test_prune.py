@@ -128,7 +128,7 @@ def test_low_rank_factorises_linear_and_pointwise_layers(tmp_path, effnet_handle
     assert report["factorised"] >= 5 and report["params_saved"] > 100_000
     assert variant.params == effnet_handle.params - report["params_saved"]
     assert all(row["rank"] * sum(row["shape"]) < row["shape"][0] * row["shape"][1] for row in report["layers"])
-    from plugins.prune.distill import torch_fidelity
+    from studio.recovery.distill import torch_fidelity
 
     fidelity = torch_fidelity(effnet_handle, variant.torch_module, frames=6)
     assert fidelity["metric"] == "top1_agreement"
@@ -163,8 +163,8 @@ def test_bias_compensation_shrinks_the_error_of_the_same_prune(fall_handle):
     import torch
     import torch_pruning as tp
 
-    from plugins.prune.adapters import prune_target
     from plugins.prune.compensate import InputStats, compensate_group, stats_batches
+    from studio.compress_target import prune_target
 
     errors, folded = {}, {}
     for fold in (False, True):
@@ -186,8 +186,8 @@ def test_bias_compensation_shrinks_the_error_of_the_same_prune(fall_handle):
 
 def test_output_error_pruning_keeps_the_detector_closer_than_l1(fall_handle, tmp_path):
     """The plugin's default (output-error importance + compensation) against plain L1 at 10 %."""
-    from plugins.prune.adapters import prune_target
     from plugins.prune.compensate import stats_batches
+    from studio.compress_target import prune_target
 
     plugin = default_registry().get("prune.channels")
     reference = prune_target(fall_handle).module.eval()

@@ -75,7 +75,7 @@ def test_qat_trains_under_simulation_and_publishes_a_plain_qdq_graph(darknet_han
     import onnxruntime as ort
     from torch.nn.utils import parametrize
 
-    import plugins.prune.distill as distill
+    import studio.recovery.distill as distill
     import studio.train as engine
 
     monkeypatch.setattr(distill, "JUDGING_FRAMES", 6)  # a short judge keeps the test quick

@@ -33,7 +33,7 @@ def test_recovery_lowers_held_out_loss_and_beats_no_recovery_on_a_detector(darkn
 def test_a_fidelity_check_leaves_torch_threads_as_they_were(darknet_handle):
     import torch
 
-    from plugins.prune.distill import torch_fidelity
+    from studio.recovery.distill import torch_fidelity
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -109,7 +109,7 @@ def test_frozen_batchnorm_is_why_the_loss_fell_while_the_answers_got_worse(fall_
     The frozen run also shows the trainer's guarantee: it keeps the best judged weights, so a run that only
     made things worse ends exactly where it started (an exact copy of a teacher, whose rounding-noise
     gradients AdamW turned into lr-size steps — 0.995 → 0.71 in 5 steps at lr 5e-5 — is the same case)."""
-    from plugins.prune.distill import distill
+    from studio.recovery.distill import distill
     from studio.train import TrainPlan
 
     pruned, _ = _prune(fall_handle, tmp_path, ratio=0.3)

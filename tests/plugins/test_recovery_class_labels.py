@@ -81,7 +81,7 @@ def test_class_folders_map_to_the_models_class_indices_and_an_unknown_folder_is_
 @pytest.mark.slow
 def test_a_pruned_classifier_recovers_with_cross_entropy_on_its_labelled_training_frames(
         teacher_labelled_classes, effnet_handle, tmp_path, monkeypatch):
-    import plugins.prune.distill as distill
+    import studio.recovery.distill as distill
     import studio.train_class_labels as class_labels
 
     root, truth = teacher_labelled_classes
@@ -108,7 +108,7 @@ def test_a_pruned_classifier_recovers_with_cross_entropy_on_its_labelled_trainin
 
 
 def test_no_judging_side_file_is_ever_in_the_labelled_training_set(teacher_labelled_classes, effnet_handle):
-    from plugins.prune.distill import _batches
+    from studio.recovery.distill import _batches
     from studio.train import TrainPlan
 
     root, truth = teacher_labelled_classes
@@ -132,9 +132,9 @@ def test_an_ultralytics_classifier_is_distilled_and_trained_on_its_logits_not_it
     distillation KL nearly flat and cross-entropy on them would be wrong. (Random weights: shapes only.)"""
     import torch
 
-    from plugins.prune.adapters import distillation_outputs
-    from plugins.prune.task_loss import task_loss_for
     from studio.loaders.ultralytics_yaml import load_bundled
+    from studio.recovery.outputs import distillation_outputs
+    from studio.recovery.task_loss import task_loss_for
 
     handle = load_bundled("yolov8n-cls.yaml")
     module = handle.torch_module.eval()

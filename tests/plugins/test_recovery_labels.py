@@ -57,7 +57,7 @@ def test_labels_on_the_training_side_add_the_models_own_loss(fall_handle, teache
     assert "judging side" in recovery["judged_on"]
     assert recovery["held_out_loss_after"] <= recovery["held_out_loss_before"]
     # Labels switched off: plain distillation batches, no task loss (checked without training again).
-    from plugins.prune.distill import _batches
+    from studio.recovery.distill import _batches
     from studio.train import TrainPlan
 
     batches, task_loss, used = _batches(frames.calibration_frames(2)[0], fall_handle,

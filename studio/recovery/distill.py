@@ -5,7 +5,7 @@ bundled media) are the targets, augmented so the student does not memorise a few
 statistics are re-estimated first (that alone recovers much of a pruned detector), then the engine's
 trainer (``studio.train``) fine-tunes with BatchNorm in training mode, judges held-out fidelity on the
 judging side every few steps and keeps the best weights. This module supplies only what is specific to
-the model families: their outputs and loss (``adapters``, ``distill_loss``).
+the model families: their outputs and losses (``outputs``, ``distill_loss``, ``task_loss``).
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def make_judge(handle: ModelHandle, frames: int, ctx: Any, *, with_interval: boo
     from studio.runtime.backends import TorchBackend
     from studio.runtime.predictor import Predictor
 
-    fixed = None if handle.image_input.dynamic else handle.image_input.size
+    image_input = handle.required_image_input()
+    fixed = None if image_input.dynamic else image_input.size
     images, note = judging_frames(frames, ctx)
     teacher = Predictor(handle, TorchBackend(handle.torch_module, fixed_hw=fixed), conf=TARGET_CONF)
     reference = [teacher(image).result for image in images]
@@ -79,15 +80,16 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, plan: Any, sourc
     a detector), the model's own task loss is mixed in (on the labelled training frames only). ``resume_key``
     names the job so that a killed run resumes.
     """
-    from plugins.prune.adapters import distillation_outputs
-    from plugins.prune.distill_loss import loss_for
     from studio.evaluate.frames import judging_frames
+    from studio.recovery.distill_loss import loss_for
+    from studio.recovery.outputs import distillation_outputs
     from studio.train import resume_path, train
     from studio.train_data import plain_batch
 
     frames, info = calibration_frames(source, TRAINING_FRAMES, ctx)  # the training side: never judged on
     rng = np.random.default_rng(plan.seed)
-    size = (imgsz, imgsz) if imgsz and handle.image_input.dynamic else handle.image_input.size
+    image_input = handle.required_image_input()
+    size = (imgsz, imgsz) if imgsz and image_input.dynamic else image_input.size
     norms = recalibrate_batchnorm(student, frames, handle, size, rng, ctx.sub(0.0, 0.1)) if recalibrate else 0
     judge, judged_on = make_judge(handle, JUDGING_FRAMES, ctx)
     held_out = plain_batch(judging_frames(8, ctx)[0], handle, size)  # the held-out loss: frames never trained on
@@ -107,7 +109,7 @@ def _batches(frames: list, handle: ModelHandle, student: Any, size: tuple[int, i
     """(training batches, the task loss or None, what was labelled): labelled batches when the model's
     frames are a labelled dataset (class folders for a classifier, boxes for a detector) and the model has
     a task loss here, else the unlabelled frames."""
-    from plugins.prune.task_loss import task_loss_for
+    from studio.recovery.task_loss import task_loss_for
     from studio.train_data import Batches
 
     plain = Batches(frames, handle, size, plan.batch, plan.seed, plan.steps)
@@ -131,9 +133,9 @@ def _labelled_batches(model_frames: Any, handle: ModelHandle, size: tuple[int, i
     if handle.task.value == "classify":
         from studio.train_class_labels import ClassBatches, class_training_labels
 
-        items, info = class_training_labels(model_frames, tuple(handle.labels), ctx)
-        batches = ClassBatches(items, handle, size, plan.batch, plan.seed, plan.steps) if items else None
-        return batches, info, "no training-side folder is named after a class of the model"
+        classes, found = class_training_labels(model_frames, tuple(handle.labels), ctx)
+        by_class = ClassBatches(classes, handle, size, plan.batch, plan.seed, plan.steps) if classes else None
+        return by_class, found, "no training-side folder is named after a class of the model"
     from studio.train_labels import LabelledBatches, training_labels
 
     items, info = training_labels(model_frames, tuple(handle.labels), TRAINING_FRAMES, ctx)

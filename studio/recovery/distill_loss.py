@@ -101,7 +101,7 @@ def logits_loss(student: Any, teacher: Any) -> Any:
 def mse_loss(student: list | dict, teacher: list | dict) -> Any:
     import torch
 
-    if isinstance(teacher, dict):
+    if isinstance(student, dict) and isinstance(teacher, dict):  # one family: both are dicts or neither
         student, teacher = ([v for v in d.values() if isinstance(v, torch.Tensor)] for d in (student, teacher))
     return sum(torch.nn.functional.mse_loss(s, t) for s, t in zip(student, teacher, strict=True))
 

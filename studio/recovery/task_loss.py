@@ -27,7 +27,7 @@ def _hyperparameters(module: Any) -> Any:
 
 
 def classification_loss(handle: ModelHandle) -> Callable[[Any, dict], Any]:
-    """Cross-entropy of the logits (the first of ``plugins.prune.adapters.distillation_outputs``) against
+    """Cross-entropy of the logits (the first of ``studio.recovery.outputs.distillation_outputs``) against
     ``batch["cls"]``."""
     classes = len(handle.labels)
 

@@ -1,4 +1,4 @@
-"""The recovery settings every compression plugin that trains shares (pruning, low rank).
+"""The recovery settings every compression plugin that trains shares (pruning, low rank, QAT).
 
 A settings class lists its own fields first and inherits these after them:
 ``class Settings(RecoverySettings, _OwnSettings)`` (a dataclass takes base fields in reverse MRO order).

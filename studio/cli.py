@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,56 @@ from studio.errors import StudioError
 EXIT_USAGE = 2
 OWN_FRAMES_HELP = ("the model's own frames (a folder of images/videos, a video, or an Ultralytics data.yaml): split "
                    "into a calibration side and a judging side that share no frame; default: the bundled media")
+
+
+class _FromPlugins(Sequence[str]):
+    """Choices read from the installed plugins' capability table (``studio.capabilities``) only when argparse
+    checks or prints them, so the commands that do not use them never load the plugins. A list (``--to``'s
+    comma-separated formats) is a choice when each of its items is."""
+
+    def __init__(self, read: Callable[[], Sequence[str]]):
+        self._read = read
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._read()[index]
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __contains__(self, value: object) -> bool:
+        return all(item in self._read() for item in (value if isinstance(value, list) else [value]))
+
+
+def _export_formats() -> list[str]:
+    from studio import capabilities
+
+    return capabilities.formats()
+
+
+def _export_precisions() -> tuple[str, ...]:
+    from studio import capabilities
+
+    return capabilities.precisions()
+
+
+def _runtime_precisions() -> tuple[str, ...]:
+    """What a language model can run at on onnxruntime: its float graph, or what a quantizer makes for it."""
+    from studio import capabilities
+    from studio.plugin_api import FLOAT, LANGUAGE
+
+    return capabilities.ordered([FLOAT, *capabilities.provided(LANGUAGE)])
+
+
+def _format_list(text: str) -> list[str]:
+    """``--to onnx,openvino``: each an installed exporter's format (else the engine's one-line refusal)."""
+    from studio import capabilities
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    try:
+        capabilities.exporters_for(names)
+    except StudioError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return names
 
 
 def _add_model(parser: argparse.ArgumentParser, *, recipe: bool = False) -> None:
@@ -105,9 +155,11 @@ def _parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write ONNX / OpenVINO files, each re-opened and verified")
     _add_model(export)
-    export.add_argument("--to", required=True, help="comma-separated formats: onnx,openvino,tflite,coreml")
-    export.add_argument("--precision", choices=["fp32", "fp16", "int8", "int4"], default="fp32",
-                        help="int4: language models only (weight-only MatMulNBits)")
+    export.add_argument("--to", required=True, type=_format_list, choices=_FromPlugins(_export_formats),
+                        metavar="FORMAT[,FORMAT...]", help="comma-separated, from the installed exporters: %(choices)s")
+    export.add_argument("--precision", choices=_FromPlugins(_export_precisions), default="fp32", metavar="PRECISION",
+                        help="%(choices)s (default %(default)s); a model's kind narrows them: the export refuses "
+                             "before any work and names what it takes")
     export.add_argument("--recipe", default=None, help="apply this recipe first and export the variant")
     export.add_argument("-o", "--out", required=True, help="output folder (never the source model's folder)")
     export.add_argument("--force", action="store_true", help="replace files already there")
@@ -129,8 +181,9 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--runtime", choices=["auto", "torch", "ort"], default="auto",
                           help="auto: where the model runs (an exported ONNX folder on onnxruntime, else PyTorch); "
                                "ort: onnxruntime-genai (its model is built once and cached)")
-    generate.add_argument("--precision", choices=["fp32", "int8", "int4"], default="fp32",
-                          help="weights for --runtime ort (int8/int4: the builder's MatMulNBits quantization)")
+    generate.add_argument("--precision", choices=_FromPlugins(_runtime_precisions), default="fp32",
+                          metavar="PRECISION", help="weights for --runtime ort: %(choices)s (other than fp32: made by "
+                                                    "the quantizer the plugins name for it, MatMulNBits)")
     generate.add_argument("--recipe", default=None, help="apply this recipe first (e.g. early exit, low rank)")
     generate.add_argument("--threads", type=int, default=2)
     generate.add_argument("--json", action="store_true")
@@ -139,9 +192,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_model(embed)
     embed.add_argument("sentences", nargs="+", help="two or more sentences")
     embed.add_argument("--runtime", choices=["auto", "torch", "ort"], default="auto")
-    embed.add_argument("--precision", choices=["fp32", "int8", "int4"], default="fp32",
-                       help="for --runtime ort: int8 = onnxruntime dynamic quantization (per-channel weights), "
-                            "int4 = MatMulNBits weights")
+    embed.add_argument("--precision", choices=_FromPlugins(_runtime_precisions), default="fp32", metavar="PRECISION",
+                       help="for --runtime ort: %(choices)s (int8 = onnxruntime dynamic quantization, per-channel "
+                            "weights; int4 = MatMulNBits weights)")
     embed.add_argument("--recipe", default=None, help="apply this recipe first")
     embed.add_argument("--threads", type=int, default=2)
     embed.add_argument("--json", action="store_true")
@@ -287,12 +340,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from studio.plugin_api import settings_schema
     from studio.registry import default_registry
 
     registry = default_registry()
     rows = [{"id": p.id, "title": p.title, "kind": str(p.kind), "settings_version": p.settings_version,
-             "settings": settings_schema(p.Settings)} for p in registry.plugins.values()]
+             "settings": settings_schema(p.Settings),
+             # its rows of the capability table (studio.capabilities), for the exporters and quantizers
+             **{name: [dataclasses.asdict(entry) for entry in getattr(p, name)]
+                for name in ("exports", "provides") if getattr(p, name, None)}}
+            for p in registry.plugins.values()]
     if args.json:
         _print_json({"plugins": rows, "problems": registry.problems})
         return 0
@@ -327,8 +386,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from studio.export import run_export
     from studio.progress import cli_context
 
-    formats = [f.strip() for f in args.to.split(",") if f.strip()]
-    report = run_export(args.model, formats, args.out, precision=args.precision, recipe_path=args.recipe,
+    report = run_export(args.model, args.to, args.out, precision=args.precision, recipe_path=args.recipe,
                         force=args.force, trust=args.trust, frames=args.frames,
                         ctx=cli_context())
     return _emit(args, report, "export_text")
@@ -356,10 +414,10 @@ def _language_model(args: argparse.Namespace) -> Any:
         return handle
     if handle.metadata.get("lm_runtime") in ("genai", "ort_encoder"):
         return handle  # already an onnxruntime model
-    from studio.registry import default_registry
+    from studio.capabilities import quantizer_for
+    from studio.plugin_api import FLOAT, settings_from_dict
 
-    plugin = default_registry().get("quantize.lm_weights")
-    if args.precision == "fp32":
+    if args.precision == FLOAT:
         if handle.task.value == "embed":
             from studio.lm.encoder_onnx import encoder_onnx, pipeline_settings
             from studio.lm.variants import encoder_variant
@@ -371,10 +429,15 @@ def _language_model(args: argparse.Namespace) -> Any:
         from studio.lm.variants import genai_variant
 
         return genai_variant(handle, build(handle, "fp32", ctx), precision="fp32", note="onnxruntime-genai builder")
+    found = quantizer_for(args.precision, handle)
+    if found is None:
+        raise StudioError(f"{handle.name}: no installed quantizer makes {args.precision} for it",
+                          fix="choose another --precision")
+    plugin, offer = found
     reasons = plugin.check(handle)
     if reasons:
         raise StudioError(f"{handle.name}: cannot run at {args.precision} on onnxruntime: {reasons[0]}")
-    return plugin.apply(handle, plugin.Settings(precision=args.precision), ctx)
+    return plugin.apply(handle, settings_from_dict(plugin, offer.settings, plugin.settings_version), ctx)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

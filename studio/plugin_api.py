@@ -4,6 +4,13 @@ A plugin is a class with ``id``, ``title``, ``kind``, ``Settings`` (a dataclass 
 with ``option``), ``settings_version``, ``check(model) -> reasons`` and
 ``apply(model, settings, ctx) -> ModelHandle``. The GUI builds its panel from ``settings_schema``,
 and recipes and the CLI read settings through ``settings_from_dict`` — the same fields everywhere.
+
+What a plugin can do for an export is declared here too, so the engine asks for a capability and never
+for a plugin id: an exporter (``kind`` EXPORT) has ``format``, ``suffix``, the rows it can write
+(``exports``: ``Exports``) and ``export(model, settings, target, ctx) -> dict`` (the report's details;
+one that is verified against the float model may also take a ``reference`` keyword: the engine passes
+that model); a quantizer lists the precisions it makes (``provides``: ``Provides``).
+``studio.capabilities`` reads them into one table.
 """
 
 from __future__ import annotations
@@ -11,12 +18,13 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from studio.errors import StudioError
-from studio.model import ModelHandle
+from studio.model import ModelHandle, Task
 from studio.tasks import TaskContext
 
 
@@ -26,6 +34,42 @@ class Kind(StrEnum):
     LOWRANK = "lowrank"
     EARLY_EXIT = "early_exit"
     EXPORT = "export"
+
+
+# The two kinds of model an export row or a quantizer is declared for (``studio.capabilities.model_kind``).
+VISION = "vision"
+LANGUAGE = "language"
+FLOAT = "fp32"  # the precision of a model as loaded: made by no quantizer
+
+
+@dataclass(frozen=True)
+class Exports:
+    """One row of an exporter's capability table: what it writes for one kind of model.
+
+    ``native`` are the precisions the exporter makes itself from the float model (its Settings then has a
+    ``precision`` field the engine sets); any other precision of ``precisions`` is made before the export
+    by a quantizer that ``provides`` it.
+    """
+
+    models: str  # VISION or LANGUAGE
+    precisions: tuple[str, ...]
+    native: tuple[str, ...] = ()
+    suffix: str | None = None  # the output's name ending for these models, when not the exporter's ``suffix``
+    tasks: tuple[Task, ...] | None = None  # only these tasks of the kind (None: every one)
+
+
+@dataclass(frozen=True)
+class Provides:
+    """A precision a quantizer makes, for which models, with which settings.
+
+    ``preferred_for``: tasks for which this quantizer is chosen over one declared for every task (a
+    specialist); a quantizer with ``preferred_for`` is still a fallback for the other tasks.
+    """
+
+    precision: str
+    models: str  # VISION or LANGUAGE
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    preferred_for: tuple[Task, ...] = ()
 
 
 class SettingsError(StudioError):

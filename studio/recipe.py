@@ -4,10 +4,10 @@
     version = 1
 
     [[steps]]
-    plugin = "quantize.static_int8"
+    plugin = "<an installed plugin's id>"   # ``deploy-studio plugins`` lists them
     settings_version = 1
     [steps.settings]
-    calibration_samples = 32
+    samples = 32                            # fields of that plugin's Settings
 """
 
 from __future__ import annotations

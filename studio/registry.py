@@ -14,7 +14,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from studio.errors import StudioError
-from studio.plugin_api import Kind, settings_schema
+from studio.plugin_api import LANGUAGE, VISION, Exports, Kind, Provides, settings_schema
 
 GROUP = "deploy_studio.plugins"
 
@@ -41,9 +41,35 @@ def contract_problems(plugin_cls: Any) -> list[str]:
     for method in ("check", "apply"):
         if not callable(getattr(plugin_cls, method, None)):
             problems.append(f"needs a method {method}()")
-    if getattr(plugin_cls, "kind", None) == Kind.EXPORT and not callable(getattr(plugin_cls, "export", None)):
-        problems.append("an exporter needs a method export()")
+    if getattr(plugin_cls, "kind", None) == Kind.EXPORT:
+        problems += _exporter_problems(plugin_cls)
+    provides = getattr(plugin_cls, "provides", ())
+    if not (isinstance(provides, tuple) and all(isinstance(p, Provides) for p in provides)):
+        problems.append("provides must be a tuple of studio.plugin_api.Provides")
     return problems
+
+
+def _exporter_problems(plugin_cls: Any) -> list[str]:
+    """An exporter's part of the capability table (``studio.capabilities``) must be readable."""
+    problems = []
+    if not callable(getattr(plugin_cls, "export", None)):
+        problems.append("an exporter needs a method export()")
+    for name in ("format", "suffix"):
+        if not isinstance(getattr(plugin_cls, name, None), str):
+            problems.append(f"an exporter needs a class attribute {name} (str)")
+    rows = getattr(plugin_cls, "exports", None)
+    if not (isinstance(rows, tuple) and rows and all(isinstance(r, Exports) for r in rows)):
+        problems.append("an exporter needs a class attribute exports (a tuple of studio.plugin_api.Exports)")
+    elif any(r.models not in (VISION, LANGUAGE) or not set(r.native) <= set(r.precisions) for r in rows):
+        problems.append("each of its exports rows needs models VISION or LANGUAGE and native ⊆ precisions")
+    elif any(r.native for r in rows) and "precision" not in {f.name for f in _fields(plugin_cls)}:
+        problems.append("an exporter that makes precisions itself (native) needs a precision setting")
+    return problems
+
+
+def _fields(plugin_cls: Any) -> tuple[dataclasses.Field, ...]:
+    settings = getattr(plugin_cls, "Settings", None)
+    return dataclasses.fields(settings) if dataclasses.is_dataclass(settings) else ()
 
 
 @dataclass

@@ -21,7 +21,7 @@ from studio.loaders import load_model
 from studio.model import ModelHandle
 from studio.optimize import optimize_model
 from studio.paths import cache_dir
-from studio.plugin_api import settings_from_dict
+from studio.plugin_api import Kind, settings_from_dict
 from studio.recipe import Recipe, Step, apply_recipe, load_recipe, resolved_recipe, save_recipe
 from studio.registry import default_registry
 from studio.subprocess_job import optimize_in_subprocess
@@ -186,8 +186,9 @@ class Session:
         """The published variant as the preview runs it."""
         if (folder / "model.pt").exists():  # PyTorch variants keep their run-time mode in the checkpoint
             return load_model(folder / "model.pt")
-        if any(step.plugin.startswith("early_exit.") for step in recipe.steps):
-            return apply_recipe(self.baseline, recipe, default_registry(), ctx)  # a run-time scheme: cheap
+        registry = default_registry()
+        if any(registry.get(step.plugin).kind == Kind.EARLY_EXIT for step in recipe.steps):
+            return apply_recipe(self.baseline, recipe, registry, ctx)  # a run-time scheme: cheap to rebuild
         # An ONNX graph written by a quantizer carries no task or pre-processing of its own: it is the
         # base model's, with a new graph (the same handle the plugin returned before publishing).
         from studio.variants import onnx_variant

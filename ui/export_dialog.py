@@ -1,9 +1,10 @@
 """The export dialog: formats, precision, folder; progress and Cancel; the verified report when done.
 
-A language model is offered what the engine exports for it: fp32/int8/int4 (no fp16 on CPU), ONNX at
-any of them, TFLite and CoreML at fp32 only, and no OpenVINO; a variant whose weights are already
-INT8/INT4 on onnxruntime is exported at its own precision. Vision models get fp32/fp16/int8 and every
-format.
+The formats and precisions are the installed exporters' capability table (``studio.capabilities``), the
+one the engine refuses by: a model is offered the precisions some exporter writes for its kind, and a
+format that cannot take it at the chosen precision is disabled with the engine's own reason. A
+third-party exporter appears as soon as it is installed. A language variant whose weights are already
+INT8/INT4 on onnxruntime is exported at its own precision.
 
 Exports run in a child process (``studio.subprocess_job``): Cancel kills the converter outright and
 its staging folder is removed, so nothing half-written is ever left in the chosen folder.
@@ -31,18 +32,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio import capabilities
 from studio.lm.variants import is_language_model, lm_runtime
 from studio.model import ModelHandle
 from studio.report_text import export_text
 from studio.subprocess_job import export_in_subprocess
 from ui.jobs import Job
-
-FORMATS = [("onnx", "ONNX"), ("tflite", "TFLite (LiteRT)"), ("coreml", "CoreML"), ("openvino", "OpenVINO IR")]
-VISION_PRECISIONS = ("fp32", "fp16", "int8")
-LANGUAGE_PRECISIONS = ("fp32", "int8", "int4")
-FLOAT_ONLY = ("tflite", "coreml")  # the engine converts language models to these at fp32 only
-NO_OPENVINO = "OpenVINO export of language models is not available: export ONNX (fp32/int8/int4) instead"
-FLOAT_ONLY_TIP = "Language models are converted to {format} at fp32 only: choose fp32, or ONNX for int8/int4"
 
 
 @dataclass
@@ -53,23 +48,23 @@ class ExportChoice:
     force: bool = True  # the dialog asks before it replaces (the Replace check box)
 
 
+def format_rows() -> list[tuple[str, str]]:
+    """(format, title) of every installed exporter, a third-party one included."""
+    return [(exporter.format, exporter.title) for exporter in capabilities.exporters()]
+
+
 def precisions_for(handle: ModelHandle | None) -> tuple[str, ...]:
     """The precisions the dialog offers for ``handle`` (None: a vision model's)."""
-    if handle is None or not is_language_model(handle):
-        return VISION_PRECISIONS
-    if lm_runtime(handle) in ("genai", "ort_encoder"):  # already on onnxruntime: its weights are what they are
-        return (handle.metadata.get("precision", "fp32"),)
-    return LANGUAGE_PRECISIONS
+    if handle is not None and is_language_model(handle) and lm_runtime(handle) in ("genai", "ort_encoder"):
+        return (handle.metadata.get("precision", "fp32"),)  # already on onnxruntime: its weights are what they are
+    return capabilities.precisions(capabilities.model_kind(handle))
 
 
 def formats_for(handle: ModelHandle | None, precision: str) -> dict[str, str]:
     """Format → why it cannot be chosen for ``handle`` at ``precision`` (absent: it can)."""
-    if handle is None or not is_language_model(handle):
-        return {}
-    refused = {"openvino": NO_OPENVINO}
-    if precision != "fp32":
-        refused |= {name: FLOAT_ONLY_TIP.format(format=label) for name, label in FORMATS if name in FLOAT_ONLY}
-    return refused
+    kind, task = capabilities.model_kind(handle), handle.task if handle is not None else None
+    refusals = {e.format: capabilities.refusal(e, kind, precision, task) for e in capabilities.exporters()}
+    return {name: str(reason) for name, reason in refusals.items() if reason is not None}
 
 
 def choice_fits(choice: ExportChoice, handle: ModelHandle | None) -> bool:
@@ -109,7 +104,7 @@ class ExportDialog(QDialog):
         form = QFormLayout()
         formats = QHBoxLayout()
         self.format_boxes: dict[str, QCheckBox] = {}
-        for name, label in FORMATS:
+        for name, label in format_rows():
             box = QCheckBox(label)
             box.setObjectName(f"format_{name}")
             box.setChecked(name in choice.formats)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
+from typing import Literal
 
-from studio.model import ModelHandle, Task
-from studio.plugin_api import Kind
+from studio.lm.variants import is_language_model
+from studio.model import ModelHandle
+from studio.plugin_api import LANGUAGE, Kind
 from studio.tasks import TaskContext
 
-LANGUAGE_FORMATS = ("onnx", "tflite", "coreml")
+# What every first-party exporter writes for vision models: the exporters' ``exports`` rows and the
+# ``precision`` setting of those that make it themselves both read this one declaration.
+VisionPrecision = Literal["fp32", "fp16", "int8"]
+VISION_PRECISIONS: tuple[str, ...] = typing.get_args(VisionPrecision)
 
 
 def reasons_not_exportable(model: ModelHandle) -> list[str]:
@@ -58,16 +64,18 @@ def verification_size(model: ModelHandle) -> tuple[int, int]:
 
 class Exporter:
     """What every exporter shares: the kind, ``check`` and a no-op ``apply`` (an export writes a file;
-    the model itself does not change). ``torch_reason`` is set by converters that start from PyTorch."""
+    the model itself does not change). ``torch_reason`` is set by converters that start from PyTorch.
+    Each exporter declares its rows of the capability table in ``exports`` (``studio.plugin_api.Exports``)."""
 
     kind = Kind.EXPORT
     settings_version = 1
     torch_reason: str | None = None
 
     def check(self, model: ModelHandle) -> list[str]:
-        if model.task in (Task.GENERATE, Task.EMBED):  # studio.export routes language models itself
-            return [] if self.format in LANGUAGE_FORMATS else [
-                f"language models export to {', '.join(LANGUAGE_FORMATS)}, not {self.title}"]
+        if is_language_model(model):  # checked by the language converters themselves (studio.lm), inside export()
+            if any(entry.models == LANGUAGE for entry in self.exports):
+                return []
+            return [f"{self.title} takes no language models"]
         reasons = reasons_not_exportable(model)
         if not reasons and self.torch_reason and model.torch_module is None:
             reasons.append(self.torch_reason)

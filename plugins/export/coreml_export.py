@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from plugins.export.common import Exporter, artifact_metadata, precision_from_flag
+from plugins.export.common import VISION_PRECISIONS, Exporter, VisionPrecision, artifact_metadata, precision_from_flag
+from studio.lm.variants import is_language_model
 from studio.model import ModelHandle
-from studio.plugin_api import option
+from studio.plugin_api import LANGUAGE, VISION, Exports, option
 from studio.tasks import TaskContext
 
 
 @dataclass
 class CoreMlExportSettings:
-    precision: Literal["fp32", "fp16", "int8"] = option(
+    precision: VisionPrecision = option(
         "fp32", label="Precision",
         help="fp16: FP16 compute and weights; int8: int8 weights (linear, per channel), FP16 compute")
 
@@ -30,13 +30,20 @@ class CoreMlExport(Exporter):
     format = "coreml"
     suffix = ".mlpackage"
     Settings = CoreMlExportSettings
-    native_precisions = ("fp32", "fp16", "int8")  # set by coremltools itself, from the float PyTorch model
+    # Set by coremltools itself, from the float PyTorch model; language models at FP32 only
+    # (studio.lm.mobile_export converts them at a fixed window).
+    exports = (Exports(VISION, VISION_PRECISIONS, native=VISION_PRECISIONS),
+               Exports(LANGUAGE, ("fp32",), native=("fp32",)))
     settings_version = 2
     migrate = precision_from_flag("fp16")
     torch_reason = ("CoreML is converted from the PyTorch model (coremltools reads no ONNX): "
                     "export CoreML from the float PyTorch model")
 
     def export(self, model: ModelHandle, settings: CoreMlExportSettings, target: Path, ctx: TaskContext) -> dict:
+        if is_language_model(model):  # a fixed window of tokens; the traced graph is checked in PyTorch
+            from studio.lm.mobile_export import coreml_language
+
+            return coreml_language(model, target, ctx)
         ctx.progress(0.05, "converting with coremltools")
         half = settings.precision in ("fp16", "int8")  # int8 weights dequantise to FP16 compute
         if model.metadata.get("family") == "ultralytics":

@@ -1,13 +1,19 @@
-"""ONNX export: opset choice, onnxslim, optional dynamic batch, metadata; re-opened in onnxruntime."""
+"""ONNX export: opset choice, onnxslim, optional dynamic batch, metadata; re-opened in onnxruntime.
+
+A language model becomes a folder instead (``studio.lm.export``: onnxruntime-genai's decoder with its KV
+cache, or an encoder with its pooling manifest), verified against the PyTorch model; the settings above
+are for vision graphs (the genai builder picks its own opset).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugins.export.common import Exporter, artifact_metadata, source_graph, verification_size
+from plugins.export.common import VISION_PRECISIONS, Exporter, artifact_metadata, source_graph, verification_size
+from studio.lm.variants import is_language_model
 from studio.model import ModelHandle
-from studio.plugin_api import option
+from studio.plugin_api import LANGUAGE, VISION, Exports, option
 from studio.tasks import TaskContext
 
 
@@ -23,9 +29,19 @@ class OnnxExport(Exporter):
     title = "ONNX"
     format = "onnx"
     suffix = ".onnx"
+    # Every precision but FP32 comes from a quantizer step before the export (the engine asks the registry
+    # for one): FP16/INT8 graphs for vision models, INT8/INT4 MatMulNBits weights for language models,
+    # whose export is an onnxruntime-genai (or encoder) folder.
+    exports = (Exports(VISION, VISION_PRECISIONS), Exports(LANGUAGE, ("fp32", "int8", "int4"), suffix="-onnx"))
     Settings = OnnxExportSettings
 
-    def export(self, model: ModelHandle, settings: OnnxExportSettings, target: Path, ctx: TaskContext) -> dict:
+    def export(self, model: ModelHandle, settings: OnnxExportSettings, target: Path, ctx: TaskContext,
+               reference: ModelHandle | None = None) -> dict:
+        """``reference``: the float model the export is checked against (the engine passes it; None: ``model``)."""
+        if is_language_model(model):
+            from studio.lm.export import export_onnx_folder, onnx_ready
+
+            return export_onnx_folder(onnx_ready(model, ctx), reference or model, target, ctx)
         import onnx
         from onnx import version_converter
 
@@ -55,8 +71,8 @@ class OnnxExport(Exporter):
         from studio.verify import parity
 
         # An FP16/INT8 variant is checked against the FP32 graph it came from, not against itself.
-        reference = OrtBackend(Path(model.metadata.get("reference_graph") or source), threads=2)
+        expected = OrtBackend(source_graph(reference) if reference is not None else source, threads=2)
         exported = OrtBackend(target, threads=2)
-        check = parity(model, reference.run, exported.run, verification_size(model), ctx=ctx.sub(0.6, 1.0))
+        check = parity(model, expected.run, exported.run, verification_size(model), ctx=ctx.sub(0.6, 1.0))
         return {"runtime": "onnxruntime", "opset": settings.opset, "parity": check,
                 "ops": len(graph.graph.node)}

@@ -11,17 +11,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from plugins.export.common import Exporter, artifact_metadata, precision_from_flag, source_graph, verification_size
+from plugins.export.common import (
+    VISION_PRECISIONS,
+    Exporter,
+    VisionPrecision,
+    artifact_metadata,
+    precision_from_flag,
+    source_graph,
+    verification_size,
+)
 from studio.model import ModelHandle
-from studio.plugin_api import option
+from studio.plugin_api import VISION, Exports, option
 from studio.tasks import TaskContext
 
 
 @dataclass
 class OpenVinoExportSettings:
-    precision: Literal["fp32", "fp16", "int8"] = option(
+    precision: VisionPrecision = option(
         "fp32", label="Precision",
         help="fp16: weights stored in FP16 (half the .bin); int8: NNCF post-training quantization, calibrated")
     calibration_frames: int = option(64, label="INT8 calibration frames", min=8, max=300)
@@ -33,7 +41,8 @@ class OpenVinoExport(Exporter):
     format = "openvino"
     suffix = "_openvino"
     Settings = OpenVinoExportSettings
-    native_precisions = ("fp32", "fp16", "int8")  # from the float graph, by OpenVINO's own tools
+    # From the float graph, by OpenVINO's own tools (compress_to_fp16, NNCF); no language models.
+    exports = (Exports(VISION, VISION_PRECISIONS, native=VISION_PRECISIONS),)
     settings_version = 2
     migrate = precision_from_flag("fp16_weights")
 

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from plugins.export.common import Exporter, artifact_metadata, source_graph, verification_size
+from plugins.export.common import (
+    VISION_PRECISIONS,
+    Exporter,
+    VisionPrecision,
+    artifact_metadata,
+    source_graph,
+    verification_size,
+)
+from studio.lm.variants import is_language_model
 from studio.model import ModelHandle, Task
-from studio.plugin_api import option
+from studio.plugin_api import LANGUAGE, VISION, Exports, option
 from studio.tasks import TaskContext
 
 
@@ -23,7 +30,7 @@ from studio.tasks import TaskContext
 class TfliteExportSettings:
     """Converted from the float PyTorch model; FP16/INT8 by ai-edge-quantizer on the converted file."""
 
-    precision: Literal["fp32", "fp16", "int8"] = option(
+    precision: VisionPrecision = option(
         "fp32", label="Precision", help="fp16: float16 weights; int8: int8 weights and activations, calibrated")
     verify_frames: int = option(12, label="Frames to verify on", min=1, max=27,
                                 help="Bundled frames run through the source and the .tflite for parity")
@@ -35,11 +42,18 @@ class TfliteExport(Exporter):
     format = "tflite"
     suffix = ".tflite"
     Settings = TfliteExportSettings
-    native_precisions = ("fp32", "fp16", "int8")  # from the float PyTorch model, quantized by ai-edge-quantizer
+    # From the float PyTorch model, quantized by ai-edge-quantizer; language models at FP32 only
+    # (studio.lm.mobile_export converts them at a fixed window).
+    exports = (Exports(VISION, VISION_PRECISIONS, native=VISION_PRECISIONS),
+               Exports(LANGUAGE, ("fp32",), native=("fp32",)))
     torch_reason = ("TFLite is converted from the PyTorch model, and this one exists only as ONNX "
                     "(a quantized variant, or an .onnx file): export TFLite from the float PyTorch model")
 
     def export(self, model: ModelHandle, settings: TfliteExportSettings, target: Path, ctx: TaskContext) -> dict:
+        if is_language_model(model):  # a fixed window of tokens, verified in ai_edge_litert
+            from studio.lm.mobile_export import tflite_language
+
+            return tflite_language(model, target, ctx)
         ctx.progress(0.05, "converting with litert-torch")
         ultralytics = model.metadata.get("family") == "ultralytics"
         converted = target if settings.precision == "fp32" else target.with_name(f"{target.stem}.fp32.tflite")

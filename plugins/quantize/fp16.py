@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from plugins.quantize.common import common_reasons, resolve_nodes
 from studio.model import ModelHandle
-from studio.plugin_api import Kind, option
+from studio.plugin_api import VISION, Kind, Provides, option
 from studio.tasks import TaskContext
 from studio.variants import onnx_variant
 
@@ -20,6 +20,7 @@ class Fp16:
     id = "quantize.fp16"
     title = "FP16 (I/O kept FP32)"
     kind = Kind.QUANTIZE
+    provides = (Provides("fp16", VISION),)
     Settings = Fp16Settings
     settings_version = 1
 

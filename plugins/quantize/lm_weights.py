@@ -10,18 +10,21 @@ layers. Sentence encoders are exported once to ONNX, then quantized by onnxrunti
 from __future__ import annotations
 
 import json
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from studio.model import ModelHandle, Task
-from studio.plugin_api import Kind, option
+from studio.plugin_api import LANGUAGE, Kind, Provides, option
 from studio.tasks import TaskContext
+
+LmPrecision = Literal["int8", "int4"]  # the precision setting, and what the plugin provides (below)
 
 
 @dataclass
 class LmWeightsSettings:
-    precision: Literal["int8", "int4"] = option("int8", label="Weights",
+    precision: LmPrecision = option("int8", label="Weights",
                                                 help="int8: near-lossless, about 2× smaller than fp16; int4: about "
                                                      "half again, faster, less faithful")
     block_size: Literal[16, 32, 64, 128, 256] = option(32, label="Block size",
@@ -41,6 +44,7 @@ class LmWeights:
     id = "quantize.lm_weights"
     title = "Language model weights INT8 / INT4 (onnxruntime)"
     kind = Kind.QUANTIZE
+    provides = tuple(Provides(p, LANGUAGE, {"precision": p}) for p in typing.get_args(LmPrecision))
     Settings = LmWeightsSettings
     settings_version = 2
 

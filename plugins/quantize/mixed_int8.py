@@ -16,8 +16,8 @@ from typing import Any, Literal
 from plugins.quantize.common import TensorReader, calibration_inputs, common_reasons, needs_frames, prepared_float_graph
 from plugins.quantize.sensitivity import quant_units, rank_units
 from plugins.quantize.static_int8 import quantize_static_graph
-from studio.model import ModelHandle
-from studio.plugin_api import Kind, option
+from studio.model import ModelHandle, Task
+from studio.plugin_api import VISION, Kind, Provides, option
 from studio.tasks import TaskContext
 from studio.variants import onnx_variant
 
@@ -73,6 +73,9 @@ class MixedInt8:
     id = "quantize.mixed_int8"
     title = "INT8 mixed precision (sensitivity-driven)"
     kind = Kind.QUANTIZE
+    # Preferred for detectors: plain INT8 of a YOLO head (pixel boxes and 0-1 scores on one scale) finds
+    # nothing, so the sensitivity search keeps the units that need it in float.
+    provides = (Provides("int8", VISION, preferred_for=(Task.DETECT, Task.SEGMENT, Task.POSE)),)
     Settings = MixedInt8Settings
     settings_version = 1
 

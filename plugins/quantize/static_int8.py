@@ -16,7 +16,7 @@ from plugins.quantize.common import (
     resolve_nodes,
 )
 from studio.model import ModelHandle
-from studio.plugin_api import Kind, option
+from studio.plugin_api import VISION, Kind, Provides, option
 from studio.tasks import TaskContext
 from studio.variants import onnx_variant
 
@@ -63,6 +63,7 @@ class StaticInt8:
     id = "quantize.static_int8"
     title = "INT8 static (QDQ)"
     kind = Kind.QUANTIZE
+    provides = (Provides("int8", VISION),)
     Settings = StaticInt8Settings
     settings_version = 1
 

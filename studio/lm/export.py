@@ -1,4 +1,5 @@
-"""``deploy-studio export`` for language models: an ONNX folder, re-opened and checked by plain onnxruntime.
+"""The ONNX export of language models (the ONNX exporter plugin's language row): a folder, re-opened and checked
+by plain onnxruntime. INT8/INT4 weights are made before, by the quantizer the capability table names.
 
 A causal LM becomes onnxruntime-genai's folder (decoder graph with the KV cache as inputs/outputs,
 ``genai_config.json``, tokenizer). It is verified without onnxruntime-genai: a plain
@@ -25,37 +26,29 @@ from studio.tasks import TaskContext
 PROMPT = "The capital of France is Paris. The capital of Italy is"
 SENTENCES = ("A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby.",
              "The stock market fell sharply this morning.")
-PRECISIONS = ("fp32", "int8", "int4")
 
 
-def onnx_ready(model: ModelHandle, precision: str, ctx: TaskContext) -> ModelHandle:
-    """``model`` as an onnxruntime variant at ``precision`` (built with the LM weights plugin if needed)."""
-    if precision not in PRECISIONS:
-        raise UnsupportedError(f"{precision.upper()} is not a language-model precision",
-                               fix=f"choose one of {', '.join(PRECISIONS)}")
+def onnx_ready(model: ModelHandle, ctx: TaskContext) -> ModelHandle:
+    """``model`` as an onnxruntime variant: as it is when it already is one (its weights at whatever precision
+    its quantizer made), else the FP32 graph of the float PyTorch model."""
     runtime = lm_runtime(model)
     if runtime in ("genai", "ort_encoder"):
-        own = model.metadata.get("precision", "fp32")
-        if precision not in ("fp32", own):
-            raise UnsupportedError(f"{model.name} is already {own}; it cannot be exported at {precision}",
-                                   fix=f"export it without --precision, or export the base model at {precision}")
         return model
     if runtime != "torch" or model.metadata.get("parent"):
+        from studio.capabilities import providers
+        from studio.plugin_api import LANGUAGE
+
+        quantizers = ", ".join(p.id for p in providers("int8", LANGUAGE)) or "a language-model quantizer"
         raise UnsupportedError(f"{model.name} is a PyTorch-only variant ({runtime}: the onnxruntime-genai builder "
                                "reads standard architectures and full depth)",
-                               fix="export the base model, or an INT8/INT4 variant (quantize.lm_weights)")
-    if model.task == Task.EMBED or precision != "fp32":
-        from studio.registry import default_registry
+                               fix=f"export the base model, or an INT8/INT4 variant ({quantizers})")
+    if model.task == Task.EMBED:
+        from studio.lm.encoder_onnx import encoder_onnx, pipeline_settings
+        from studio.lm.variants import encoder_variant
 
-        plugin = default_registry().get("quantize.lm_weights")
-        if model.task == Task.EMBED and precision == "fp32":
-            from studio.lm.encoder_onnx import encoder_onnx, pipeline_settings
-            from studio.lm.variants import encoder_variant
-
-            pooling, normalize, max_length = pipeline_settings(model)
-            return encoder_variant(model, encoder_onnx(model, "fp32"), precision="fp32", pooling=pooling,
-                                   normalize=normalize, max_length=max_length, note="exported by the studio")
-        return plugin.apply(model, plugin.Settings(precision=precision), ctx)
+        pooling, normalize, max_length = pipeline_settings(model)
+        return encoder_variant(model, encoder_onnx(model, "fp32"), precision="fp32", pooling=pooling,
+                               normalize=normalize, max_length=max_length, note="exported by the studio")
     from studio.lm.genai import build
     from studio.lm.variants import genai_variant
 

@@ -138,3 +138,14 @@ def test_refusals_are_immediate_and_write_nothing(request, tmp_path, fmt, model,
     assert time.perf_counter() - start < 5
     assert "\n" not in str(caught.value) and caught.value.fix  # one line, with the fix
     assert list(tmp_path.iterdir()) == []
+
+
+def test_run_export_sends_a_language_model_through_the_exporter_plugins(tmp_path):
+    from studio.export import run_export
+
+    report = run_export("zoo:minilm-l6", ["tflite", "coreml"], tmp_path)  # one pipeline for every model kind
+    by_format = {item["format"]: item for item in report["exports"]}
+    assert by_format["tflite"]["path"] == str(tmp_path / "minilm-l6.tflite") and by_format["tflite"]["parity"]["passed"]
+    assert by_format["coreml"]["path"] == str(tmp_path / "minilm-l6.mlpackage")
+    assert all(item["size_mb"] > 50 and item["export_seconds"] > 0 for item in by_format.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["minilm-l6.mlpackage", "minilm-l6.tflite"]  # no staging

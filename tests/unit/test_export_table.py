@@ -6,9 +6,12 @@ import os
 
 import pytest
 
-from studio import export
+from studio import capabilities, export
+from studio.atomic import publish
 from studio.errors import StudioError, UnsupportedError
 from studio.model import Task
+from studio.plugin_api import LANGUAGE, VISION
+from studio.recipe import Step
 from tests.unit.handles import handle, language_model
 from ui import export_dialog
 from ui.export_dialog import ExportChoice, choice_fits, formats_for, precisions_for, verification_lines
@@ -25,21 +28,49 @@ DEAD_PID = 4_194_303  # the largest pid Linux hands out: no process of this test
     (Task.CLASSIFY, "fp32", []),
 ])
 def test_each_precision_is_made_by_its_quantizer(task, precision, plugins):
-    steps = export._precision_steps(handle(task=task), precision)
+    steps = capabilities.precision_steps(handle(task=task), precision)
     assert [step.plugin for step in steps] == plugins and all(step.settings_version == 1 for step in steps)
 
 
+@pytest.mark.parametrize(("precision", "model", "recipe", "steps"), [
+    ("int8", language_model(), [], [Step("quantize.lm_weights", {"precision": "int8"}, 2)]),
+    ("int4", language_model(), [], [Step("quantize.lm_weights", {"precision": "int4"}, 2)]),
+    ("int4", language_model("genai", "int4"), [], []),  # already at that precision, reloaded from its folder
+    ("int8", language_model(), [Step("quantize.lm_weights", {}, 2)], []),  # the recipe makes it (int8 default)
+    ("int4", language_model(), [Step("quantize.lm_weights", {"precision": "int8"}, 2)],
+     [Step("quantize.lm_weights", {"precision": "int4"}, 2)]),
+    ("int8", handle(), [Step("quantize.static_int8", {}, 1)], []),
+])
+def test_a_precision_step_is_added_only_where_nothing_makes_it_yet(precision, model, recipe, steps):
+    assert capabilities.precision_steps(model, precision, recipe=recipe) == steps
+
+
 def test_exporters_are_found_by_format_and_unknown_ones_named():
-    assert [e.suffix for e in export._exporters(["onnx", "openvino", "tflite", "coreml"])] == \
+    assert [e.suffix for e in capabilities.exporters_for(["onnx", "openvino", "tflite", "coreml"])] == \
         [".onnx", "_openvino", ".tflite", ".mlpackage"]
     with pytest.raises(UnsupportedError, match="no exporter for tensorrt, ncnn — available formats: coreml, onnx"):
-        export._exporters(["onnx", "tensorrt", "ncnn"])
+        capabilities.exporters_for(["onnx", "tensorrt", "ncnn"])
+
+
+def test_the_table_names_precisions_suffixes_and_refusals():
+    onnx, openvino, tflite = capabilities.exporters_for(["onnx", "openvino", "tflite"])
+    assert capabilities.precisions() == ("fp32", "fp16", "int8", "int4")
+    assert capabilities.precisions(VISION) == ("fp32", "fp16", "int8")
+    assert capabilities.precisions(LANGUAGE) == ("fp32", "int8", "int4")
+    assert capabilities.suffix(onnx, VISION) == ".onnx" and capabilities.suffix(onnx, LANGUAGE) == "-onnx"
+    assert capabilities.refusal(onnx, LANGUAGE, "int4") is None
+    assert "ONNX only" in str(capabilities.refusal(tflite, LANGUAGE, "int8"))
+    assert "OpenVINO IR export of language models is not available" in str(
+        capabilities.refusal(openvino, LANGUAGE, "fp32"))
+    assert "language models" in str(capabilities.precision_refusal(VISION, "int4"))
+    assert "unknown precision 'int3'" in str(capabilities.precision_refusal(None, "int3"))
+    assert capabilities.precision_refusal(None, "int4") is None
 
 
 def test_nothing_is_written_beside_the_source_model_or_over_a_file_unasked(tmp_path):
     source = tmp_path / "models" / "net.onnx"
     model = handle("net", source_paths=(source,))
-    onnx = export._exporters(["onnx"])
+    onnx = capabilities.exporters_for(["onnx"])
     with pytest.raises(StudioError, match="refusing to write beside the source model"):
         export._check_destination(tmp_path / "models", model, onnx, force=True)
     out = tmp_path / "out"
@@ -54,13 +85,13 @@ def test_nothing_is_written_beside_the_source_model_or_over_a_file_unasked(tmp_p
 def test_publishing_replaces_a_file_or_a_folder_whole(tmp_path):
     (tmp_path / "new.onnx").write_text("new")
     (tmp_path / "net.onnx").write_text("old")
-    export._publish(tmp_path / "new.onnx", tmp_path / "net.onnx")
+    publish(tmp_path / "new.onnx", tmp_path / "net.onnx")
     assert (tmp_path / "net.onnx").read_text() == "new" and not (tmp_path / "new.onnx").exists()
     (tmp_path / "staged").mkdir()
     (tmp_path / "staged" / "a.bin").write_text("1")
     (tmp_path / "net_openvino").mkdir()
     (tmp_path / "net_openvino" / "stale.bin").write_text("0")
-    export._publish(tmp_path / "staged", tmp_path / "net_openvino")
+    publish(tmp_path / "staged", tmp_path / "net_openvino")
     assert sorted(p.name for p in (tmp_path / "net_openvino").iterdir()) == ["a.bin"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.onnx", "net_openvino"]  # nothing moved aside left
 
@@ -87,14 +118,15 @@ def test_the_dialog_offers_language_models_what_the_engine_exports():
     assert precisions_for(model) == ("fp32", "int8", "int4")
     assert set(formats_for(model, "fp32")) == {"openvino"}
     assert set(formats_for(model, "int4")) == {"openvino", "tflite", "coreml"}
-    assert formats_for(model, "int8")["tflite"] == export_dialog.FLOAT_ONLY_TIP.format(format="TFLite (LiteRT)")
+    assert formats_for(model, "int8")["tflite"].startswith("INT8 language models are exported to ONNX only")
     assert choice_fits(ExportChoice(["onnx", "tflite"], "fp32"), model)
     assert not choice_fits(ExportChoice(["onnx", "tflite"], "int8"), model)
     assert not choice_fits(ExportChoice(["openvino"], "fp32"), model)
-    # the engine agrees: what the dialog refuses, run_export refuses before any work
-    assert set(export.LANGUAGE_TARGETS) == {name for name, _ in export_dialog.FORMATS} - {"openvino"}
-    assert set(export_dialog.LANGUAGE_PRECISIONS) <= set(export.PRECISIONS)
-    assert set(export_dialog.VISION_PRECISIONS) <= set(export.PRECISIONS)
+    # the engine agrees: what the dialog refuses, run_export refuses before any work, with the same words
+    tflite = capabilities.exporters_for(["tflite"])
+    refused = export._refusal(model, tflite, "int8", None)
+    assert formats_for(model, "int8")["tflite"] == str(refused)
+    assert [name for name, _ in export_dialog.format_rows()] == capabilities.formats()
 
 
 def test_a_variant_already_on_onnxruntime_is_exported_at_its_own_precision():

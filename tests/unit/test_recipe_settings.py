@@ -226,7 +226,10 @@ def test_auto_or_number_refuses_in_one_line(text, low_open, message):
 def test_contract_problems_of_hand_written_classes():
     assert contract_problems(Demo) == []
     assert contract_problems(Demo()) == ["is a Demo, not a class"]
-    assert contract_problems(Exporter) == ["an exporter needs a method export()"]
+    assert contract_problems(Exporter) == [  # an exporter also declares its rows of the capability table
+        "an exporter needs a method export()", "an exporter needs a class attribute format (str)",
+        "an exporter needs a class attribute suffix (str)",
+        "an exporter needs a class attribute exports (a tuple of studio.plugin_api.Exports)"]
     assert any("cannot be built with defaults (cannot build)" in p for p in contract_problems(BrokenSettings))
 
     class Empty:

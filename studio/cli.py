@@ -510,9 +510,14 @@ def main(argv: list[str] | None = None) -> int:
         if full is not None:
             print(f"deploy-studio: error: {full}", file=sys.stderr)
             return EXIT_USAGE
-        first = (str(exc).splitlines() or [""])[0][:200]
-        print(f"deploy-studio: internal error: {type(exc).__name__}: {first} (run with --debug for the traceback)",
-              file=sys.stderr)
+        from studio.errors import first_line
+        from studio.logs import log_unexpected
+
+        try:
+            where = f"the traceback is in {log_unexpected(f'deploy-studio {args.command} failed', exc)}"
+        except OSError:  # an unwritable cache folder must not hide the error itself
+            where = "run with --debug for the traceback"
+        print(f"deploy-studio: internal error: {type(exc).__name__}: {first_line(exc)} ({where})", file=sys.stderr)
         return 1
 
 

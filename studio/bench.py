@@ -9,6 +9,7 @@ noise hits both alike), which lets a reader check that the pipeline's "infer" is
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,14 +73,16 @@ def run_bench(handle: ModelHandle, settings: BenchSettings) -> dict[str, Any]:
         return _bench_tensor_model(handle, settings)
     frames, frames_note = _frames(settings)
     step, describe, model_file, input_shape = _make_step(handle, settings)
+    if settings.check_bare and not isinstance(step, _PredictorStep):  # Ultralytics runs its own session
+        raise UnsupportedError("the bare-session check needs --runtime ort")
     for frame in frames[: settings.warmup]:
         step(frame)
     stages: list[StageTimes] = []
     bare: list[float] = []
     for frame in frames[settings.warmup:]:
         stages.append(step(frame))
-        if settings.check_bare:
-            bare.append(step.bare())  # type: ignore[attr-defined]
+        if isinstance(step, _PredictorStep) and settings.check_bare:
+            bare.append(step.bare())
     report = _report(handle, settings, stages, describe(), model_file, input_shape(), frames_note)
     if settings.check_bare:
         bare_p50 = float(np.percentile(bare, 50))
@@ -108,7 +111,8 @@ class _PredictorStep:
         return (time.perf_counter() - start) * 1e3
 
 
-def _make_step(handle: ModelHandle, settings: BenchSettings):
+def _make_step(handle: ModelHandle, settings: BenchSettings) -> tuple[
+        Callable[[np.ndarray], StageTimes], Callable[[], dict[str, Any]], Path | None, Callable[[], Any]]:
     """A callable frame → StageTimes, its runtime description, the file it runs, and its input shape."""
     if settings.runtime == "ultralytics":
         from studio.runtime.ultralytics_runner import UltralyticsRunner

@@ -96,8 +96,9 @@ def _titles(found: list[Any]) -> str:
     return ", ".join(exporter.title for exporter in found)
 
 
-def precision_refusal(kind: str, precision: str, registry: Any = None) -> UnsupportedError | None:
-    """Why no export of a ``kind`` model at ``precision`` exists (None: some exporter writes it)."""
+def precision_refusal(kind: str | None, precision: str, registry: Any = None) -> UnsupportedError | None:
+    """Why no export of a ``kind`` model at ``precision`` exists (None: some exporter writes it). ``kind``
+    None asks about any kind of model: only a precision no exporter writes at all is refused."""
     if precision in precisions(kind, registry):
         return None
     if precision not in precisions(None, registry):

@@ -232,8 +232,9 @@ def _stdout_for_json_only(enabled: bool) -> Iterator[None]:
     real = sys.stdout
     out_fd, err_fd = _fileno(real), _fileno(sys.stderr)
     real.flush()
-    saved = os.dup(out_fd) if out_fd is not None and err_fd is not None else None
-    if saved is not None:
+    saved: int | None = None  # a copy of the real stdout's descriptor, while that descriptor points at stderr
+    if out_fd is not None and err_fd is not None:
+        saved = os.dup(out_fd)
         os.dup2(err_fd, out_fd)
     _JSON_STREAM = os.fdopen(saved, "w", encoding="utf-8") if saved is not None else real
     try:
@@ -242,6 +243,7 @@ def _stdout_for_json_only(enabled: bool) -> Iterator[None]:
     finally:
         _JSON_STREAM.flush()
         if saved is not None:
+            assert out_fd is not None  # saved is only made from a real out_fd
             sys.stderr.flush()
             os.dup2(saved, out_fd)
             _JSON_STREAM.close()

@@ -133,13 +133,22 @@ def auto_or_number(setting: Any, name: str, low: float, high: float, *, low_open
     return value
 
 
+def _field_default(field: dataclasses.Field[Any]) -> Any:
+    """A settings field's default value: every field has one (``option`` gives a default or a factory)."""
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    raise TypeError(f"settings field '{field.name}' has no default: declare it with option(...)")
+
+
 def settings_schema(settings_cls: type) -> list[dict[str, Any]]:
     """One entry per field: name, type, default, label, help, min, max, choices, optional."""
     hints = typing.get_type_hints(settings_cls)
     schema = []
     for field in dataclasses.fields(settings_cls):
         kind, literal, optional = _type_name(hints[field.name])
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        default = _field_default(field)
         meta = dict(field.metadata)
         schema.append({
             "name": field.name, "type": kind, "optional": optional,

@@ -115,8 +115,9 @@ def report_threshold(model: ModelHandle, variant: ModelHandle, choosing: list, f
     from plugins.early_exit import exit_threshold as th
     from studio.evaluate.frames import judging_frames
 
-    threshold = fixed
-    if fixed is None:
+    if fixed is not None:
+        threshold = fixed
+    else:
         chosen, points = th.choose(th.measure(model, variant, choosing, ctx.sub(0.0, 0.4), "choosing frames"),
                                    target)
         report["choice"] = {"target_agreement": target, "frames": len(choosing), "curve": points,

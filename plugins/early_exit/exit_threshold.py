@@ -50,11 +50,13 @@ def measure(model: ModelHandle, variant: ModelHandle, frames: list[np.ndarray], 
 
     sessions = [OrtBackend(path, threads=1) for path in ensure_segments(variant)]
     full = make_predictor(model, "ort", threads=1)
+    image = model.required_image_input()  # exit heads are built for EfficientNet-Lite classifiers only
     samples = []
     for index, frame in enumerate(frames):
         ctx.progress(index / max(len(frames), 1), f"measuring exits on the {what} ({index + 1}/{len(frames)})")
-        tensor = prepare(frame, model.image_input, model.image_input.size, False)[0]
-        full_ms, spent = [], [[] for _ in sessions]
+        tensor = prepare(frame, image, image.size, False)[0]
+        full_ms: list[float] = []
+        spent: list[list[float]] = [[] for _ in sessions]
         for _ in range(repeats):
             start = time.perf_counter()
             full.backend.run(tensor)

@@ -28,7 +28,8 @@ def choosing_split(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.
     if len(frames) < 4:
         return frames, frames[-1:]  # too few to split: choose on the last one (the report says how many)
     edges = np.linspace(0, len(frames), CHOOSING_RUNS + 1).astype(int)
-    training, choosing = [], []
+    training: list[np.ndarray] = []
+    choosing: list[np.ndarray] = []
     for run in range(CHOOSING_RUNS):
         (choosing if run in CHOOSING_HELD_OUT else training).extend(frames[edges[run]:edges[run + 1]])
     return training, choosing
@@ -49,7 +50,10 @@ class OnePass:
     """
 
     def __init__(self, net: Any):
-        self.net, self._x, self._features, self._final = net, None, None, None
+        self.net = net
+        self._x: Any = None  # the batch the cached pass ran on
+        self._features: list[Any] = []  # the exit heads' inputs for that batch
+        self._final: Any = None  # the final head's answer for that batch
 
     def _pass(self, x: Any) -> None:
         import torch
@@ -124,7 +128,7 @@ def train_heads(early: Any, model: ModelHandle, settings: Any, ctx: TaskContext)
 
     frames, info = calibration_frames(settings.frames, TRAINING_FRAMES, ctx)
     training, choosing = choosing_split(frames)
-    size = model.image_input.size
+    size = model.required_image_input().size  # the plugin takes EfficientNet-Lite classifiers only
     plan = TrainPlan(steps=settings.steps, minutes=settings.minutes, lr=settings.lr, batch=settings.batch,
                      batchnorm="frozen", device=settings.device, eval_every=max(1, min(25, settings.steps)),
                      patience=settings.patience)

@@ -66,7 +66,7 @@ class VideoCascade:
     def apply(self, model: ModelHandle, settings: VideoCascadeSettings, ctx: TaskContext) -> ModelHandle:
         from studio.runtime.cascade import CascadeSettings
 
-        stride = model.image_input.stride
+        stride = model.required_image_input().stride  # check refused models without a dynamic image input
         if settings.low_imgsz % stride:
             raise SettingsError(f"{self.id}: low_imgsz {settings.low_imgsz} is not a multiple of the stride "
                                 f"{stride}", fix=f"use {settings.low_imgsz // stride * stride or stride}")
@@ -102,9 +102,10 @@ def _choose(model, frames, settings, escalate, reuse, ctx) -> tuple[float, float
                             "report on others", fix="raise evaluation_frames (e.g. 120), or fix both thresholds")
     records = cascade_choice.record(model, choosing, settings.low_imgsz, ctx, threads=2)
     chosen, candidates = cascade_choice.choose(records, settings.target_map50, settings.max_reuse, escalate, reuse)
-    choice = {"choice": {"target_map50": settings.target_map50, "frames": len(choosing), "candidates": candidates,
-                         "on": f"the first {len(choosing)} frames; the report uses the frames after a "
-                               f"{cascade_choice.GAP_FRAMES}-frame gap"}}
+    choice: dict[str, Any] = {"choice": {
+        "target_map50": settings.target_map50, "frames": len(choosing), "candidates": candidates,
+        "on": f"the first {len(choosing)} frames; the report uses the frames after a "
+              f"{cascade_choice.GAP_FRAMES}-frame gap"}}
     if chosen is None:
         # Fidelity first: no pair reached the target, so every computed frame escalates and none is reused.
         choice["warnings"] = [f"no thresholds reached mAP50 {settings.target_map50} on the {len(choosing)} "

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import typing
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from studio.lm.variants import is_language_model
 from studio.model import ModelHandle
-from studio.plugin_api import LANGUAGE, Kind
+from studio.plugin_api import LANGUAGE, Exports, Kind
 from studio.tasks import TaskContext
 
 # What every first-party exporter writes for vision models: the exporters' ``exports`` rows and the
@@ -67,6 +67,8 @@ class Exporter:
     the model itself does not change). ``torch_reason`` is set by converters that start from PyTorch.
     Each exporter declares its rows of the capability table in ``exports`` (``studio.plugin_api.Exports``)."""
 
+    title: ClassVar[str]  # each exporter names itself and declares its rows
+    exports: ClassVar[tuple[Exports, ...]]
     kind = Kind.EXPORT
     settings_version = 1
     torch_reason: str | None = None

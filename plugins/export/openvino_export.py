@@ -113,7 +113,7 @@ def _nncf_int8(converted: Any, source: Path, model: ModelHandle, settings: OpenV
     ctx.progress(0.0, "reading calibration frames")
     frames, info = calibration_frames(None, settings.calibration_frames, ctx)
     size = verification_size(model)
-    tensors = [prepare(frame, model.image_input, size, rect=False)[0] for frame in frames]
+    tensors = [prepare(frame, model.required_image_input(), size, rect=False)[0] for frame in frames]
     detector = model.task.value in ("detect", "segment", "pose", "obb")
     ignored = decoding_tail(source) if detector else []
     names = {op.get_friendly_name() for op in converted.get_ops()}

@@ -47,7 +47,7 @@ def calibration_inputs(model: ModelHandle, shape: tuple[int, ...], samples: int,
     frames, info = calibration_frames(None, samples, ctx)
     tensors = []
     for frame in frames:
-        tensor = prepare(frame, model.image_input, size, rect=False)[0]
+        tensor = prepare(frame, model.required_image_input(), size, rect=False)[0]
         tensors.append(np.ascontiguousarray(tensor.transpose(0, 2, 3, 1) if nhwc else tensor))
     return tensors, info
 

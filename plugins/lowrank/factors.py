@@ -44,17 +44,21 @@ def _is_pointwise(conv: nn.Module) -> bool:
 
 
 def _pair_for(weight: torch.Tensor, bias: torch.Tensor | None, rank: int, conv: nn.Conv2d | None,
-              decomposition: tuple | None = None) -> nn.Module:
+              decomposition: tuple | None = None) -> nn.Sequential:
     a, b = factorise(weight, rank, decomposition)
+    first: nn.Linear | nn.Conv2d
+    second: nn.Linear | nn.Conv2d
     if conv is None:
         first = nn.Linear(weight.shape[1], rank, bias=False)
         second = nn.Linear(rank, weight.shape[0], bias=bias is not None)
         first.weight.data, second.weight.data = a.contiguous(), b.contiguous()
     else:
-        first = nn.Conv2d(weight.shape[1], rank, 1, stride=conv.stride, bias=False)
+        stride = (conv.stride[0], conv.stride[1])  # a Conv2d's stride is a pair (typed tuple[int, ...])
+        first = nn.Conv2d(weight.shape[1], rank, 1, stride=stride, bias=False)
         second = nn.Conv2d(rank, weight.shape[0], 1, bias=bias is not None)
         first.weight.data, second.weight.data = a[:, :, None, None].contiguous(), b[:, :, None, None].contiguous()
     if bias is not None:  # no bias where the layer had none (a BatchNorm follows)
+        assert second.bias is not None  # made with bias=True just above
         second.bias.data = bias.clone()
     return nn.Sequential(first, second)
 
@@ -75,6 +79,7 @@ def replacement_for(layer, settings, rows, name, model, ignored: set[int]) -> nn
         fused = fuse_conv_and_bn(copy.deepcopy(layer.conv), layer.bn)
         pair = _factor(fused.weight.data[:, :, 0, 0], fused.bias.data, fused, settings, rows, name)
         return None if pair is None else LowRankConv(pair[0], pair[1], layer.act, source=layer)
+    bias: torch.Tensor | None
     if isinstance(layer, nn.Linear):
         bias = layer.bias.data if layer.bias is not None else None
         return _factor(layer.weight.data, bias, None, settings, rows, name)
@@ -84,7 +89,7 @@ def replacement_for(layer, settings, rows, name, model, ignored: set[int]) -> nn
     return None
 
 
-def _factor(weight, bias, conv, settings, rows, name) -> nn.Module | None:
+def _factor(weight, bias, conv, settings, rows, name) -> nn.Sequential | None:
     out_features, in_features = weight.shape
     if min(out_features, in_features) < settings.min_features:
         return None

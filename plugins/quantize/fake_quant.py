@@ -113,8 +113,8 @@ class FakeQuant:
         from torch.nn.utils import parametrize
 
         per_channel, limit = self.weights
-        for layer in self.layers:
-            parametrize.register_parametrization(layer, "weight", _weight_quantizer(per_channel, limit))
+        for weighted in self.layers:
+            parametrize.register_parametrization(weighted, "weight", _weight_quantizer(per_channel, limit))
         for index, (layer, where) in enumerate(self.points):
             low, high = self.lows.get(index, 0.0), self.highs.get(index, 0.0)
             scale = max((high - low) / (self.qmax - self.qmin), float(np.finfo(np.float32).tiny))
@@ -138,9 +138,9 @@ class FakeQuant:
         for hook in self.hooks:
             hook.remove()
         self.hooks = []
-        for layer in self.layers:
-            if parametrize.is_parametrized(layer, "weight"):
-                parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
+        for weighted in self.layers:
+            if parametrize.is_parametrized(weighted, "weight"):
+                parametrize.remove_parametrizations(weighted, "weight", leave_parametrized=False)
         for layer, where in self.points:
             for name in (SCALE.format(where), ZERO.format(where)):
                 layer._buffers.pop(name, None)

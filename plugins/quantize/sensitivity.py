@@ -38,7 +38,7 @@ def quant_units(graph: Any, granularity: str = "block") -> dict[str, list[str]]:
 def rank_units(units: dict[str, list[str]], score_only: Callable[[list[str]], float], baseline: float,
                ctx: Any) -> list[dict[str, Any]]:
     """Fidelity drop when only each unit is quantized, most harmful first."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for index, (unit, nodes) in enumerate(units.items()):
         ctx.progress(index / len(units), f"sensitivity {index + 1}/{len(units)}: {unit}")
         value = score_only(nodes)

@@ -92,7 +92,7 @@ def _export_torch(handle: ModelHandle, workdir: Path) -> Path:
     output = workdir / "model.onnx"
     names = [spec.name for spec in handle.outputs] or ["output0"]
     with torch.inference_mode():
-        torch.onnx.export(copy.deepcopy(handle.torch_module).eval(), torch.zeros(shape), str(output),
+        torch.onnx.export(copy.deepcopy(handle.torch_module).eval(), (torch.zeros(shape),), str(output),
                           opset_version=OPSET, input_names=[handle.inputs[0].name], output_names=names,
                           dynamo=False)
     onnx.save(onnxslim.slim(onnx.load(str(output))), str(output))

@@ -31,7 +31,7 @@ class CoreMlExport(Exporter):
     suffix = ".mlpackage"
     Settings = CoreMlExportSettings
     # Set by coremltools itself, from the float PyTorch model; language models at FP32 only
-    # (studio.lm.mobile_export converts them at a fixed window).
+    # (studio.lm.mobile converts them at a fixed window).
     exports = (Exports(VISION, VISION_PRECISIONS, native=VISION_PRECISIONS),
                Exports(LANGUAGE, ("fp32",), native=("fp32",)))
     settings_version = 2
@@ -41,7 +41,7 @@ class CoreMlExport(Exporter):
 
     def export(self, model: ModelHandle, settings: CoreMlExportSettings, target: Path, ctx: TaskContext) -> dict:
         if is_language_model(model):  # a fixed window of tokens; the traced graph is checked in PyTorch
-            from studio.lm.mobile_export import coreml_language
+            from studio.lm.mobile import coreml_language
 
             return coreml_language(model, target, ctx)
         ctx.progress(0.05, "converting with coremltools")

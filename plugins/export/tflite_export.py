@@ -43,7 +43,7 @@ class TfliteExport(Exporter):
     suffix = ".tflite"
     Settings = TfliteExportSettings
     # From the float PyTorch model, quantized by ai-edge-quantizer; language models at FP32 only
-    # (studio.lm.mobile_export converts them at a fixed window).
+    # (studio.lm.mobile converts them at a fixed window).
     exports = (Exports(VISION, VISION_PRECISIONS, native=VISION_PRECISIONS),
                Exports(LANGUAGE, ("fp32",), native=("fp32",)))
     torch_reason = ("TFLite is converted from the PyTorch model, and this one exists only as ONNX "
@@ -51,7 +51,7 @@ class TfliteExport(Exporter):
 
     def export(self, model: ModelHandle, settings: TfliteExportSettings, target: Path, ctx: TaskContext) -> dict:
         if is_language_model(model):  # a fixed window of tokens, verified in ai_edge_litert
-            from studio.lm.mobile_export import tflite_language
+            from studio.lm.mobile import tflite_language
 
             return tflite_language(model, target, ctx)
         ctx.progress(0.05, "converting with litert-torch")

@@ -25,7 +25,7 @@ def test_minilm_to_tflite_gives_the_pipelines_sentence_embeddings(minilm, tmp_pa
     from ai_edge_litert.interpreter import Interpreter
     from tokenizers import Tokenizer
 
-    from studio.lm.mobile_export import tflite_language
+    from studio.lm.mobile import tflite_language
 
     seen: list[float] = []
     target = tmp_path / "minilm-l6.tflite"
@@ -60,7 +60,7 @@ def test_minilm_to_tflite_gives_the_pipelines_sentence_embeddings(minilm, tmp_pa
 def test_minilm_to_coreml_is_a_valid_mlprogram_with_named_io(minilm, tmp_path):
     import coremltools as ct
 
-    from studio.lm.mobile_export import coreml_language
+    from studio.lm.mobile import coreml_language
 
     target = tmp_path / "minilm-l6.mlpackage"
     details = coreml_language(minilm, target, TaskContext())
@@ -83,7 +83,7 @@ def test_smollm_to_tflite_predicts_the_same_next_tokens(smollm, tmp_path):
     import torch
     from ai_edge_litert.interpreter import Interpreter
 
-    from studio.lm.mobile_export import tflite_language
+    from studio.lm.mobile import tflite_language
 
     target = tmp_path / "smollm2-135m.tflite"
     details = tflite_language(smollm, target, TaskContext())  # ~35 s on 2 cores
@@ -104,7 +104,7 @@ def test_smollm_to_tflite_predicts_the_same_next_tokens(smollm, tmp_path):
 
 @pytest.mark.slow
 def test_smollm_to_coreml_is_a_valid_mlprogram(smollm, tmp_path):
-    from studio.lm.mobile_export import coreml_language
+    from studio.lm.mobile import coreml_language
 
     target = tmp_path / "smollm2-135m.mlpackage"
     details = coreml_language(smollm, target, TaskContext())  # ~20 s on 2 cores
@@ -126,7 +126,7 @@ def _early_exit(smollm):
     ("minilm", None, 1024, "a window of 1024 tokens exceeds minilm-l6's 512 positions"),
 ], ids=["early-exit", "smollm-window", "minilm-window"])
 def test_refusals_are_immediate_and_write_nothing(request, tmp_path, fmt, model, variant, seq_len, message):
-    from studio.lm import mobile_export
+    from studio.lm import mobile as mobile_export
 
     handle = request.getfixturevalue(model)
     handle = variant(handle) if variant else handle

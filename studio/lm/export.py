@@ -22,6 +22,7 @@ from studio.errors import StudioError, UnsupportedError
 from studio.lm.variants import lm_runtime
 from studio.model import ModelHandle, Task
 from studio.tasks import TaskContext
+from studio.vectors import row_cosines
 
 PROMPT = "The capital of France is Paris. The capital of Italy is"
 SENTENCES = ("A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby.",
@@ -147,7 +148,5 @@ def verify_encoder(folder: Path, reference: ModelHandle) -> dict[str, Any]:
                                          "pooling)", "sentences": len(SENTENCES)}
     if reference.torch_module is not None:
         expected = embed(reference, list(SENTENCES))
-        unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        ref = expected / np.maximum(np.linalg.norm(expected, axis=1, keepdims=True), 1e-12)
-        result["min_cosine_vs_pytorch"] = round(float((unit * ref).sum(1).min()), 5)
+        result["min_cosine_vs_pytorch"] = round(float(row_cosines(vectors, expected).min()), 5)
     return result

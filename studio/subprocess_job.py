@@ -68,6 +68,8 @@ def run_cli_json(args: list[str], ctx: TaskContext, *, out_dir: Path | None = No
                     ctx.metric(**json.loads(line[len(METRIC_PREFIX):]))
             elif line.startswith("deploy-studio: "):
                 errors.append(line.strip())
+            elif line.startswith("deploy-studio ") and ": error: " in line:  # argparse: "PROG CMD: error: …"
+                errors.append(line.split(": error: ", 1)[1].strip().removeprefix("argument "))
 
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()

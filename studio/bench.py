@@ -8,6 +8,7 @@ noise hits both alike), which lets a reader check that the pipeline's "infer" is
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,12 +26,10 @@ from studio.model import ModelHandle, Task
 from studio.runtime.results import StageTimes
 from studio.sources import take_frames
 
-RUNTIMES = ("ort", "torch", "ultralytics")
-
 
 @dataclass(frozen=True)
 class BenchSettings:
-    runtime: str = "ort"
+    runtime: str = "auto"  # a studio.runtime.choice.Runtime name; auto = the model's own runtime
     imgsz: int | None = None
     threads: int = 1
     runs: int = 50
@@ -61,8 +60,9 @@ def _frames(settings: BenchSettings) -> tuple[list[np.ndarray], str]:
 
 def run_bench(handle: ModelHandle, settings: BenchSettings) -> dict[str, Any]:
     """Measure ``handle`` with ``settings``; returns the JSON document the CLI prints."""
-    if settings.runtime not in RUNTIMES:
-        raise UnsupportedError(f"unknown runtime '{settings.runtime}'", fix=f"choose one of {', '.join(RUNTIMES)}")
+    from studio.runtime.choice import resolve_runtime
+
+    settings = dataclasses.replace(settings, runtime=resolve_runtime(handle, settings.runtime).value)
     if settings.runs < 1 or settings.threads < 1:
         raise UnsupportedError("--runs and --threads must be at least 1")
     if handle.task in (Task.GENERATE, Task.EMBED):

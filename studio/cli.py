@@ -19,6 +19,7 @@ from typing import Any
 
 from studio import __version__
 from studio.errors import StudioError
+from studio.runtime.choice import IMAGE_RUNTIMES, Runtime
 
 EXIT_USAGE = 2
 OWN_FRAMES_HELP = ("the model's own frames (a folder of images/videos, a video, or an Ultralytics data.yaml): split "
@@ -103,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="run a model on an image, folder, video or camera")
     _add_model(predict, recipe=True)
     predict.add_argument("source", help="image, folder of images, video file, or camera index (0)")
-    predict.add_argument("--runtime", choices=["ort", "torch"], default="ort")
+    predict.add_argument("--runtime", choices=[r.value for r in IMAGE_RUNTIMES], default="auto",
+                         help="auto: the file's own runtime (LiteRT for .tflite, OpenVINO for IR), else onnxruntime")
     predict.add_argument("--conf", type=float, default=0.25, help="score threshold (default 0.25)")
     predict.add_argument("--iou", type=float, default=None, help="NMS IoU (default: the model family's own)")
     predict.add_argument("--imgsz", type=int, default=None, help="input size for models with dynamic input")
@@ -113,7 +115,9 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="per-stage latency percentiles, memory, size, after warm-up")
     _add_model(bench, recipe=True)
-    bench.add_argument("--runtime", choices=["ort", "torch", "ultralytics"], default="ort")
+    bench.add_argument("--runtime", choices=[r.value for r in (*IMAGE_RUNTIMES, Runtime.ULTRALYTICS)],
+                       default="auto", help="auto: the file's own runtime (LiteRT for .tflite, OpenVINO for IR), "
+                                            "else onnxruntime; ultralytics: its predictor, as a reference")
     bench.add_argument("--imgsz", type=int, default=None)
     bench.add_argument("--threads", type=int, default=1)
     bench.add_argument("--runs", type=int, default=50)

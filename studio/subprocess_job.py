@@ -136,3 +136,21 @@ def optimize_in_subprocess(model_spec: str, recipe_path: Path, out_dir: Path, *,
     if trust:
         args.append("--trust")
     return run_cli_json(args, ctx or TaskContext(), out_dir=Path(out_dir))
+
+
+def format_bench_in_subprocess(model_spec: str, formats: list[str], precisions: list[str], out_dir: Path, *,
+                               runs: int = 30, threads: int = 1, fidelity_frames: int = 30, force: bool = False,
+                               trust: bool = False, frames: Path | None = None,
+                               ctx: TaskContext | None = None) -> dict[str, Any]:
+    """``studio.format_bench.run_format_bench`` in a child process (``bench --formats``): a converter that
+    crashes in native code takes the child down, never the window; cancel kills it."""
+    args = ["bench", str(model_spec), "--formats", ",".join(formats), "--precision", ",".join(precisions),
+            "--out", str(out_dir), "--runs", str(runs), "--threads", str(threads),
+            "--fidelity-frames", str(fidelity_frames)]
+    if frames is not None:
+        args += ["--frames", str(frames)]
+    if force:
+        args.append("--force")
+    if trust:
+        args.append("--trust")
+    return run_cli_json(args, ctx or TaskContext())

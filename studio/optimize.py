@@ -25,6 +25,7 @@ from studio.metrics import summarize_ms
 from studio.model import ModelHandle
 from studio.recipe import Recipe, apply_recipe, load_recipe, resolved_recipe, save_recipe
 from studio.registry import default_registry
+from studio.runtime.choice import RuntimeMode, runtime_mode
 from studio.sources import take_frames
 from studio.tasks import TaskContext
 from studio.timing import interleaved_ms
@@ -43,7 +44,7 @@ def _check_out_dir(out_dir: Path, force: bool) -> None:
 
 def graph_files(handle: ModelHandle) -> list[Path]:
     """The ONNX file(s) that run ``handle``: one graph, or one per segment for an early-exit variant."""
-    if handle.metadata.get("runtime_mode") == "early_exit":
+    if runtime_mode(handle) is RuntimeMode.EARLY_EXIT:
         from studio.runtime.early_exit import ensure_segments
 
         return ensure_segments(handle)
@@ -165,8 +166,7 @@ def optimize_model(baseline: ModelHandle, recipe: Recipe, out_dir: Path, *, forc
                     if labels_dir else None)
         names = (["model.onnx"] if len(variant_graphs) == 1
                  else [f"segment_{i}.onnx" for i in range(len(variant_graphs))])
-        for source, name in zip(variant_graphs, names, strict=True):
-            shutil.copyfile(source, result / name)
+        publish_graphs(variant, recipe, variant_graphs, [result / name for name in names])
         save_recipe(recipe, result / "recipe.toml")
         if variant.torch_module is not None:  # pruned, factorised, fine-tuned: keep the PyTorch model too
             from studio.checkpoint import save_checkpoint
@@ -184,6 +184,20 @@ def optimize_model(baseline: ModelHandle, recipe: Recipe, out_dir: Path, *, forc
         return report, variant
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish_graphs(variant: ModelHandle, recipe: Recipe, graphs: list[Path], targets: list[Path]) -> None:
+    """Copy the variant's graphs to ``targets``, each carrying the variant's metadata, so that the published file
+    re-opens as the model it is (labels, task, decoder, pre-processing), not as a bare graph. The graphs are the
+    studio's cache or the source's own file: only the copies are written to."""
+    import json
+
+    from studio.artifact_metadata import artifact_metadata, write_onnx_metadata
+
+    meta = artifact_metadata(variant.replace(metadata={**variant.metadata, "recipe": json.dumps(recipe.as_dict())}))
+    for source, target in zip(graphs, targets, strict=True):
+        shutil.copyfile(source, target)
+        write_onnx_metadata(target, meta)
 
 
 def _report(baseline, variant, base_graph, variant_graphs, base_latency, variant_latency, fidelity, recipe, ctx,

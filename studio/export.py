@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from studio import capabilities
 from studio.atomic import publish
@@ -30,6 +30,7 @@ from studio.model import ModelHandle
 from studio.plugin_api import LANGUAGE, settings_from_dict
 from studio.recipe import Recipe, apply_recipe, load_recipe, resolved_recipe
 from studio.registry import default_registry
+from studio.reports import ExportItem, ExportReport
 from studio.tasks import TaskContext
 
 
@@ -73,7 +74,7 @@ def _refusal(model: ModelHandle, exporters: list[Any], precision: str, registry:
 
 def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision: str = "fp32",
                recipe_path: Path | None = None, force: bool = False, trust: bool = False,
-               frames: Path | None = None, ctx: TaskContext | None = None) -> dict[str, Any]:
+               frames: Path | None = None, ctx: TaskContext | None = None) -> ExportReport:
     ctx = ctx or TaskContext()
     if frames is not None:  # INT8 calibration and every parity check then use the model's own frames
         from studio.data import FrameSet
@@ -118,7 +119,7 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
                 variants[quantized] = built.replace(metadata={**built.metadata, "recipe": json.dumps(chosen.as_dict())})
             return variants[quantized]
 
-        reports = []
+        written: list[tuple[Path, ExportItem]] = []
         for index, exporter in enumerate(exporters):
             native = _makes_precision(exporter, model, precision)
             variant = variant_for(not native and bool(needed))
@@ -127,13 +128,14 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
                 raise UnsupportedError(f"{exporter.title} cannot export {variant.name}: {'; '.join(reasons)}")
             share = 0.3 + 0.7 * index / len(exporters), 0.3 + 0.7 * (index + 1) / len(exporters)
             overrides = {"precision": precision} if native else {}
-            reports.append(_export_one(exporter, variant, _reference(model, variant_for), model, out_dir, staging,
+            written.append(_export_one(exporter, variant, _reference(model, variant_for), model, out_dir, staging,
                                        precision, overrides, ctx.sub(*share)))
         # All or nothing: files are published only once every format has been written and verified.
-        for report in reports:
-            publish(report.pop("_produced"), Path(report["path"]))
-        return {"model": model.display_name, "precision": precision, "recipe": recipe.as_dict(), "exports": reports,
-                **_measured_with(ctx)}
+        for produced, item in written:
+            publish(produced, Path(item["path"]))
+        measured = _measured_with(ctx)
+        return {"model": model.display_name, "precision": precision, "recipe": recipe.as_dict(),
+                "exports": [item for _, item in written], "frames": measured["frames"], "machine": measured["machine"]}
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -153,8 +155,9 @@ def _measured_with(ctx: TaskContext) -> dict[str, Any]:
 
 
 def _export_one(exporter: Any, variant: ModelHandle, reference: ModelHandle, model: ModelHandle, out_dir: Path,
-                staging: Path, precision: str, overrides: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
-    """One format, written into ``staging``: the exporter's own report plus path, size and time."""
+                staging: Path, precision: str, overrides: dict[str, Any], ctx: TaskContext) -> tuple[Path, ExportItem]:
+    """One format, written into ``staging``: where it was written there, and its report item (the exporter's
+    own report plus its final path, size and time)."""
     settings = settings_from_dict(exporter, overrides, exporter.settings_version)
     target = _target(out_dir, model, exporter)
     produced = staging / target.name
@@ -166,5 +169,7 @@ def _export_one(exporter: Any, variant: ModelHandle, reference: ModelHandle, mod
     seconds = time.perf_counter() - start
     size = (sum(f.stat().st_size for f in produced.rglob("*") if f.is_file()) if produced.is_dir()
             else produced.stat().st_size)
-    return {"_produced": produced, "format": exporter.format, "path": str(target), "precision": precision,
-            "size_mb": round(size / 1e6, 3), "export_seconds": round(seconds, 2), **details}
+    # The exporter's details are its own keys (parity, runtime, …): the item is typed by the ones readers use.
+    return produced, cast(ExportItem, {"format": exporter.format, "path": str(target), "precision": precision,
+                                       "size_mb": round(size / 1e6, 3), "export_seconds": round(seconds, 2),
+                                       **details})

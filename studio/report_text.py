@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from studio.evaluate.evidence import interval_text
 from studio.model import describe_tensor
+from studio.reports import BenchReport, ExportItem, ExportReport, VisionParity, language_score, with_kind
 
 
 def info_text(summary: dict[str, Any]) -> str:
@@ -42,7 +44,7 @@ def _params_line(summary: dict[str, Any]) -> str:
     return f"params     {summary['params']:,}" + (f"  ({method})" if method else "")
 
 
-def stage_table(latency: dict[str, dict[str, float]]) -> str:
+def stage_table(latency: Mapping[str, Any]) -> str:
     rows = ["stage      p50 ms   p95 ms   p99 ms"]
     for stage in ("pre", "infer", "post", "total"):
         item = latency[stage]
@@ -50,7 +52,7 @@ def stage_table(latency: dict[str, dict[str, float]]) -> str:
     return "\n".join(rows)
 
 
-def bench_text(report: dict[str, Any]) -> str:
+def bench_text(report: BenchReport) -> str:
     lines = [
         f"{report['model']} on {report['runtime']}, input {report['input_shape']}, {report['threads']} thread(s)",
         stage_table(report["latency_ms"]),
@@ -124,7 +126,7 @@ def language_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def machine_lines(report: dict[str, Any]) -> list[str]:
+def machine_lines(report: Mapping[str, Any]) -> list[str]:
     """Where a report's figures were measured: the CPU (its INT8 path) and the model's frames."""
     lines = []
     machine = report.get("machine") or report.get("method", {}).get("machine")
@@ -165,32 +167,45 @@ def evaluation_text(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def export_text(report: dict[str, Any]) -> str:
+def export_text(report: ExportReport) -> str:
     lines = [f"{report['model']} exported ({report['precision']})"]
     for item in report["exports"]:
-        parity = item.get("parity")
-        if "verified" in item:  # a language model: what re-opening it checked
-            checked = ", ".join(f"{k} {v}" for k, v in item["verified"].items() if k not in ("method", "runtime"))
-        elif parity and "max_abs_diff" in parity:  # a vision model: its outputs against the source's
-            checked = (f"max |Δ| {parity['max_abs_diff']:.2e}  {parity['agreement']['metric']} "
-                       f"{interval_text(parity['agreement'])}")
-        elif parity:  # a language model's TFLite file: cosine (encoder) or argmax agreement (decoder)
-            score = next(parity[k] for k in ("min_cosine", "argmax_agreement") if k in parity)
-            checked = f"{parity['metric']} {score} (threshold {parity['threshold']})"
-        else:
-            checked = "spec validated (running it needs macOS)"
         lines.append(f"{item['format']:<9} {item['size_mb']:>8.2f} MB  {item['export_seconds']:>6.1f} s  "
-                     f"{checked}  {item['path']}")
-    judged = next((i["parity"]["frame_set"] for i in report["exports"] if (i.get("parity") or {}).get("frame_set")),
-                  None)
+                     f"{_checked(item)}  {item['path']}")
+    vision = _vision_parities(report)
+    judged = next((p["frame_set"] for p in vision if p.get("frame_set")), None)
     if judged:
         lines.append(f"parity judged on: {judged}")
-    thin = next((i["parity"]["agreement"]["evidence"]["warning"] for i in report["exports"]
-                 if ((i.get("parity") or {}).get("agreement") or {}).get("evidence", {}).get("thin")), None)
+    thin = next((evidence["warning"] for evidence in (_evidence(p) for p in vision)
+                 if evidence is not None and evidence.get("thin")), None)
     if thin:
         lines.append(f"warning: {thin}")
     lines += machine_lines(report)
     return "\n".join(lines)
+
+
+def _checked(item: ExportItem) -> str:
+    """What re-opening one exported file checked, in a few words."""
+    if "verified" in item:  # a language model's ONNX folder
+        return ", ".join(f"{k} {v}" for k, v in item["verified"].items() if k not in ("method", "runtime"))
+    found = item.get("parity")
+    if not found:
+        return "spec validated (running it needs macOS)"
+    parity = with_kind(found)
+    if parity["kind"] == "vision":  # its outputs against the source's
+        return (f"max |Δ| {parity['max_abs_diff']:.2e}  {parity['agreement']['metric']} "
+                f"{interval_text(dict(parity['agreement']))}")
+    return f"{parity['metric']} {language_score(parity)} (threshold {parity['threshold']})"
+
+
+def _vision_parities(report: ExportReport) -> list[VisionParity]:
+    parities = [with_kind(parity) for parity in (item.get("parity") for item in report["exports"]) if parity]
+    return [parity for parity in parities if parity["kind"] == "vision"]
+
+
+def _evidence(parity: VisionParity) -> Mapping[str, Any] | None:
+    """A vision parity's evidence (absent from reports saved before evidence was measured)."""
+    return parity["agreement"].get("evidence")
 
 
 def generation_text(report: dict[str, Any]) -> str:

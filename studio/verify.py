@@ -10,13 +10,14 @@ export's detections against the source's (classifiers: top-1 agreement).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF, compare_results
 from studio.evaluate.frames import judging_frames
 from studio.model import ModelHandle
+from studio.reports import Agreement, VisionParity
 from studio.runtime.decoders import DECODERS, DEFAULT_IOU, DecodeOptions
 from studio.runtime.preprocess import prepare
 
@@ -24,7 +25,7 @@ Runner = Callable[[np.ndarray], list[np.ndarray]]
 
 
 def parity(source: ModelHandle, run_source: Runner, run_export: Runner, input_hw: tuple[int, int],
-           frames: int = 12, ctx: Any = None) -> dict[str, Any]:
+           frames: int = 12, ctx: Any = None) -> VisionParity:
     """Compare two runners on the fixed frame set; ``input_hw`` is the export's input size."""
     decode = DECODERS.get(source.decoder, DECODERS["tensor"])
     iou = DEFAULT_IOU.get(source.decoder, 0.7)
@@ -41,7 +42,7 @@ def parity(source: ModelHandle, run_source: Runner, run_export: Runner, input_hw
                 worst = max(worst, float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()))
         references.append(decode(expected, geometry, source.labels, reference_opts))
         produced.append(decode(got, geometry, source.labels, export_opts))
-    agreement = compare_results(references, produced)
-    return {"max_abs_diff": round(worst, 6), "agreement": agreement, "frames": len(images), "frame_set": note,
-            "input_shape": [1, 3, *input_hw],
+    agreement = cast(Agreement, compare_results(references, produced))  # fidelity results are untyped dicts
+    return {"kind": "vision", "max_abs_diff": round(worst, 6), "agreement": agreement, "frames": len(images),
+            "frame_set": note, "input_shape": [1, 3, *input_hw],
             "method": "same pre-processed frames through the source (FP32 ONNX on onnxruntime) and the export"}

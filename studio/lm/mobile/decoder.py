@@ -15,6 +15,7 @@ import numpy as np
 from studio.errors import UnsupportedError
 from studio.lm.mobile.kind import MASKED, LanguageKind, float32_only, weight_bytes
 from studio.model import ModelHandle
+from studio.reports import DecoderParity
 
 PROMPT = ("The capital of France is Paris. The capital of Italy is Rome. The capital of Spain is Madrid. "
           "Water boils at one hundred degrees Celsius at sea level, and it freezes at zero degrees. "
@@ -29,7 +30,7 @@ NO_KV_CACHE = ("no KV cache: every new token re-reads the whole window of seq_le
 
 
 class Decoder(LanguageKind):
-    name, inputs, output, figure = "decoder", ("input_ids",), "logits", "argmax_agreement"
+    name, inputs, output = "decoder", ("input_ids",), "logits"
     kv_cache = False
     notes: ClassVar[dict[str, str]] = {"note": NO_KV_CACHE}
 
@@ -70,13 +71,13 @@ class Decoder(LanguageKind):
         return share >= MIN_AGREEMENT, {"argmax_agreement": round(share, 4), "positions": length}
 
     def verify_tflite(self, runner: Any, declared: dict[str, Any], handle: ModelHandle,
-                      seq_len: int) -> dict[str, Any]:
+                      seq_len: int) -> DecoderParity:
         window, length = _prompt(handle, seq_len)
         start = time.perf_counter()
         logits = runner(input_ids=window.astype(declared["input_ids"]["dtype"]))[self.output]
         ms = (time.perf_counter() - start) * 1e3
         share = float((logits[0, :length].argmax(-1) == _reference_argmax(handle, window, length)).mean())
-        return {"metric": "argmax of the logits at each prompt position vs the PyTorch model",
+        return {"kind": "lm_decoder", "metric": "argmax of the logits at each prompt position vs the PyTorch model",
                 "argmax_agreement": round(share, 4), "positions": length, "ms_per_window": round(ms, 1),
                 "passed": share >= MIN_AGREEMENT, "threshold": MIN_AGREEMENT}
 

@@ -15,6 +15,7 @@ import numpy as np
 from studio.errors import UnsupportedError
 from studio.lm.mobile.kind import MASKED, LanguageKind, float32_only
 from studio.model import ModelHandle
+from studio.reports import EncoderParity
 from studio.vectors import row_cosines
 
 SENTENCES = ("A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby.",
@@ -23,7 +24,7 @@ MIN_COSINE = 0.99  # every verification sentence, TFLite vs the PyTorch pipeline
 
 
 class Encoder(LanguageKind):
-    name, inputs, output, figure = "encoder", ("input_ids", "attention_mask"), "embedding", "min_cosine"
+    name, inputs, output = "encoder", ("input_ids", "attention_mask"), "embedding"
     kv_cache = None
     notes: ClassVar[dict[str, str]] = {}
 
@@ -62,16 +63,17 @@ class Encoder(LanguageKind):
         return worst >= MIN_COSINE, {"min_cosine": round(worst, 6), "sentences": len(SENTENCES)}
 
     def verify_tflite(self, runner: Any, declared: dict[str, Any], handle: ModelHandle,
-                      seq_len: int) -> dict[str, Any]:
+                      seq_len: int) -> EncoderParity:
         start = time.perf_counter()
         ours = np.concatenate([runner(**{n: f[n].astype(declared[n]["dtype"]) for n in self.inputs})[self.output]
                                for f in _feeds(handle, seq_len)])
         ms = (time.perf_counter() - start) * 1e3 / len(SENTENCES)
         cosines = row_cosines(ours.astype(np.float32), _pipeline_embeddings(handle))
         worst = float(cosines.min())
-        return {"metric": "cosine to the sentence-transformers pipeline (PyTorch)", "min_cosine": round(worst, 6),
-                "cosines": [round(float(c), 6) for c in cosines], "sentences": len(SENTENCES),
-                "norms": [round(float(n), 4) for n in np.linalg.norm(ours, axis=1)], "ms_per_sentence": round(ms, 1),
+        return {"kind": "lm_encoder", "metric": "cosine to the sentence-transformers pipeline (PyTorch)",
+                "min_cosine": round(worst, 6), "cosines": [round(float(c), 6) for c in cosines],
+                "sentences": len(SENTENCES), "norms": [round(float(n), 4) for n in np.linalg.norm(ours, axis=1)],
+                "ms_per_sentence": round(ms, 1),
                 "passed": worst >= MIN_COSINE, "threshold": MIN_COSINE}
 
     def output_shape(self, handle: ModelHandle, seq_len: int) -> list[int]:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from studio.errors import UnsupportedError
 from studio.model import ModelHandle
+from studio.reports import LanguageParity
 
 MASKED = -1e4  # additive mask value; finite, so an FP16 runtime does not produce inf - inf
 
@@ -20,7 +21,6 @@ class LanguageKind(ABC):
     name: str  # the report's "kind"
     inputs: tuple[str, ...]  # the graph's int32 inputs, each (1, seq_len)
     output: str  # the graph's one float32 output
-    figure: str  # the verification figure a failed check names
     kv_cache: bool | None  # the report's "kv_cache"
     notes: ClassVar[dict[str, str]]  # keys added at the end of the report
 
@@ -42,7 +42,7 @@ class LanguageKind(ABC):
 
     @abstractmethod
     def verify_tflite(self, runner: Any, declared: dict[str, Any], handle: ModelHandle,
-                      seq_len: int) -> dict[str, Any]:
+                      seq_len: int) -> LanguageParity:
         """The TFLite signature runner against the PyTorch model; the result has ``passed`` and ``metric``."""
 
     @abstractmethod

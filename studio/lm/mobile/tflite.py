@@ -18,6 +18,7 @@ from studio.errors import StudioError, UnsupportedError, first_line
 from studio.lm.mobile.common import check_torch, io, language_kind, metadata, outputs, version
 from studio.lm.mobile.kind import LanguageKind
 from studio.model import ModelHandle
+from studio.reports import LanguageParity, language_score
 from studio.tasks import TaskContext
 
 
@@ -105,7 +106,7 @@ def _append_metadata(path: Path, meta: dict[str, Any], handle: ModelHandle) -> l
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _verify(path: Path, handle: ModelHandle, kind: LanguageKind, seq_len: int) -> dict[str, Any]:
+def _verify(path: Path, handle: ModelHandle, kind: LanguageKind, seq_len: int) -> LanguageParity:
     from ai_edge_litert.interpreter import Interpreter
 
     names = list(kind.inputs)
@@ -119,5 +120,5 @@ def _verify(path: Path, handle: ModelHandle, kind: LanguageKind, seq_len: int) -
     result = kind.verify_tflite(runner, declared, handle, seq_len)
     if not result["passed"]:
         raise StudioError(f"the TFLite file does not reproduce {handle.name}: {result['metric']} "
-                          f"{result[kind.figure]}", fix="export ONNX instead")
+                          f"{language_score(result)}", fix="export ONNX instead")
     return result

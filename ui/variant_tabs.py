@@ -1,8 +1,10 @@
-"""The Optimize and Variants tabs, and what they do to the open session.
+"""The Optimize, Variants and Formats tabs, and what they do to the open session.
 
 They are made once the window is on screen (``install``: the plugin registry loads then). A plugin run or
 a recipe makes a variant in the window's job; it measures latency, so the frame preview pauses (and
 resumes) or the language view waits, and the new variant is selected in the table when it is published.
+The Formats tab benchmarks the session's source model in every format × precision; the preview pauses
+while it times them too.
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ class VariantTabs(QObject):
         self.window = window
         self.optimize_panel = None
         self.variants_panel = None
+        self.formats_panel = None
 
     def install(self):
-        """Load the plugin registry and put its panels in the Optimize and Variants tabs; the three."""
+        """Load the plugin registry and put its panels in the Optimize and Variants tabs, and the Formats tab
+        after them; the registry and the first two panels."""
         from studio.registry import default_registry
+        from ui.formats_panel import FormatsPanel
         from ui.optimize_panel import OptimizePanel
         from ui.variants_panel import VariantsPanel
 
@@ -53,6 +58,12 @@ class VariantTabs(QObject):
             tabs.removeTab(index)
             tabs.insertTab(index, widget, title)
             old.deleteLater()
+        self.formats_panel = FormatsPanel()
+        window.jobs.adopt(self.formats_panel.jobs)  # a measurement still running is killed when the window closes
+        self.formats_panel.job_started.connect(self._pause_preview)
+        tabs.insertTab(tabs.indexOf(self.variants_panel) + 1, self.formats_panel, "Formats")
+        window.state.observe("session", self.formats_panel.set_session)
+        self.formats_panel.set_session(window.state.session)  # a workspace restored before the plugins loaded
         return registry, self.optimize_panel, self.variants_panel
 
     def session_changed(self, select: str | None = None) -> None:
@@ -85,8 +96,7 @@ class VariantTabs(QObject):
 
     def _measuring_job(self, title: str, fn, failure_title: str) -> None:
         """A job that measures latency: the preview pauses so the two do not share the cores, and resumes."""
-        window, state = self.window, self.window.state
-        resume = list(state.lanes) if state.preview is not None else []
+        window = self.window
         job = window.start_job(title, fn, self._variant_made, failure_title=failure_title)
         if job is None:
             return
@@ -96,8 +106,14 @@ class VariantTabs(QObject):
             job.finished.connect(lambda: language.hold(None))
             window.show_status(f"{title}… (generation waits while latency is measured)")
             return
+        self._pause_preview(job, title)
+
+    def _pause_preview(self, job, title: str | None = None) -> None:
+        """The frame preview stops while ``job`` measures latency (the two would share the cores), and resumes."""
+        window, state = self.window, self.window.state
+        resume = list(state.lanes) if state.preview is not None else []
         window.central.pane.stop()
-        window.show_status(f"{title}… (preview paused while latency is measured)")
+        window.show_status(f"{title or job.title}… (preview paused while latency is measured)")
         if resume:
             job.finished.connect(lambda: state.preview is None and window.central.preview_variants(resume))
 

@@ -161,3 +161,20 @@ def test_early_exit_segments_carry_the_metadata_and_open_as_segments(tmp_path):
         # One segment alone is not the classifier (its outputs are features and an exit's logits).
         segment = load_model(path)
         assert segment.task == Task.TENSOR and "early-exit" in segment.provenance.note
+
+
+@pytest.mark.parametrize(("softmax", "decoder"), [(True, "classify-probs"), (False, "classify-logits")])
+def test_a_classifier_without_a_recorded_decoder_is_read_from_its_last_node(tmp_path, softmax, decoder):
+    """Files written before the decoder was recorded: probabilities when the graph ends in Softmax, else logits."""
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["p"]), helper.make_node("Flatten", ["p"], ["f"])]
+    nodes += [helper.make_node("Softmax", ["f"], ["s"]), helper.make_node("Identity", ["s"], ["y"])] if softmax \
+        else [helper.make_node("Identity", ["f"], ["y"])]
+    graph = helper.make_graph(nodes, "cls", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    path = tmp_path / "cls.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    meta = artifact_metadata(handle("cls", Task.CLASSIFY, decoder="unused", labels=("r", "g", "b"),
+                                    image_input=ImageInput((16, 16), resize=Resize.CENTER_CROP)))
+    write_onnx_metadata(path, {k: v for k, v in meta.items() if k != "deploy_studio.decoder"})
+    reopened = load_model(path)
+    assert reopened.task == Task.CLASSIFY and reopened.labels == ("r", "g", "b") and reopened.decoder == decoder

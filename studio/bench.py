@@ -39,6 +39,7 @@ class BenchSettings:
     graph_level: str = "all"
     check_bare: bool = False
     spin: bool = False
+    device: str | None = None  # the runtime's own device name (studio.runtime.predictor.make_backend); None: CPU
 
 
 def _frames(settings: BenchSettings) -> tuple[list[np.ndarray], str]:
@@ -130,7 +131,7 @@ def _make_step(handle: ModelHandle, settings: BenchSettings) -> tuple[
     from studio.runtime.predictor import make_predictor
 
     predictor = make_predictor(handle, settings.runtime, threads=settings.threads, imgsz=settings.imgsz,
-                               graph_level=settings.graph_level, spin=settings.spin)
+                               graph_level=settings.graph_level, spin=settings.spin, device=settings.device)
     backend = predictor.backend
     model_file = getattr(backend, "path", None) or (handle.source_paths[0] if handle.source_paths else None)
     return (_PredictorStep(predictor), backend.describe, model_file,
@@ -202,14 +203,32 @@ def _ort_reason(exc: Exception) -> str:
     return first.split("Status Message: ")[-1][:160]
 
 
-def _bench_tensor_model(handle: ModelHandle, settings: BenchSettings) -> dict[str, Any]:
-    """A graph that does not take images: feed random tensors of its declared input shapes to onnxruntime."""
-    if settings.runtime != "ort" or handle.onnx_path is None:
-        raise UnsupportedError(f"{handle.name} is a tensor model; only --runtime ort can bench it")
-    from studio.runtime.backends import OrtBackend
+def _tensor_runner(handle: ModelHandle, settings: BenchSettings) -> tuple[Any, Callable[[dict[str, np.ndarray]], Any],
+                                                                          Path | None]:
+    """(backend, feed → outputs, file run) for a tensor model: onnxruntime's session on its graph, or any
+    backend of the model's runtime that takes named inputs (``run_feed``)."""
+    if settings.runtime == "ort":
+        if handle.onnx_path is None:
+            raise UnsupportedError(f"{handle.name} is a tensor model without an ONNX graph; --runtime ort cannot "
+                                   "bench it", fix="use --runtime auto (the model's own runtime)")
+        from studio.runtime.backends import OrtBackend
 
-    backend = OrtBackend(handle.onnx_path, threads=settings.threads, graph_level=settings.graph_level,
-                         spin=settings.spin)
+        backend: Any = OrtBackend(handle.onnx_path, threads=settings.threads, graph_level=settings.graph_level,
+                                  spin=settings.spin)
+        return backend, lambda feed: backend.session.run(None, feed), handle.onnx_path
+    from studio.runtime.predictor import make_backend
+
+    backend = make_backend(handle, settings.runtime, threads=settings.threads, graph_level=settings.graph_level,
+                           spin=settings.spin, device=settings.device)
+    if not hasattr(backend, "run_feed"):
+        raise UnsupportedError(f"{handle.name} is a tensor model; the {settings.runtime} runtime cannot feed it "
+                               "named tensors", fix="use --runtime auto (the model's own runtime) or ort")
+    return backend, backend.run_feed, getattr(backend, "path", None) or handle.onnx_path
+
+
+def _bench_tensor_model(handle: ModelHandle, settings: BenchSettings) -> dict[str, Any]:
+    """A graph that does not take images: feed random tensors of its declared input shapes to its runtime."""
+    backend, run, model_file = _tensor_runner(handle, settings)
     rng = np.random.default_rng(0)
     feed = {}
     for spec in handle.inputs:
@@ -219,15 +238,18 @@ def _bench_tensor_model(handle: ModelHandle, settings: BenchSettings) -> dict[st
             raise UnsupportedError(f"{handle.name}: input {spec.name} has type {spec.dtype}, which the bench "
                                    "cannot generate")
         feed[spec.name] = (rng.random(shape) * 10).astype(dtype)
-    _first_run(handle, backend, feed)
+    if settings.runtime == "ort":
+        _first_run(handle, backend, feed)
+    else:
+        run(feed)
     for _ in range(settings.warmup):
-        backend.session.run(None, feed)
+        run(feed)
     stages = []
     for _ in range(settings.runs):
         start = time.perf_counter()
-        backend.session.run(None, feed)
+        run(feed)
         stages.append(StageTimes(0.0, (time.perf_counter() - start) * 1e3, 0.0))
-    report = _report(handle, settings, stages, backend.describe(), handle.onnx_path,
+    report = _report(handle, settings, stages, backend.describe(), model_file,
                      {k: list(v.shape) for k, v in feed.items()}, "random tensors of the declared input shapes")
     report["method"]["stages"] = "tensor model: no pre- or post-processing; symbolic dims set to --imgsz or 1"
     return report

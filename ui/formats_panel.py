@@ -132,6 +132,7 @@ class FormatsPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self.jobs = JobRunner(self, latest_only=True)  # a result for a model no longer open is dropped
         layout = QVBoxLayout(self)
         self.target = QLabel("No model loaded.")
         self.target.setWordWrap(True)
@@ -161,7 +162,7 @@ class FormatsPanel(QWidget):
         self.measure.clicked.connect(self.start)
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
-        self.cancel.clicked.connect(lambda: self.jobs.cancel())
+        self.cancel.clicked.connect(self.jobs.cancel)
         buttons.addWidget(self.measure)
         buttons.addWidget(self.cancel)
         buttons.addStretch(1)
@@ -174,7 +175,6 @@ class FormatsPanel(QWidget):
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
         self._build_results(layout)
-        self.jobs = JobRunner(self, latest_only=True)  # a result for a model no longer open is dropped
         self.jobs.progress.connect(self._show_progress)
         self.session: Session | None = None
         self.report: dict[str, Any] | None = None
@@ -354,9 +354,13 @@ class FormatsPanel(QWidget):
         x = np.array([cells[i]["latency_ms"]["p50"] for i in ran], float)
         y = np.array([cells[i]["fidelity"]["value"] for i in ran], float)
         intervals = [cells[i]["fidelity"].get("interval") or {} for i in ran]
-        self.error_bars.setData(x=x, y=y, top=np.array([iv.get("high", v) - v for iv, v in zip(intervals, y,
-                                                                                                   strict=True)]),
-                                bottom=np.array([v - iv.get("low", v) for iv, v in zip(intervals, y, strict=True)]))
+        top = np.array([iv.get("high", v) - v for iv, v in zip(intervals, y, strict=True)], float)
+        bottom = np.array([v - iv.get("low", v) for iv, v in zip(intervals, y, strict=True)], float)
+        self.error_bars.setData(x=x, y=y, top=top, bottom=bottom)
+        if len(ran):  # every file agreeing at 1.000 is common: a flat range would hide the axis' ticks
+            low, high = float((y - bottom).min()), float((y + top).max())
+            pad = max(high - low, 0.1) * 0.1
+            self.plot.setYRange(low - pad, high + pad)
         self.scatter.setData([{"pos": (float(px), float(py)), "data": i, "brush": pg.mkBrush(MARKER)}
                               for i, px, py in zip(ran, x, y, strict=True)])
         for i, px, py in zip(ran, x, y, strict=True):

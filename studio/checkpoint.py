@@ -15,6 +15,7 @@ from studio.atomic import staged_file
 from studio.errors import BadInputError, UnsupportedError
 from studio.hashing import sha256_file
 from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
+from studio.runtime.choice import RuntimeMode, runtime_mode
 
 FORMAT_VERSION = 1
 
@@ -32,7 +33,7 @@ def save_checkpoint(handle: ModelHandle, path: Path, recipe: dict[str, Any] | No
         "image_input": handle.image_input.as_dict() if handle.image_input else None,
         "inputs": [s.as_dict() for s in handle.inputs], "outputs": [s.as_dict() for s in handle.outputs],
         "parent_sha256": handle.metadata.get("parent_sha256", ""), "recipe": recipe or {},
-        "runtime_mode": handle.metadata.get("runtime_mode", ""),
+        "runtime_mode": runtime_mode(handle).value,  # plain data: the file is read without the studio's types
         "runtime_settings": handle.metadata.get("runtime_settings", ""),
     }
     payload: dict[str, Any] = {"model": module, "deploy_studio": meta}
@@ -52,6 +53,7 @@ def handle_from_studio_checkpoint(checkpoint: dict[str, Any], path: Path) -> Mod
     module = checkpoint.get("model")
     if module is None or not hasattr(module, "forward"):
         raise BadInputError("the studio checkpoint holds no network", path=path, fix="re-save the variant")
+    mode = _runtime_mode(meta, path)
     module = module.float().eval()
     for param in module.parameters():
         param.requires_grad_(False)
@@ -70,6 +72,14 @@ def handle_from_studio_checkpoint(checkpoint: dict[str, Any], path: Path) -> Mod
         provenance=Provenance(path=str(path.resolve()), sha256=sha256_file(path), loader="studio checkpoint"),
         params=torch_params(module), source_paths=(path,), torch_module=module,
         metadata={"family": meta.get("family", "torch"), "parent_sha256": meta.get("parent_sha256", ""),
-                  **({"runtime_mode": meta["runtime_mode"], "runtime_settings": meta.get("runtime_settings", "")}
-                     if meta.get("runtime_mode") else {})},
+                  **({"runtime_mode": mode.value, "runtime_settings": meta.get("runtime_settings", "")}
+                     if mode is not RuntimeMode.PLAIN else {})},
     )
+
+
+def _runtime_mode(meta: dict[str, Any], path: Path) -> RuntimeMode:
+    try:
+        return RuntimeMode(meta.get("runtime_mode") or "")
+    except ValueError:
+        raise BadInputError(f"unknown runtime mode {meta['runtime_mode']!r} in the studio checkpoint", path=path,
+                            fix="re-create the variant with this version of the studio") from None

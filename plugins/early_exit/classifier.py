@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from studio.model import ModelHandle, Task
 from studio.plugin_api import Kind, SettingsError, auto_or_number, option
+from studio.runtime.choice import RuntimeMode, runtime_mode
 from studio.tasks import TaskContext
 
 JUDGING_FRAMES = 256  # the judging side is read up to this many frames (the bundled media give 27)
@@ -80,8 +81,9 @@ class ClassifierExit:
             return ["exit heads are trained on a PyTorch classifier"]
         if model.metadata.get("family") != "efficientnet-lite":
             return ["exit heads are built for EfficientNet-Lite classifiers so far"]
-        if model.metadata.get("runtime_mode"):
-            return [f"it already runs as a {model.metadata['runtime_mode']} variant"]
+        mode = runtime_mode(model)
+        if mode is not RuntimeMode.PLAIN:
+            return [f"it already runs as a {mode} variant"]
         return []
 
     def apply(self, model: ModelHandle, settings: ClassifierExitSettings, ctx: TaskContext) -> ModelHandle:
@@ -101,7 +103,7 @@ class ClassifierExit:
         threshold = report_threshold(model, variant, choosing, fixed, settings.target_agreement, report,
                                      ctx.sub(0.8, 1.0))
         early.threshold = threshold
-        variant = variant.replace(metadata={**variant.metadata, "runtime_mode": "early_exit",
+        variant = variant.replace(metadata={**variant.metadata, "runtime_mode": RuntimeMode.EARLY_EXIT.value,
                                             "runtime_settings": json.dumps({"threshold": threshold})})
         ctx.add_report(report)
         ctx.progress(1.0, "done")

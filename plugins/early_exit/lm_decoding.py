@@ -12,6 +12,7 @@ from typing import Literal
 
 from studio.model import ModelHandle, Task
 from studio.plugin_api import Kind, SettingsError, option
+from studio.runtime.choice import RuntimeMode
 from studio.tasks import TaskContext
 
 
@@ -62,7 +63,7 @@ class LmEarlyExit:
         ctx.progress(1.0, "done")
         return model.replace(
             name=f"{model.name}-exit-{settings.confidence}{settings.threshold:g}",
-            metadata={**model.metadata, "lm_runtime": "early_exit", "runtime_mode": "lm_early_exit",
+            metadata={**model.metadata, "lm_runtime": "early_exit", "runtime_mode": RuntimeMode.LM_EARLY_EXIT.value,
                       "exit_confidence": settings.confidence,
                       "exit_threshold": str(settings.threshold), "exit_layers": ",".join(map(str, exits)),
                       "parent": model.name, "parent_sha256": model.provenance.sha256})

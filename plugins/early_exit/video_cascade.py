@@ -18,6 +18,7 @@ from typing import Any
 
 from studio.model import ModelHandle, Task
 from studio.plugin_api import Kind, SettingsError, auto_or_number, option
+from studio.runtime.choice import RuntimeMode, runtime_mode
 from studio.sources import take_frames
 from studio.tasks import TaskContext
 
@@ -59,8 +60,9 @@ class VideoCascade:
             reasons.append("the cascade is for detectors")
         if model.image_input is None or not model.image_input.dynamic:
             reasons.append("the low-resolution pass needs a graph that accepts several input sizes")
-        if model.metadata.get("runtime_mode"):
-            reasons.append(f"it already runs as a {model.metadata['runtime_mode']} variant")
+        mode = runtime_mode(model)
+        if mode is not RuntimeMode.PLAIN:
+            reasons.append(f"it already runs as a {mode} variant")
         return reasons
 
     def apply(self, model: ModelHandle, settings: VideoCascadeSettings, ctx: TaskContext) -> ModelHandle:
@@ -79,7 +81,8 @@ class VideoCascade:
             escalate, reuse, choice, frames = _choose(model, frames, settings, escalate, reuse, ctx.sub(0.0, 0.5))
         cascade = CascadeSettings(settings.low_imgsz, escalate, reuse, settings.max_reuse)
         variant = model.replace(name=f"{model.name}-cascade", metadata={
-            **model.metadata, "runtime_mode": "cascade", "runtime_settings": json.dumps(cascade.as_dict())})
+            **model.metadata, "runtime_mode": RuntimeMode.CASCADE.value,
+            "runtime_settings": json.dumps(cascade.as_dict())})
         report = measure_cascade(model, variant, frames, str(video), ctx.sub(0.5 if choice else 0.0, 1.0))
         ctx.add_report(report | {"escalate_below": escalate, "reuse_below": reuse} | choice)
         ctx.progress(1.0, "done")

@@ -76,6 +76,12 @@ def _format_list(text: str) -> list[str]:
     return names
 
 
+def _add_device(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--device", default=None,
+                        help=f"{what} (default: the CPU); one the runtime does not have here is refused, never "
+                             "replaced by the CPU — 'deploy-studio devices' lists them")
+
+
 def _add_model(parser: argparse.ArgumentParser, *, recipe: bool = False) -> None:
     parser.add_argument("model", help="a model file (.pt .onnx .yaml .cfg) or zoo:NAME")
     if recipe:
@@ -94,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     zoo = commands.add_parser("zoo", help="list the models that ship inside installed packages")
     zoo.add_argument("--json", action="store_true")
 
+    devices = commands.add_parser("devices", help="each runtime's devices on this machine (what --device takes)")
+    devices.add_argument("--json", action="store_true")
+
     info = commands.add_parser("info", help="format, task, inputs, labels, params, GFLOPs, size, provenance")
     _add_model(info)
     info.add_argument("--imgsz", type=_image_size, default=None,
@@ -111,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--imgsz", type=int, default=None, help="input size for models with dynamic input")
     predict.add_argument("--threads", type=int, default=2)
     predict.add_argument("--max-frames", type=int, default=30, help="frames to run from a video or camera")
+    _add_device(predict, "where the runtime runs: cpu, cuda (ORT's CUDA provider, torch's first GPU), cuda:1, "
+                         "mps, tensorrt, OpenVINO's GPU…")
     predict.add_argument("--json", action="store_true")
 
     bench = commands.add_parser("bench", help="per-stage latency percentiles, memory, size, after warm-up")
@@ -128,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--graph-level", default="all", help="onnxruntime graph optimisation level")
     bench.add_argument("--spin", action="store_true",
                        help="let onnxruntime's idle threads busy-wait (faster alone, slower beside other work)")
+    _add_device(bench, "where the runtime runs: cpu, cuda, cuda:1, mps, tensorrt, OpenVINO's GPU…")
     bench.add_argument("--check-bare", action="store_true",
                        help="also time a bare InferenceSession.run after each frame (ORT only)")
     bench.add_argument("--formats", type=_comma_list, default=None, metavar="F1,F2",
@@ -154,6 +166,8 @@ def _parser() -> argparse.ArgumentParser:
     optimize.add_argument("--fidelity-frames", type=int, default=25, help="frames compared with the base model")
     optimize.add_argument("--labels", default=None, help="a labelled folder (YOLO or COCO): adds true mAP")
     optimize.add_argument("--frames", "--data", dest="frames", default=None, help=OWN_FRAMES_HELP)
+    _add_device(optimize, "the training device of every recipe step that trains (recovery, QAT, exit heads): "
+                          "cpu, cuda or mps as torch sees them (the steps' own device setting is replaced)")
     optimize.add_argument("--json", action="store_true")
 
     evaluate = commands.add_parser("evaluate", help="true mAP on a labelled folder (YOLO or COCO), and/or a recipe's "
@@ -288,6 +302,46 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(args: argparse.Namespace) -> int:
+    from studio.runtime.devices import table
+
+    rows = table()
+    if args.json:
+        _print_json(rows)
+        return 0
+    print(f"{'runtime':<9} {'--device':<10} {'name':<36} runs as")
+    for row in rows:
+        if row.get("error"):
+            print(f"{row['runtime']:<9} {'–':<10} not usable here: {row['error']}")
+        else:
+            print(f"{row['runtime']:<9} {row['device']:<10} {row['name']:<36} {row['engine_name']}")
+    return 0
+
+
+def _checked_device(args: argparse.Namespace, handle: Any = None) -> str | None:
+    """``--device`` as the runtime names it, refused when not here; None when not given (the CPU).
+
+    With ``--runtime auto`` the runtime depends on the file, so the check waits for ``handle``; any
+    other runtime is checked before the model loads.
+    """
+    if args.device is None:
+        return None
+    from studio.runtime.devices import check_device
+
+    runtime = Runtime(args.runtime)
+    if runtime is Runtime.AUTO:
+        if handle is None:
+            return None
+        from studio.runtime.choice import resolve_runtime
+
+        runtime = resolve_runtime(handle, runtime)
+    if runtime is Runtime.ULTRALYTICS:  # bench's Ultralytics runner is given no device: it runs on the CPU only
+        from studio.runtime.devices import CPU, DeviceOption, match
+
+        return match(runtime.value, args.device, [DeviceOption(runtime.value, CPU, "CPU", "cpu")]).device
+    return check_device(runtime, args.device).device
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from studio.loaders import load_model
 
@@ -332,9 +386,11 @@ def _load(args: argparse.Namespace):
 def cmd_predict(args: argparse.Namespace) -> int:
     from studio.predict_cmd import run_predict
 
+    _checked_device(args)
     handle = _load(args)
     report = run_predict(handle, args.source, runtime=args.runtime, conf=args.conf, iou=args.iou,
-                         imgsz=args.imgsz, threads=args.threads, max_frames=args.max_frames)
+                         imgsz=args.imgsz, threads=args.threads, max_frames=args.max_frames,
+                         device=_checked_device(args, handle))
     return _emit(args, report, "predict_text")
 
 
@@ -342,16 +398,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from studio.bench import BenchSettings, run_bench
 
     if args.formats or args.precision:
+        if args.device is not None:
+            raise StudioError("--device is not taken by the format benchmark: each format runs on the CPU in its "
+                              "own runtime", fix="drop --device, or bench one file with --runtime and --device")
         return _format_bench(args)
+    _checked_device(args)
     if args.frames:  # refuse frames that cannot be used before the model loads (that can take a minute)
         from studio.data import FrameSet
 
         FrameSet.open(args.frames)
     handle = _load(args)
+    device = _checked_device(args, handle)
     settings = BenchSettings(runtime=args.runtime, imgsz=args.imgsz, threads=args.threads, runs=args.runs,
                              warmup=args.warmup, source=args.source, frames=args.frames,
                              graph_level=args.graph_level,
-                             check_bare=args.check_bare, spin=args.spin)
+                             check_bare=args.check_bare, spin=args.spin, device=device)
     report = run_bench(handle, settings)
     return _emit(args, report, "bench_text")
 
@@ -417,11 +478,44 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from studio.optimize import run_optimize
     from studio.progress import cli_context
 
-    report = run_optimize(args.model, args.recipe, args.out, force=args.force, threads=args.threads,
+    recipe = args.recipe
+    if args.device is not None:
+        recipe, args.workdir = _recipe_on_device(Path(args.recipe), args.device)
+    report = run_optimize(args.model, recipe, args.out, force=args.force, threads=args.threads,
                           runs=args.runs, fidelity_frames_count=args.fidelity_frames, trust=args.trust,
                           labels_dir=args.labels, frames=args.frames,
                           ctx=cli_context())
     return _emit(args, report, "optimize_text")
+
+
+# The settings through which a recipe step says where it trains (studio.recovery.settings, the exit heads).
+TRAINING_DEVICE_SETTINGS = ("recovery_device", "device")
+
+
+def _recipe_on_device(path: Path, device: str) -> tuple[Path, Any]:
+    """``optimize --device``: the recipe with every training step's device set to torch's ``device``, written to
+    a temporary folder (returned, to keep). The steps' settings name a kind (cpu, cuda, mps), which trains on
+    the first GPU of that kind: another GPU is refused rather than trained on the first one unsaid."""
+    import dataclasses
+    import tempfile
+
+    from studio.recipe import Step, load_recipe, resolved_recipe, save_recipe
+    from studio.registry import default_registry
+    from studio.runtime.devices import check_device
+
+    chosen = check_device(Runtime.TORCH, device).device
+    if chosen not in ("cpu", "cuda:0", "mps"):
+        raise StudioError(f"optimize trains on the first GPU only, not {chosen}",
+                          fix="use --device cuda and CUDA_VISIBLE_DEVICES to choose which GPU is the first")
+    kind = chosen.split(":")[0]
+    recipe = resolved_recipe(load_recipe(path), default_registry())
+    steps = tuple(Step(step.plugin, {name: (kind if name in TRAINING_DEVICE_SETTINGS else value)
+                                     for name, value in step.settings.items()}, step.settings_version)
+                  for step in recipe.steps)
+    workdir = tempfile.TemporaryDirectory(prefix="deploy-studio-")
+    target = Path(workdir.name) / path.name
+    save_recipe(dataclasses.replace(recipe, steps=steps), target)
+    return target, workdir
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -524,7 +618,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"zoo": cmd_zoo, "info": cmd_info, "predict": cmd_predict, "bench": cmd_bench, "demo": cmd_demo,
+COMMANDS = {"zoo": cmd_zoo, "devices": cmd_devices, "info": cmd_info, "predict": cmd_predict, "bench": cmd_bench,
+            "demo": cmd_demo,
             "plugins": cmd_plugins, "optimize": cmd_optimize, "evaluate": cmd_evaluate, "export": cmd_export,
             "generate": cmd_generate, "embed": cmd_embed}
 

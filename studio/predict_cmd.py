@@ -13,8 +13,10 @@ from studio.sources import open_source
 
 def run_predict(handle: ModelHandle, source_spec: str, *, runtime: str = "auto", conf: float = 0.25,
                 iou: float | None = None, imgsz: int | None = None, threads: int = 2,
-                max_frames: int = 30) -> dict[str, Any]:
-    predictor = make_predictor(handle, runtime, threads=threads, conf=conf, iou=iou, imgsz=imgsz)
+                max_frames: int = 30, device: str | None = None) -> dict[str, Any]:
+    """``device``: a ``--device`` name (``studio.runtime.devices``); None is the CPU."""
+    predictor = make_predictor(handle, runtime, threads=threads, conf=conf, iou=iou, imgsz=imgsz, device=device)
+    detail = predictor.backend.describe()
     source = open_source(source_spec)
     frames: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
@@ -35,7 +37,11 @@ def run_predict(handle: ModelHandle, source_spec: str, *, runtime: str = "auto",
         "model": handle.display_name,
         "task": str(handle.task),
         "runtime": resolve_runtime(handle, runtime).value,
-        "runtime_detail": predictor.backend.describe(),  # which runtime, provider and device really ran
+        # which runtime, execution provider and device really ran (None: the runtime has no providers)
+        "execution_provider": detail.get("execution_provider"),
+        "device": detail.get("device"),
+        "device_name": detail.get("device_name"),
+        "runtime_detail": detail,
         "source": str(source_spec),
         "conf": predictor.options.conf,
         "iou": predictor.options.iou,

@@ -1,11 +1,14 @@
 """Runtimes behind one small protocol: give a 1×C×H×W tensor, get the output arrays back.
 
 The ONNX Runtime backend is the studio's fast path; the torch backend runs the loaded module as is.
-Both take a thread count so that measurements say, and control, how many cores they use.
+Both take a thread count so that measurements say, and control, how many cores they use, and a device
+(``studio.runtime.devices``): one that is missing, or that the runtime quietly replaced by the CPU, is an
+error. ``describe()`` names the runtime, execution provider and device that really ran.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,13 +33,19 @@ class Backend(Protocol):
 
 
 class OrtBackend:
-    """onnxruntime InferenceSession on the CPU (or another listed execution provider)."""
+    """onnxruntime InferenceSession on the CPU, or on ``device`` through its execution provider.
+
+    ``device`` is a ``--device`` name ("cpu", "cuda", "tensorrt"…, ``studio.runtime.devices``); ``provider``
+    names the execution provider itself and wins when both are given.
+    """
 
     name = "ort"
 
     def __init__(self, path: Path, *, threads: int = 1, graph_level: str = "all", provider: str | None = None,
-                 spin: bool = False):
+                 spin: bool = False, device: str | None = None):
         import onnxruntime as ort
+
+        from studio.runtime.devices import ort_device_name, ort_provider
 
         levels = {
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -49,7 +58,7 @@ class OrtBackend:
             raise UnsupportedError(f"unknown graph optimisation level '{graph_level}'",
                                    fix=f"choose one of {', '.join(GRAPH_LEVELS)}")
         available = ort.get_available_providers()
-        provider = provider or "CPUExecutionProvider"
+        provider = provider or ort_provider(device, available)
         if provider not in available:
             raise UnsupportedError(f"execution provider {provider} is not available here",
                                    fix=f"available: {', '.join(available)}")
@@ -68,6 +77,14 @@ class OrtBackend:
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BadInputError(f"onnxruntime cannot open this graph ({first_line(exc)})", path=path,
                                 fix="check the file with 'deploy-studio info', or re-export it") from exc
+        # A provider that fails to start (missing CUDA libraries, an unsupported GPU) only logs a warning and
+        # onnxruntime runs the graph on the CPU instead: that would be a CPU figure under a GPU's name.
+        ran = self.session.get_providers()[0]
+        if ran != provider:
+            raise UnsupportedError(f"onnxruntime could not start {provider} for this graph and would run it on {ran}",
+                                   path=path, fix="install the provider's libraries (CUDA, cuDNN, TensorRT…) "
+                                                  "that this onnxruntime build needs, or choose --device cpu")
+        self.device = ort_device_name(provider)
         self.path, self.threads, self.graph_level, self.provider = path, threads, graph_level, provider
         self.spin = spin
         self.available_providers = available
@@ -94,6 +111,8 @@ class OrtBackend:
         return {
             "runtime": f"onnxruntime {ort.__version__}",
             "execution_provider": self.session.get_providers()[0],
+            "device": self.device,
+            "device_name": _cpu_name() if self.device == "cpu" else self.provider,
             "available_providers": self.available_providers,
             "intra_op_threads": self.threads,
             "graph_optimization": self.graph_level,
@@ -103,7 +122,11 @@ class OrtBackend:
 
 
 class TorchBackend:
-    """The loaded PyTorch module, in eval mode under ``torch.inference_mode``, on whatever device it is on.
+    """The loaded PyTorch module, in eval mode under ``torch.inference_mode``, on ``device``.
+
+    Without ``device`` the module runs where it is. With one ("cpu", "cuda", "cuda:1", "mps") a module that
+    is elsewhere runs as a copy moved there: the handle's module is shared (the session, other lanes, a
+    training job) and must not move under them.
 
     ``threads`` sets torch's intra-op threads (a process-wide setting) only when given: a fidelity check
     inside a training job must not leave the trainer on one thread.
@@ -111,7 +134,8 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, module: Any, *, threads: int | None = None, fixed_hw: tuple[int, int] | None = None):
+    def __init__(self, module: Any, *, threads: int | None = None, fixed_hw: tuple[int, int] | None = None,
+                 device: str | None = None):
         import torch
 
         if module is None:
@@ -119,6 +143,14 @@ class TorchBackend:
         if threads is not None:
             torch.set_num_threads(threads)
         self.module, self.threads, self._fixed_hw = module, threads, fixed_hw
+        if device is not None:
+            from studio.runtime.choice import Runtime
+            from studio.runtime.devices import check_device
+
+            target = check_device(Runtime.TORCH, device).engine_name
+            if str(self._device()) != target:
+                with TORCH_MODULE_LOCK:  # no other job's hooks on the module while it is copied
+                    self.module = copy.deepcopy(module).to(target)
 
     def _device(self) -> Any:
         first = next(iter(self.module.parameters()), None)
@@ -138,8 +170,21 @@ class TorchBackend:
         import torch
 
         device = self._device()
-        name = torch.cuda.get_device_name(device) if getattr(device, "type", "cpu") == "cuda" else str(device)
-        return {"runtime": f"torch {torch.__version__}", "device": name, "threads": torch.get_num_threads()}
+        kind = getattr(device, "type", str(device))
+        if kind == "cuda":
+            name = torch.cuda.get_device_name(device)
+        elif kind == "cpu":
+            name = _cpu_name()
+        else:
+            name = "Apple GPU (MPS)" if kind == "mps" else str(device)
+        return {"runtime": f"torch {torch.__version__}", "device": str(device), "device_name": name,
+                "threads": torch.get_num_threads()}
+
+
+def _cpu_name() -> str:
+    from studio.machine import cpu_description
+
+    return str(cpu_description()["cpu"])
 
 
 def _first_tensor(output: Any) -> Any:

@@ -70,8 +70,9 @@ def make_backend(handle: ModelHandle, runtime: str, *, threads: int = 1, graph_l
                  provider: str | None = None, spin: bool = False, device: str | None = None) -> Backend:
     """The backend for ``handle`` in ``runtime`` (a ``Runtime`` name; "auto" = the model's own runtime).
 
-    ORT exports an ONNX graph when needed. ``device`` is the runtime's own device name (OpenVINO's "GPU",
-    LiteRT's "gpu"); ``None`` is the CPU. A device that is not there is an error, never a quiet CPU run.
+    ORT exports an ONNX graph when needed. ``device`` is a ``--device`` name (``studio.runtime.devices``: ORT's
+    "cuda" → CUDAExecutionProvider, torch's "cuda:0" / "mps", OpenVINO's "GPU"); ``None`` is the CPU, and for
+    torch the device the module is on. A device that is not there is an error, never a quiet CPU run.
     """
     from studio.runtime.backends import OrtBackend, TorchBackend
     from studio.runtime.choice import Runtime, RuntimeMode, resolve_runtime, runtime_mode
@@ -86,6 +87,8 @@ def make_backend(handle: ModelHandle, runtime: str, *, threads: int = 1, graph_l
 
         from studio.runtime.early_exit import EarlyExitBackend, ensure_segments
 
+        if (device or "cpu").lower() != "cpu":  # its segments are CPU sessions: no quiet CPU run under a GPU's name
+            raise UnsupportedError(f"{handle.name}: an early-exit variant runs on the CPU only", fix="use --device cpu")
         spec = json.loads(handle.metadata["runtime_settings"])
         return EarlyExitBackend(ensure_segments(handle), spec["threshold"], threads=threads,
                                 graph_level=graph_level, spin=spin)
@@ -93,10 +96,10 @@ def make_backend(handle: ModelHandle, runtime: str, *, threads: int = 1, graph_l
         from studio.runtime.onnx_export import ensure_onnx
 
         return OrtBackend(ensure_onnx(handle), threads=threads, graph_level=graph_level, provider=provider,
-                          spin=spin)
+                          spin=spin, device=device)
     if chosen is Runtime.TORCH:
         fixed = None if (handle.image_input and handle.image_input.dynamic) else _static_hw(handle)
-        return TorchBackend(handle.torch_module, threads=threads, fixed_hw=fixed)
+        return TorchBackend(handle.torch_module, threads=threads, fixed_hw=fixed, device=device)
     if chosen is Runtime.LITERT:
         from studio.runtime.litert_backend import LiteRtBackend
 

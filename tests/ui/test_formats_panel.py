@@ -81,3 +81,16 @@ def test_the_window_measures_formats_and_cancel_keeps_the_table(qtbot, window):
     assert "Cancelled" in panel.status.text()
     assert panel.report is first and panel.table.rowCount() == 1 and len(panel.markers()) == 1
     assert panel.measure.isEnabled()
+
+
+def test_a_language_model_disables_the_controls_and_says_why(qtbot, minilm, effnet_handle):
+    from studio.session import Session
+
+    panel = FormatsPanel()
+    qtbot.addWidget(panel)
+    assert not panel.measure.isEnabled()  # no model yet
+    panel.set_session(Session("zoo:minilm-l6", minilm))
+    assert not panel.controls.isEnabled() and not panel.measure.isEnabled()
+    assert "vision models only" in panel.target.text() and "vision models only" in panel.measure.toolTip()
+    panel.set_session(Session("zoo:efficientnet-lite0", effnet_handle))
+    assert panel.controls.isEnabled() and panel.measure.isEnabled() and panel.chosen() == (["onnx"], ["fp32"])

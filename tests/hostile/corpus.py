@@ -265,11 +265,30 @@ def _recipe_cases(root: Path) -> list[Case]:
                 b'version = 1\n[[steps]]\nplugin = "prune.channels"\n[steps.settings]\nratio = 1e308\n')), RECIPE)]
 
 
+def _real_tflite() -> bytes:
+    """A real TFLite flatbuffer: one of mediapipe's wheel models, else a header that claims to be one."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(spec.submodule_search_locations[0]) / "modules/face_detection/face_detection_short_range.tflite"
+        if path.is_file():
+            return path.read_bytes()
+    return struct.pack("<I", 16) + b"TFL3" + random.Random(3).randbytes(4096)
+
+
+def _tflite_cases(root: Path) -> list[Case]:
+    real = _real_tflite()
+    return [Case("tflite truncated at half", _write(root / "truncated.tflite", real[: len(real) // 2])),
+            Case("tflite random bytes", _write(root / "random.tflite", random.Random(4).randbytes(8192)))]
+
+
 def build_corpus(root: Path, canary: Path) -> list[Case]:
     root.mkdir(parents=True, exist_ok=True)
     cases = (_onnx_cases(root / "onnx") + _pt_cases(root / "pt", canary) + _yaml_cases(root / "yaml", canary)
              + _darknet_cases(root / "darknet") + _gguf_cases(root / "gguf") + _folder_cases(root / "folders")
-             + _filesystem_cases(root / "fs") + _video_cases(root / "video") + _recipe_cases(root / "recipe"))
+             + _filesystem_cases(root / "fs") + _video_cases(root / "video") + _recipe_cases(root / "recipe")
+             + _tflite_cases(root / "tflite"))
     names = [case.name for case in cases]
     assert len(set(names)) == len(names), "case names must be unique"
     return cases

@@ -37,7 +37,7 @@ def test_the_corpus_covers_every_accepted_format_with_40_or_more_cases(results):
     cases = results["cases"]
     assert len(cases) >= 40
     suffixes = Counter(Path(case["path"]).suffix for case in cases)
-    for suffix in (".onnx", ".pt", ".pth", ".safetensors", ".yaml", ".cfg", ".gguf", ".mp4", ".toml", ""):
+    for suffix in (".onnx", ".pt", ".pth", ".safetensors", ".yaml", ".cfg", ".gguf", ".tflite", ".mp4", ".toml", ""):
         assert suffixes[suffix] >= 1, f"no hostile {suffix or 'folder'} case"
     assert results["warmup_codes"] == [0, 0], "the warm-up models must load: the runner itself is broken"
 

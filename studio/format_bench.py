@@ -193,7 +193,8 @@ def run_format_bench(spec: str, settings: FormatBenchSettings, ctx: TaskContext 
                        f"{settings.threads} thread(s); {PERCENTILE_METHOD}; fps = 1000 / mean ms",
             "timing_seconds": round(time.perf_counter() - start, 1),
             "memory": "peak resident memory a fresh process adds by opening the file in its runtime and running "
-                      "5 frames (getrusage high-water mark minus the RSS before opening; studio.format_memory)",
+                      "5 frames (the high-water mark minus the RSS just before; each cell's memory.method says "
+                      "which mark; studio.format_memory)",
             "fidelity": f"against the source model ({source.display_name}) on {frame_note}; "
                         "the task's metric (detections: mAP50 of the file's boxes against the source's)",
             "size": "bytes on disk of the file (or folder), in MB",

@@ -44,14 +44,33 @@ def _measure(path: Path, threads: int, frames: int) -> dict[str, Any]:
     from studio.sources import read_image
 
     image = read_image(bundled_image("bus.jpg"))
+    handle = load_model(path)  # the studio's reading of the file (graph statistics…) is not the runtime's cost
+    reset = _reset_peak()
     before = current_rss_mb()
-    predictor = make_predictor(load_model(path), "auto", threads=threads)
+    predictor = make_predictor(handle, "auto", threads=threads)
     for _ in range(frames):
         predictor(image)
-    peak = peak_rss_mb()
-    return {"peak_mb": peak, "before_mb": before, "added_mb": round(peak - before, 1),
-            "method": f"a fresh process: resident-memory high-water mark (getrusage) after opening the file and "
-                      f"{frames} frames ({threads} thread(s)), minus its RSS just before opening it"}
+    peak = _linux_peak_mb() if reset else peak_rss_mb()
+    since = "since just before the runtime opened it" if reset else "since the process started (getrusage)"
+    return {"peak_mb": peak, "before_mb": before, "added_mb": round(max(peak - before, 0.0), 1),
+            "method": f"a fresh process: resident-memory high-water mark {since}, over opening the file in its "
+                      f"runtime and {frames} frames ({threads} thread(s)), minus its RSS just before"}
+
+
+def _reset_peak() -> bool:
+    """Linux lets a process reset its own high-water mark (clear_refs 5), so the studio's loading is left out."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return _linux_peak_mb() > 0
+    except OSError:
+        return False
+
+
+def _linux_peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,8 @@ third-party exporter appears as soon as it is installed. A language variant whos
 INT8/INT4 on onnxruntime is exported at its own precision.
 
 Exports run in a child process (``studio.subprocess_job``): Cancel kills the converter outright and
-its staging folder is removed, so nothing half-written is ever left in the chosen folder.
+its staging folder is removed, so nothing half-written is ever left in the chosen folder. The dialog's
+jobs join its window's ``JobRunner``, so closing the window stops an export the dialog started.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from studio import capabilities
 from studio.lm.variants import is_language_model, lm_runtime
 from studio.model import ModelHandle
 from studio.report_text import export_text
+from studio.reports import ExportReport
 from studio.subprocess_job import export_in_subprocess
-from ui.jobs import Job
+from ui.jobs import JobRunner
 
 
 @dataclass
@@ -74,7 +76,7 @@ def choice_fits(choice: ExportChoice, handle: ModelHandle | None) -> bool:
             and not any(name in refused for name in choice.formats))
 
 
-def verification_lines(report: dict) -> list[str]:
+def verification_lines(report: ExportReport) -> list[str]:
     """How each language-model export was re-opened and checked (``export_text`` gives the numbers)."""
     lines = []
     for item in report["exports"]:
@@ -85,7 +87,8 @@ def verification_lines(report: dict) -> list[str]:
     return lines
 
 
-def run_export_job(spec: str, recipe: Path | None, choice: ExportChoice, ctx, frames: Path | None = None) -> dict:
+def run_export_job(spec: str, recipe: Path | None, choice: ExportChoice, ctx,
+                   frames: Path | None = None) -> ExportReport:
     return export_in_subprocess(spec, choice.formats, Path(choice.folder), precision=choice.precision, frames=frames,
                                 recipe_path=recipe, force=choice.force, ctx=ctx)
 
@@ -161,8 +164,12 @@ class ExportDialog(QDialog):
         for button in (self.export_button, self.cancel_button, close):
             buttons.addWidget(button)
         layout.addLayout(buttons)
-        self.job: Job | None = None
-        self.last_report: dict | None = None
+        self.jobs = JobRunner(self)
+        self.jobs.progress.connect(lambda f, t: (self.progress.setValue(int(f * 1000)), self.status.setText(t)))
+        owner = getattr(parent, "jobs", None)
+        if isinstance(owner, JobRunner):
+            owner.adopt(self.jobs)  # the window's close shuts an export down even while this dialog is open
+        self.last_report: ExportReport | None = None
         self._sync_formats(self.precision.currentText())
 
     def _sync_formats(self, precision: str) -> None:
@@ -193,20 +200,16 @@ class ExportDialog(QDialog):
         self.cancel_button.setEnabled(True)
         self.report.clear()
         self.status.setText("starting the exporter…")
-        self.job = Job("export", lambda ctx: run_export_job(self.spec, self.recipe, choice, ctx, self.frames),
-                       self)
-        self.job.progress.connect(lambda f, t: (self.progress.setValue(int(f * 1000)), self.status.setText(t)))
-        self.job.succeeded.connect(lambda report: self._done(choice, report))
-        self.job.failed.connect(lambda message: self._stopped(f"Export failed: {message}"))
-        self.job.cancelled.connect(lambda: self._stopped("Cancelled: the exporter was stopped; nothing was written."))
-        self.job.start()
+        self.jobs.start("export", lambda ctx: run_export_job(self.spec, self.recipe, choice, ctx, self.frames),
+                        done=lambda report: self._done(choice, report),
+                        error=lambda message: self._stopped(f"Export failed: {message}"),
+                        cancelled=lambda: self._stopped("Cancelled: the exporter was stopped; nothing was written."))
 
     def cancel(self) -> None:
-        if self.job is not None:
+        if self.jobs.cancel():  # its outcome arrives later, queued: this line shows until then
             self.status.setText("cancelling…")
-            self.job.cancel()
 
-    def _done(self, choice: ExportChoice, report: dict) -> None:
+    def _done(self, choice: ExportChoice, report: ExportReport) -> None:
         self.last_report = report
         self.progress.setValue(1000)
         self.report.setPlainText("\n".join([export_text(report), *verification_lines(report)]))
@@ -224,6 +227,5 @@ class ExportDialog(QDialog):
         self.cancel_button.setEnabled(False)
 
     def closeEvent(self, event) -> None:
-        if self.job is not None and self.job.running:
-            self.job.cancel()  # the child process is killed; the dialog can go
+        self.jobs.cancel()  # a running export's child process is killed; the dialog can go
         super().closeEvent(event)

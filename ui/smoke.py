@@ -75,8 +75,8 @@ class Smoke:
 
     def _start_export(self) -> None:
         from studio.export import run_export
-        from ui.jobs import Job
 
         spec, out = self.window.session.spec, self.export_dir
-        self.export_job = Job("smoke export", lambda ctx: run_export(spec, ["onnx"], out, force=True, ctx=ctx))
-        self.export_job.start()
+        # Beside the window's current job, and shut down with it when the window closes.
+        self.export_job = self.window.jobs.side("smoke export",
+                                                lambda ctx: run_export(spec, ["onnx"], out, force=True, ctx=ctx))

@@ -28,31 +28,55 @@ JOIN_TIMEOUT_S = 3.0
 
 @dataclass
 class Lane:
-    """One variant in the preview: its predictor, timings and how much memory creating it took."""
+    """One variant in the preview: its predictor, timings, how much memory creating it took, and what runs it."""
 
     name: str
     predictor: Any
     model_mb: float | None = None  # RSS increase while its session was created and warmed up
     timings: Ring = field(default_factory=lambda: Ring(("pre", "infer", "post", "total")))
     frames: int = 0
+    runtime_info: dict[str, Any] = field(default_factory=dict)  # the backend's describe(): what really runs
 
     @classmethod
     def create(cls, name: str, handle: Any, *, runtime: str = "auto", threads: int = 2,
-               warmup_frame: np.ndarray | None = None) -> Lane:
-        """Build a predictor for ``handle`` and measure the RSS it added (one warm-up run included)."""
+               warmup_frame: np.ndarray | None = None, device: str | None = None) -> Lane:
+        """Build a predictor for ``handle`` in ``runtime`` on ``device`` (a ``--device`` name, None: the CPU;
+        one the runtime lacks here is refused) and measure the RSS it added (one warm-up run included)."""
         from studio.runtime.predictor import make_predictor
 
+        if device is not None:
+            from studio.runtime.choice import resolve_runtime
+            from studio.runtime.devices import check_device
+
+            device = check_device(resolve_runtime(handle, runtime), device).device
         before = current_rss_mb()
-        predictor = make_predictor(handle, runtime, threads=threads)
+        predictor = make_predictor(handle, runtime, threads=threads, device=device)
         if warmup_frame is not None:
             predictor(warmup_frame)
-        return cls(name, predictor, round(max(current_rss_mb() - before, 0.0), 1))
+        return cls(name, predictor, round(max(current_rss_mb() - before, 0.0), 1),
+                   runtime_info=predictor.backend.describe())
+
+    @property
+    def runs_on(self) -> str:
+        """What ran, for a caption: "onnxruntime · CPUExecutionProvider", "torch · cuda:0 (NVIDIA H200)"."""
+        return runs_on(self.runtime_info)
 
     def fps(self, seconds: float = 5.0) -> float | None:
         stamps = self.timings.last(seconds)["t"]
         if len(stamps) < 2 or stamps[-1] <= stamps[0]:
             return None
         return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def runs_on(detail: dict[str, Any]) -> str:
+    """A backend's ``describe()`` in a few words: the runtime without its version, then the provider or device
+    (with its name when that says more, e.g. the GPU's)."""
+    runtime = str(detail.get("runtime", "?")).split(" ")[0]
+    where = str(detail.get("execution_provider") or detail.get("device") or "?")
+    name = detail.get("device_name")
+    if name and str(detail.get("device", "cpu")).lower() != "cpu" and name not in (where, detail.get("device")):
+        where += f" ({name})"
+    return f"{runtime} · {where}"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from studio.session import Session
 
 MAX_RECENT = 8
-EVENTS = ("session", "source", "lanes", "preview", "last_export", "recent")
+EVENTS = ("session", "source", "lanes", "preview", "last_export", "recent", "lane_choices")
+DEFAULT_LANE_CHOICE = ("auto", "cpu")  # the model's own runtime, on the CPU
 
 
 class WorkspaceState:
@@ -30,6 +31,9 @@ class WorkspaceState:
         self.last_export: Any = None  # the export dialog's choice (``ui.export_dialog.ExportChoice``)
         self.max_recent = max_recent
         self.recent: list[str] = list(recent)[:max_recent]  # newest first
+        # Per preview side (A, B): the (runtime, device) its lane runs on, as studio.runtime.devices names them.
+        # A new model starts on the defaults (set_session): a choice made for one model may not exist for another.
+        self.lane_choices: list[tuple[str, str]] = [DEFAULT_LANE_CHOICE, DEFAULT_LANE_CHOICE]
         self._observers: dict[str, list[Callable[[Any], Any]]] = {event: [] for event in EVENTS}
 
     def observe(self, event: str, callback: Callable[[Any], Any]) -> None:
@@ -44,7 +48,15 @@ class WorkspaceState:
             callback(value)
 
     def set_session(self, session: Session | None) -> None:
+        if self.lane_choices != [DEFAULT_LANE_CHOICE, DEFAULT_LANE_CHOICE]:
+            self._changed("lane_choices", [DEFAULT_LANE_CHOICE, DEFAULT_LANE_CHOICE])
         self._changed("session", session)
+
+    def set_lane_choice(self, index: int, runtime: str, device: str) -> None:
+        """Side ``index`` (0: A, 1: B) runs on ``runtime`` and ``device`` (set once its lane was made)."""
+        choices = list(self.lane_choices)
+        choices[index] = (str(runtime), str(device))
+        self._changed("lane_choices", choices)
 
     def set_source(self, spec: str) -> None:
         """The preview's source: a video file, an image folder, or a camera index (as text)."""

@@ -95,6 +95,6 @@ class ChartsPanel(QWidget):
         if len(preview.lanes) > 1:
             lines.append("B is drawn dashed.")
             lines.append(f"A/B disagreements: {preview.disagreement_total} boxes/classes in {preview.processed} frames")
-        lines.append("<span style='color:#8e8e93'>Per frame, last 60 s, NumPy percentiles; "
-                     "onnxruntime CPU</span>")
+        lines.append("<span style='color:#8e8e93'>Per frame, last 60 s, NumPy percentiles; each side's runtime "
+                     "and device beside its name</span>")
         self.numbers.setText("<br>".join(lines))

@@ -2,8 +2,9 @@
 
 A ``LivePreview`` (studio.preview) runs the lanes on the state's source; this pane pulls its newest result
 at ≤ 30 Hz (never one signal per frame) and refreshes the live charts at 5 Hz. Its toolbar controls are its
-own: the source, Play / Pause and A/B. Which variants are previewed, and the running preview itself, live
-in the window's ``WorkspaceState`` (``lanes``, ``preview``).
+own: the source, Play / Pause, A/B, and each side's runtime and device (``studio.runtime.devices``, listed in
+a side job: importing the runtimes is slow). Which variants are previewed, on what, and the running preview
+itself, live in the window's ``WorkspaceState`` (``lanes``, ``lane_choices``, ``preview``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import glob
 import sys
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction
@@ -18,8 +20,9 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QSplitt
 
 from studio.media import bundled_video
 from studio.preview import Lane, LivePreview
+from studio.runtime.choice import IMAGE_RUNTIMES, Runtime, native_runtime
 from studio.session import Session
-from studio.workspace_state import WorkspaceState
+from studio.workspace_state import DEFAULT_LANE_CHOICE, WorkspaceState
 from ui.charts import ChartsPanel
 from ui.frame_view import FrameView
 from ui.jobs import JobRunner
@@ -56,6 +59,19 @@ class PreviewPane(QSplitter):
         self.ab_box = QCheckBox("A/B")
         self.ab_box.setToolTip("Show two variants side by side on the same frames")
         self.ab_box.toggled.connect(self._on_ab_toggled)
+        self.runtime_combos, self.device_combos = [QComboBox(), QComboBox()], [QComboBox(), QComboBox()]
+        for side, (runtime, device) in enumerate(zip(self.runtime_combos, self.device_combos, strict=True)):
+            runtime.setObjectName(f"runtime_{'ab'[side]}")
+            device.setObjectName(f"device_{'ab'[side]}")
+            for choice in IMAGE_RUNTIMES:
+                runtime.addItem(choice.value, choice.value)
+            runtime.setToolTip(f"Runtime of side {'AB'[side]}: auto is the file's own (LiteRT for .tflite, OpenVINO "
+                               "for an IR), else onnxruntime")
+            device.setToolTip(f"Device of side {'AB'[side]}: those its runtime has on this machine")
+            runtime.activated.connect(lambda _index, side=side: self._runtime_picked(side))
+            device.activated.connect(lambda _index, side=side: self._device_picked(side))
+        self.device_table: list[dict[str, Any]] | None = None  # studio.runtime.devices.table(), once listed
+        self._listing_devices = False
         self.video_tips = {widget: widget.toolTip() for widget in (self.source_combo, self.ab_box)}
         self._shown = None
         self.frame_timer = QTimer(self, interval=FRAME_INTERVAL_MS, timeout=self._show_latest)
@@ -66,12 +82,18 @@ class PreviewPane(QSplitter):
         state.observe("source", lambda _spec: self.fill_sources())
         state.observe("lanes", self._lanes_changed)
         state.observe("preview", self._preview_changed)
+        state.observe("lane_choices", lambda _choices: self.sync_lane_controls())
+        self.sync_lane_controls()
 
     def add_controls(self, bar: QToolBar) -> None:
         bar.addWidget(QLabel(" Source "))
         bar.addWidget(self.source_combo)
         bar.addAction(self.play_action)
         bar.addWidget(self.ab_box)
+        for side in range(2):
+            bar.addWidget(QLabel(f"  {'AB'[side]} "))
+            bar.addWidget(self.runtime_combos[side])
+            bar.addWidget(self.device_combos[side])
 
     # -- sources ---------------------------------------------------------------------------------
     def fill_sources(self) -> None:
@@ -110,11 +132,18 @@ class PreviewPane(QSplitter):
             widget.setEnabled(video)
             widget.setToolTip(reason or self.video_tips[widget])
         self.play_action.setEnabled(video)
+        self.sync_lane_controls()
 
     # -- lanes -----------------------------------------------------------------------------------
-    def make_lanes(self, session: Session, keys: list[str], ctx) -> list[Lane]:
-        """One inference session per variant in ``keys``, warmed up on the source's first frame (in a job)."""
+    def make_lanes(self, session: Session, keys: list[str], ctx,
+                   choices: list[tuple[str, str]] | None = None) -> list[Lane]:
+        """One inference session per variant in ``keys`` on each side's (runtime, device), warmed up on the source's
+        first frame (in a job). A model being opened (not yet the state's session) starts on the defaults."""
         from studio.sources import take_frames
+
+        if choices is None:
+            choices = (list(self.state.lane_choices) if session is self.state.session
+                       else [DEFAULT_LANE_CHOICE, DEFAULT_LANE_CHOICE])
 
         warm = None
         try:
@@ -124,7 +153,9 @@ class PreviewPane(QSplitter):
         lanes = []
         for index, key in enumerate(keys):
             ctx.check_cancelled()
-            lanes.append(Lane.create(key, session.get(key).handle, threads=PREVIEW_THREADS, warmup_frame=warm))
+            runtime, device = choices[index]
+            lanes.append(Lane.create(key, session.get(key).handle, runtime=runtime, device=device,
+                                     threads=PREVIEW_THREADS, warmup_frame=warm))
             ctx.progress(0.6 + 0.4 * (index + 1) / len(keys), f"session for {key} ready")
         return lanes
 
@@ -157,12 +188,106 @@ class PreviewPane(QSplitter):
         else:
             self.show_variants(lanes[:1])
 
+    # -- each side's runtime and device -----------------------------------------------------------
+    def choose_lane(self, side: int, runtime: str, device: str) -> None:
+        """Run side ``side`` (0: A, 1: B) on ``runtime`` and ``device``: the lanes are made again in a side job and
+        the preview restarts on them; a refusal (a device not here, LiteRT without a .tflite) is one status line
+        and the running lanes stay."""
+        session, keys = self.state.session, list(self.state.lanes)
+        if session is None or side >= len(keys):
+            self.state.set_lane_choice(side, runtime, device)  # made when that side is next shown
+            return
+        choices = list(self.state.lane_choices)
+        choices[side] = (runtime, device)
+        self.jobs.side(f"side {'AB'[side]} on {runtime} · {device}",
+                       lambda ctx: self.make_lanes(session, keys, ctx, choices),
+                       done=lambda lanes: self._lane_chosen(session, keys, choices, lanes),
+                       error=lambda message: self._lane_refused(side, message))
+
+    def _lane_chosen(self, session: Session, keys: list[str], choices: list[tuple[str, str]],
+                     lanes: list[Lane]) -> None:
+        if self.state.session is not session:
+            return  # another model was opened meanwhile
+        for side, (runtime, device) in enumerate(choices):
+            if (runtime, device) != self.state.lane_choices[side]:
+                self.state.set_lane_choice(side, runtime, device)
+        self.start(keys, lanes)
+
+    def _lane_refused(self, side: int, message: str) -> None:
+        preview = self.state.preview
+        kept = preview.lanes[side].runs_on if preview is not None and side < len(preview.lanes) else None
+        self.status.emit(f"Side {'AB'[side]}: {message}" + (f" (still on {kept})" if kept else ""))
+        self.sync_lane_controls()  # the combos go back to what runs
+
+    def _runtime_picked(self, side: int) -> None:
+        runtime = self.runtime_combos[side].currentData()
+        self._fill_devices(side, runtime, self.state.lane_choices[side][1])
+        self.choose_lane(side, runtime, self.device_combos[side].currentData())
+
+    def _device_picked(self, side: int) -> None:
+        self.choose_lane(side, self.runtime_combos[side].currentData(), self.device_combos[side].currentData())
+
+    def _device_runtime(self, side: int, runtime: str) -> str:
+        """The runtime whose devices side ``side`` offers: "auto" is its model's own runtime."""
+        if runtime != Runtime.AUTO:
+            return runtime
+        session, keys = self.state.session, self.state.lanes
+        key = keys[side] if side < len(keys) else "base"
+        if session is not None:
+            try:
+                return native_runtime(session.get(key).handle).value
+            except Exception:  # a variant removed meanwhile: offer onnxruntime's, the usual one
+                pass
+        return Runtime.ORT.value
+
+    def _fill_devices(self, side: int, runtime: str, wanted: str) -> None:
+        combo, shown = self.device_combos[side], self._device_runtime(side, runtime)
+        combo.clear()
+        rows = [row for row in self.device_table or [] if row["runtime"] == shown and row.get("device")]
+        for row in rows:
+            combo.addItem(f"{row['device']} · {row['name']}", row["device"])
+        if not rows:  # not listed yet (or the runtime cannot load): the CPU, which every runtime has
+            combo.addItem("cpu", "cpu")
+        found = next((i for i in range(combo.count()) if str(combo.itemData(i)).lower() == wanted.lower()), 0)
+        combo.setCurrentIndex(found)
+
+    def sync_lane_controls(self) -> None:
+        """The combos show the state's choices; B's apply only while B is shown, neither to a language model."""
+        video = self.play_action.isEnabled()
+        for side, (runtime, device) in enumerate(self.state.lane_choices):
+            combo = self.runtime_combos[side]
+            combo.setCurrentIndex(max(combo.findData(runtime), 0))
+            self._fill_devices(side, runtime, device)
+            enabled = video and (side == 0 or len(self.state.lanes) > 1)
+            combo.setEnabled(enabled)
+            self.device_combos[side].setEnabled(enabled)
+
+    def _list_devices(self) -> None:
+        """Each runtime's devices, once, off the GUI thread (importing openvino and torch takes seconds)."""
+        if self.device_table is not None or self._listing_devices:
+            return
+        self._listing_devices = True
+
+        def listed(rows: list[dict[str, Any]]) -> None:
+            self.device_table = rows
+            self.sync_lane_controls()
+
+        def failed(message: str) -> None:
+            self._listing_devices = False
+            self.status.emit(f"listing the devices: {message}")
+
+        from studio.runtime.devices import table
+
+        self.jobs.side("listing the devices", lambda ctx: table(), done=listed, error=failed)
+
     # -- play / pause ----------------------------------------------------------------------------
     def start(self, keys: list[str], lanes: list[Lane]) -> None:
         """Preview ``keys`` with their ready ``lanes`` (one per key) on the state's source."""
         self.stop()
         self.state.set_lanes(keys)
         self.state.set_preview(LivePreview(self.state.source, lanes).start())
+        self.sync_lane_controls()
+        self._list_devices()
 
     def stop(self) -> None:
         """Stop the preview; the lanes are kept, so Play starts it again on the same variants."""
@@ -209,7 +334,7 @@ class PreviewPane(QSplitter):
         for index, prediction in enumerate(snapshot.predictions):
             lane = preview.lanes[index]
             fps = lane.fps()
-            caption = (f"{'AB'[index]} · {self.lane_title(lane.name)} · "
+            caption = (f"{'AB'[index]} · {self.lane_title(lane.name)} · {lane.runs_on} · "
                        f"{'–' if fps is None else f'{fps:.1f}'} fps · {prediction.times.total:.1f} ms")
             if snapshot.disagreements is not None:
                 caption += f" · {snapshot.disagreements} disagreements"
@@ -222,5 +347,6 @@ class PreviewPane(QSplitter):
 
     def _refresh_charts(self) -> None:
         preview = self.state.preview
-        names = [self.lane_title(key) for key in self.state.lanes] if self.state.session else []
+        names = ([f"{self.lane_title(lane.name)} · {lane.runs_on}" for lane in preview.lanes]
+                 if preview is not None and self.state.session else [])
         self.charts.refresh(preview, names, [lane.model_mb for lane in preview.lanes] if preview else [])

@@ -33,3 +33,19 @@ def test_an_unknown_event_is_refused():
     with pytest.raises(ValueError, match="no event 'sources'"):
         WorkspaceState("bikes.mp4").observe("sources", print)
 
+
+
+def test_each_side_keeps_its_runtime_and_device_until_another_model_opens():
+    state = WorkspaceState("bikes.mp4")
+    seen = []
+    state.observe("lane_choices", seen.append)
+    assert state.lane_choices == [("auto", "cpu"), ("auto", "cpu")]
+    state.set_lane_choice(0, "torch", "cuda:0")
+    state.set_lane_choice(1, "openvino", "GPU")
+    assert state.lane_choices == [("torch", "cuda:0"), ("openvino", "GPU")]
+    state.set_session(None)  # another model: a choice made for one may not exist for the next
+    assert state.lane_choices == [("auto", "cpu"), ("auto", "cpu")]
+    assert seen == [[("torch", "cuda:0"), ("auto", "cpu")], [("torch", "cuda:0"), ("openvino", "GPU")],
+                    [("auto", "cpu"), ("auto", "cpu")]]
+    state.set_session(None)
+    assert len(seen) == 3  # already the defaults: nothing to tell

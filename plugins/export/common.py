@@ -64,7 +64,9 @@ def verification_size(model: ModelHandle) -> tuple[int, int]:
 
 class Exporter:
     """What every exporter shares: the kind, ``check`` and a no-op ``apply`` (an export writes a file;
-    the model itself does not change). ``torch_reason`` is set by converters that start from PyTorch.
+    the model itself does not change). ``torch_reason`` is set by converters that start from PyTorch; those
+    with ``onnx_route`` also take an ONNX-only model through a PyTorch module rebuilt from its graph
+    (``plugins.export.onnx_torch_route``), and refuse it only with the reason that route gives.
     Each exporter declares its rows of the capability table in ``exports`` (``studio.plugin_api.Exports``)."""
 
     title: ClassVar[str]  # each exporter names itself and declares its rows
@@ -72,6 +74,7 @@ class Exporter:
     kind = Kind.EXPORT
     settings_version = 1
     torch_reason: str | None = None
+    onnx_route = False
 
     def check(self, model: ModelHandle) -> list[str]:
         if is_language_model(model):  # checked by the language converters themselves (studio.lm), inside export()
@@ -80,7 +83,12 @@ class Exporter:
             return [f"{self.title} takes no language models"]
         reasons = reasons_not_exportable(model)
         if not reasons and self.torch_reason and model.torch_module is None:
-            reasons.append(self.torch_reason)
+            if self.onnx_route and model.onnx_path is not None:
+                from plugins.export.onnx_torch_route import route_reasons
+
+                reasons.extend(f"{self.torch_reason}; {why}" for why in route_reasons(model))
+            else:
+                reasons.append(self.torch_reason)
         return reasons
 
     def apply(self, model: ModelHandle, settings: object, ctx: TaskContext) -> ModelHandle:

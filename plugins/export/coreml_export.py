@@ -2,7 +2,8 @@
 
 Ultralytics models go through Ultralytics' exporter (image input, class labels in the metadata);
 other PyTorch models through ``coremltools.convert`` of a traced module with an image input that
-carries the model's own scale and bias. Running a CoreML model needs macOS: the report says so.
+carries the model's own scale and bias; a model that exists only as ONNX through a PyTorch module rebuilt
+from its graph by onnx2torch (``onnx_torch_route``). Running a CoreML model needs macOS: the report says so.
 """
 
 from __future__ import annotations
@@ -36,23 +37,31 @@ class CoreMlExport(Exporter):
                Exports(LANGUAGE, ("fp32",), native=("fp32",)))
     settings_version = 2
     migrate = precision_from_flag("fp16")
-    torch_reason = ("CoreML is converted from the PyTorch model (coremltools reads no ONNX): "
-                    "export CoreML from the float PyTorch model")
+    torch_reason = "CoreML is converted from a PyTorch module (coremltools reads no ONNX), and this model has none"
+    onnx_route = True
 
     def export(self, model: ModelHandle, settings: CoreMlExportSettings, target: Path, ctx: TaskContext) -> dict:
         if is_language_model(model):  # a fixed window of tokens; the traced graph is checked in PyTorch
             from studio.lm.mobile import coreml_language
 
             return coreml_language(model, target, ctx)
-        ctx.progress(0.05, "converting with coremltools")
         half = settings.precision in ("fp16", "int8")  # int8 weights dequantise to FP16 compute
-        if model.metadata.get("family") == "ultralytics":
+        details: dict = {}
+        if model.metadata.get("family") == "ultralytics" and model.torch_module is not None:
             from plugins.export.ultralytics_route import ultralytics_export
 
+            ctx.progress(0.05, "converting with coremltools")
             ultralytics_export(model, "coreml", target, **({"quantize": 16} if half else {}))
         else:
-            _convert_torch(model, target, half)
-        details = {}
+            source = model
+            if model.torch_module is None:  # check() admitted its ONNX graph
+                from plugins.export.onnx_torch_route import with_torch_module
+
+                ctx.progress(0.02, "rebuilding the ONNX graph as a PyTorch module (onnx2torch)")
+                source, details = with_torch_module(model)
+            ctx.check_cancelled()
+            ctx.progress(0.05, "converting with coremltools")
+            _convert_torch(source, target, half)
         if settings.precision == "int8":
             ctx.check_cancelled()
             ctx.progress(0.6, "quantizing weights to int8")

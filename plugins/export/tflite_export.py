@@ -1,8 +1,9 @@
 """TFLite (LiteRT) export from PyTorch through litert-torch, re-opened in ai_edge_litert's interpreter.
 
 Ultralytics models go through Ultralytics' exporter (its LiteRT path); other PyTorch models through
-``litert_torch.convert``. A model that exists only as ONNX is refused: the only ONNX→TFLite route
-(onnx2tf + TensorFlow) needs a separate multi-GB environment, so export TFLite from the PyTorch model.
+``litert_torch.convert``. A model that exists only as ONNX (a third-party file, a float variant) goes the
+same way through a PyTorch module rebuilt from its graph by onnx2torch (``onnx_torch_route``): its outputs
+stay those of the ONNX graph (a detector keeps pixel boxes), so nothing is rescaled for it.
 """
 
 from __future__ import annotations
@@ -46,29 +47,39 @@ class TfliteExport(Exporter):
     # (studio.lm.mobile converts them at a fixed window).
     exports = (Exports(VISION, VISION_PRECISIONS, native=VISION_PRECISIONS),
                Exports(LANGUAGE, ("fp32",), native=("fp32",)))
-    torch_reason = ("TFLite is converted from the PyTorch model, and this one exists only as ONNX "
-                    "(a quantized variant, or an .onnx file): export TFLite from the float PyTorch model")
+    torch_reason = "TFLite is converted from a PyTorch module, and this model has none"
+    onnx_route = True
 
     def export(self, model: ModelHandle, settings: TfliteExportSettings, target: Path, ctx: TaskContext) -> dict:
         if is_language_model(model):  # a fixed window of tokens, verified in ai_edge_litert
             from studio.lm.mobile import tflite_language
 
             return tflite_language(model, target, ctx)
-        ctx.progress(0.05, "converting with litert-torch")
-        ultralytics = model.metadata.get("family") == "ultralytics"
+        # A variant of an Ultralytics model may have lost its PyTorch module (an ONNX-only step): it then goes
+        # through its ONNX graph, whose boxes are pixels, not through Ultralytics' exporter.
+        ultralytics = model.metadata.get("family") == "ultralytics" and model.torch_module is not None
         converted = target if settings.precision == "fp32" else target.with_name(f"{target.stem}.fp32.tflite")
+        details: dict = {}
         if ultralytics:
             from plugins.export.ultralytics_route import ultralytics_export
 
+            ctx.progress(0.05, "converting with litert-torch")
             ultralytics_export(model, "tflite", converted)
         else:
-            _convert_torch(model, converted)
-        details = {}
+            source = model
+            if model.torch_module is None:  # check() admitted its ONNX graph
+                from plugins.export.onnx_torch_route import with_torch_module
+
+                ctx.progress(0.02, "rebuilding the ONNX graph as a PyTorch module (onnx2torch)")
+                source, details = with_torch_module(model)
+            ctx.check_cancelled()
+            ctx.progress(0.05, "converting with litert-torch")
+            _convert_torch(source, converted)
         if converted != target:
             from plugins.export.tflite_quantize import quantize_tflite
 
             ctx.check_cancelled()
-            details = quantize_tflite(converted, target, settings.precision, model, ctx.sub(0.4, 0.6))
+            details |= quantize_tflite(converted, target, settings.precision, model, ctx.sub(0.4, 0.6))
             converted.unlink()
         details["metadata"] = write_metadata(target, model)
         ctx.progress(0.6, "verifying in ai_edge_litert")

@@ -104,3 +104,18 @@ def test_ort_on_cuda_runs_on_the_cuda_provider(fall_handle, bikes_frames):
     predictor = make_predictor(fall_handle, "ort", device="cuda")
     predictor(bikes_frames[0])
     assert predictor.backend.describe()["execution_provider"] == "CUDAExecutionProvider"
+
+
+def test_optimize_device_sets_the_training_device_of_every_training_step(tmp_path):
+    from studio.cli import _recipe_on_device
+    from studio.recipe import load_recipe
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('[[steps]]\nplugin = "prune.channels"\nsettings = { recovery_device = "auto" }\n\n'
+                      '[[steps]]\nplugin = "early_exit.classifier"\n\n[[steps]]\nplugin = "quantize.fp16"\n')
+    rewritten, workdir = _recipe_on_device(recipe, "cpu")
+    steps = load_recipe(rewritten).steps
+    assert steps[0].settings["recovery_device"] == "cpu" and steps[1].settings["device"] == "cpu"
+    assert "device" not in steps[2].settings and "recovery_device" not in steps[2].settings
+    assert recipe.read_text().count("auto") == 1  # the user's file is left as it was
+    workdir.cleanup()

@@ -71,6 +71,9 @@ class PreviewPane(QSplitter):
             runtime.activated.connect(lambda _index, side=side: self._runtime_picked(side))
             device.activated.connect(lambda _index, side=side: self._device_picked(side))
         self.device_table: list[dict[str, Any]] | None = None  # studio.runtime.devices.table(), once listed
+        # Files previewed beside a variant without being one (the Formats tab's "Preview this one"): lane key →
+        # (the handle, the session it belongs beside). Dropped when another model opens.
+        self.file_lanes: dict[str, tuple[Any, Session]] = {}
         self._listing_devices = False
         self.video_tips = {widget: widget.toolTip() for widget in (self.source_combo, self.ab_box)}
         self._shown = None
@@ -83,6 +86,7 @@ class PreviewPane(QSplitter):
         state.observe("lanes", self._lanes_changed)
         state.observe("preview", self._preview_changed)
         state.observe("lane_choices", lambda _choices: self.sync_lane_controls())
+        state.observe("session", lambda _session: self.file_lanes.clear())
         self.sync_lane_controls()
 
     def add_controls(self, bar: QToolBar) -> None:
@@ -154,7 +158,7 @@ class PreviewPane(QSplitter):
         for index, key in enumerate(keys):
             ctx.check_cancelled()
             runtime, device = choices[index]
-            lanes.append(Lane.create(key, session.get(key).handle, runtime=runtime, device=device,
+            lanes.append(Lane.create(key, self._handle(session, key), runtime=runtime, device=device,
                                      threads=PREVIEW_THREADS, warmup_frame=warm))
             ctx.progress(0.6 + 0.4 * (index + 1) / len(keys), f"session for {key} ready")
         return lanes
@@ -167,6 +171,40 @@ class PreviewPane(QSplitter):
         self.jobs.side("preparing the preview", lambda ctx: self.make_lanes(session, keys, ctx),
                        done=lambda lanes: self.start(keys, lanes),
                        error=lambda message: self.status.emit(f"preparing the preview: {message}"))
+
+    def _handle(self, session: Session, key: str) -> Any:
+        file_lane = self.file_lanes.get(key)
+        if file_lane is not None and file_lane[1] is session:
+            return file_lane[0]
+        return session.get(key).handle
+
+    def preview_file(self, path: str, label: str) -> None:
+        """``path`` (an exported file) as side B beside side A, in its own runtime (side B's choice resets to auto):
+        loaded and warmed up in a side job; a file that cannot open or run is one status line."""
+        from studio.loaders import load_model
+
+        session = self.state.session
+        if session is None:
+            return
+        key = f"{label} file"
+        side_a = self.state.lanes[0] if self.state.lanes else "base"
+        choices = [self.state.lane_choices[0], DEFAULT_LANE_CHOICE]
+
+        def make(ctx) -> list[Lane]:
+            self.file_lanes[key] = (load_model(path), session)
+            return self.make_lanes(session, [side_a, key], ctx, choices)
+
+        def made(lanes: list[Lane]) -> None:
+            if self.state.session is not session:
+                return
+            self.state.set_lane_choice(1, *DEFAULT_LANE_CHOICE)
+            self.ab_box.blockSignals(True)
+            self.ab_box.setChecked(True)
+            self.ab_box.blockSignals(False)
+            self.start([side_a, key], lanes)
+
+        self.jobs.side(f"previewing {label}", make, done=made,
+                       error=lambda message: self.status.emit(f"previewing {label}: {message}"))
 
     def show_as_b(self, key: str) -> None:
         self.ab_box.blockSignals(True)
@@ -235,7 +273,7 @@ class PreviewPane(QSplitter):
         key = keys[side] if side < len(keys) else "base"
         if session is not None:
             try:
-                return native_runtime(session.get(key).handle).value
+                return native_runtime(self._handle(session, key)).value
             except Exception:  # a variant removed meanwhile: offer onnxruntime's, the usual one
                 pass
         return Runtime.ORT.value
@@ -342,6 +380,8 @@ class PreviewPane(QSplitter):
 
     def lane_title(self, key: str) -> str:
         session = self.state.session
+        if key in self.file_lanes:
+            return key
         title = session.get(key).title if session else key
         return title if key == "base" else f"{key}: {title}"
 

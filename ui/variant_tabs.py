@@ -61,6 +61,7 @@ class VariantTabs(QObject):
         self.formats_panel = FormatsPanel()
         window.jobs.adopt(self.formats_panel.jobs)  # a measurement still running is killed when the window closes
         self.formats_panel.job_started.connect(self._pause_preview)
+        self.formats_panel.preview_requested.connect(window.central.pane.preview_file)
         tabs.insertTab(tabs.indexOf(self.variants_panel) + 1, self.formats_panel, "Formats")
         window.state.observe("session", self.formats_panel.set_session)
         self.formats_panel.set_session(window.state.session)  # a workspace restored before the plugins loaded

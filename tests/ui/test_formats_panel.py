@@ -72,6 +72,15 @@ def test_the_window_measures_formats_and_cancel_keeps_the_table(qtbot, window):
     assert panel.table.rowCount() == 1 and panel.table.item(0, STATUS_COLUMN).text() == "ok"
     assert len(panel.markers()) == 1 and "3 frames" in panel.caption.text()
     first = panel.report
+    # "Preview this one": the file runs as side B beside the base model, in its own runtime, under its label.
+    panel.table.selectRow(0)
+    panel.preview.click()
+    qtbot.waitUntil(lambda: window.state.lanes == ["base", "onnx fp32 file"] and window.state.preview is not None,
+                    timeout=LOAD_TIMEOUT_MS)
+    side_b = window.state.preview.lanes[1]
+    assert side_b.predictor.backend.describe()["graph"] == first["cells"][0]["path"]
+    assert window.central.pane.lane_title("onnx fp32 file") == "onnx fp32 file"
+    qtbot.waitUntil(lambda: window.state.preview.latest() is not None, timeout=LOAD_TIMEOUT_MS)
     # A second run, cancelled while its child process exports again: the table stays as it was.
     panel.force.setChecked(True)
     panel.measure.click()

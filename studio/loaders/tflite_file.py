@@ -22,7 +22,9 @@ from studio.loaders.ultralytics_support import ultralytics_onnx_decoder
 from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
 
 NOT_TFLITE_FIX = "re-export or re-download the model; the file may be truncated or not a TFLite flatbuffer"
-BOXES_KEY = "tflite_boxes"  # "normalised": Ultralytics' LiteRT export divides box coordinates by the input size
+# "normalised": Ultralytics' LiteRT export divides box coordinates by the input size; "auto": a YOLO head whose
+# file does not say (ai-edge-quantizer rewrites the file without Ultralytics' metadata.json), told from its output.
+BOXES_KEY = "tflite_boxes"
 _CUSTOM_OP = "Encountered unresolved custom op: "
 _TASK_DECODERS = {Task.DETECT: ("yolo", "yolo-end2end", "darknet"), Task.SEGMENT: ("yolo", "yolo-end2end"),
                   Task.POSE: ("yolo", "yolo-end2end"), Task.OBB: ("yolo-obb",),
@@ -198,6 +200,8 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
         decoder = _decoder(task, studio, from_ultralytics, outputs, labels, flat.get("end2end") == "True", path)
         if from_ultralytics and decoder in ("yolo", "yolo-end2end"):
             meta[BOXES_KEY] = "normalised"
+        elif decoder == "yolo":  # re-quantised exports lose Ultralytics' metadata.json: the backend looks
+            meta[BOXES_KEY] = "auto"
         fmt_note = (f"Deploy Studio {studio.get('deploy_studio.version', '?')[:40]} file" if studio else
                     f"Ultralytics {fields.version} export")
         note = f"{fmt_note}: task, labels and pre-processing from its appended metadata"
@@ -213,8 +217,8 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
     return ModelHandle(
         name=path.stem, format="tflite", task=task, decoder=decoder, labels=labels, image_input=image,
         inputs=inputs, outputs=outputs, size_bytes=path.stat().st_size, params=facts.params or None,
-        params_method=(f"elements of the {facts.weight_tensors} constant tensors stored in the flatbuffer (weights, "
-                       "biases and small constants such as reshape shapes), each buffer counted once"),
+        params_method=(f"elements of the flatbuffer's {facts.weight_tensors} constant tensors (weights, biases, small "
+                       "shape constants), each buffer once"),
         gflops=None, gflops_method="not counted for TFLite files",
         provenance=Provenance(path=str(path.resolve()), sha256=sha256_file(path), loader="tflite", note=note),
         source_paths=(path,),

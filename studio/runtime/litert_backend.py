@@ -21,6 +21,7 @@ from studio.errors import BadInputError, UnsupportedError, first_line
 from studio.model import ModelHandle
 
 CPU_DEVICES = (None, "cpu", "CPU")
+NORMALISED_MAX = 1.5  # box values of a 0–1 head stay near 1 (a box may reach past the edge); pixels go far beyond
 
 
 def quantized(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
@@ -54,12 +55,21 @@ def rescale_boxes(output: np.ndarray, decoder: str, height: int, width: int) -> 
     return output
 
 
+def _normalised(output: np.ndarray, decoder: str) -> bool:
+    boxes = output[:, :4] if decoder == "yolo" else output[..., :4]
+    return bool(boxes.size) and float(np.abs(boxes).max()) <= NORMALISED_MAX
+
+
 class LiteRtBackend:
     """One ``ai_edge_litert.interpreter.Interpreter`` on a ``.tflite`` file."""
 
     name = "litert"
 
-    def __init__(self, path: Path, *, threads: int = 1, xnnpack: bool = True, box_decoder: str | None = None):
+    def __init__(self, path: Path, *, threads: int = 1, xnnpack: bool = True, box_decoder: str | None = None,
+                 boxes_known: bool = True):
+        """``box_decoder``: the decoder of a head whose boxes may be normalised to 0–1; ``boxes_known``: they are
+        (the file says so), else they are taken as normalised only when every box value of the output is within
+        0–1.5 — a pixel-coordinate YOLO head's anchor centres span the whole input, whatever the image."""
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
@@ -71,6 +81,7 @@ class LiteRtBackend:
             raise BadInputError(f"ai_edge_litert cannot run this file ({first_line(exc, 160)})", path=path,
                                 fix="check it with 'deploy-studio info'") from exc
         self.path, self.threads, self.xnnpack, self.box_decoder = path, threads, xnnpack, box_decoder
+        self.boxes_known = boxes_known
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
         self.note = ""
@@ -86,9 +97,10 @@ class LiteRtBackend:
         if handle.format != "tflite" or not handle.source_paths:
             raise UnsupportedError(f"{handle.name} is not a .tflite file; LiteRT runs TFLite files",
                                    fix="export it with '--to tflite' and open the .tflite, or use --runtime ort")
-        normalised = handle.metadata.get(BOXES_KEY) == "normalised"
+        boxes = handle.metadata.get(BOXES_KEY)
         backend = cls(handle.source_paths[0], threads=threads, xnnpack=xnnpack,
-                      box_decoder=handle.decoder if normalised else None)
+                      box_decoder=handle.decoder if boxes in ("normalised", "auto") else None,
+                      boxes_known=boxes == "normalised")
         if handle.decoder == "tensor":
             backend.note = ("raw output tensors: nothing is drawn, as the file names no task that says what they "
                             "mean")
@@ -116,7 +128,7 @@ class LiteRtBackend:
         detail = self._set_shape(detail, tuple(feed.shape))
         self.interpreter.set_tensor(detail["index"], np.ascontiguousarray(quantized(feed, detail)))
         results = self._invoke()
-        if self.box_decoder is not None:
+        if self.box_decoder is not None and (self.boxes_known or _normalised(results[0], self.box_decoder)):
             height, width = tensor.shape[2:]
             results[0] = rescale_boxes(results[0], self.box_decoder, height, width)
         return results
@@ -149,7 +161,9 @@ class LiteRtBackend:
             "file": str(self.path),
         }
         if self.box_decoder is not None:
-            info["boxes"] = "normalised to 0–1 by the export; scaled back to input pixels"
+            info["boxes"] = ("normalised to 0–1 by the export; scaled back to input pixels" if self.boxes_known else
+                             f"scaled back to input pixels when every box value is within 0–{NORMALISED_MAX} "
+                             "(the file does not say whether its YOLO head normalises them)")
         if self.note:
             info["outputs"] = self.note
         return info

@@ -71,13 +71,34 @@ def _detections(report: dict, labels: tuple[str, ...]) -> list[Detections]:
     return found
 
 
+def _square_onnx_detections(source: Path, frames: Path, conf: float) -> list[Detections]:
+    """The ONNX source's detections at the TFLite file's fixed square input: its graph is dynamic and would
+    otherwise letterbox to the smallest rectangle, which is a different input, not a runtime difference."""
+    import dataclasses
+
+    from studio.loaders import load_model
+    from studio.runtime.predictor import make_predictor
+    from studio.sources import open_source
+
+    handle = load_model(source)
+    image = dataclasses.replace(handle.required_image_input(), dynamic=False)
+    predictor = make_predictor(handle.replace(image_input=image), "ort", threads=2, conf=conf)
+    stream = open_source(str(frames))
+    try:
+        return [predictor(frame).result for frame in stream]  # type: ignore[misc]
+    finally:
+        stream.close()
+
+
 def _agreement(source: Path, variant: Path, frames: Path) -> dict:
-    """mAP50 of the variant's detections against the source's, as studio.verify judges parity."""
-    base = run_json("predict", source, frames, "--conf", str(TARGET_CONF), "--max-frames", "50")
+    """mAP50 of the .tflite's detections (through the CLI, in LiteRT) against its ONNX source's, as
+    studio.verify judges parity."""
+    base = _square_onnx_detections(source, frames, TARGET_CONF)
     other = run_json("predict", variant, frames, "--conf", str(PREDICTION_CONF), "--max-frames", "50")
-    assert base["runtime"] == "ort" and other["runtime"] == "litert"
-    labels = ("Normal", "Fall")
-    return detection_fidelity(_detections(base, labels), _detections(other, labels), with_interval=False)
+    assert other["runtime"] == "litert" and {tuple(f["input_shape"]) for f in other["frames"]} == {(1, 3, 640, 640)}
+    found = _detections(other, ("Normal", "Fall"))
+    assert len(found) == len(base)
+    return detection_fidelity(base, found, with_interval=False)
 
 
 def test_own_export_reopens_with_tensors_quantisation_and_operators(exports):
@@ -103,7 +124,7 @@ def test_int8_io_is_quantised_and_dequantised_and_agrees_with_the_float_source(e
     assert info["inputs"][0]["dtype"] == "int8" and info["outputs"][0]["dtype"] == "int8"
     assert any("scale" in line and "zero point" in line for line in info["details"]["quantisation"])
     agreement = _agreement(exports["onnx"], exports["int8"], _frames(tmp_path / "frames"))
-    # The export's own parity check measured 0.968 on its 12 frames: INT8 loses a little, not everything.
+    # INT8 activations may lose a few boxes of the float model, never most of them.
     assert agreement["targets"] > 0 and agreement["map50"] >= 0.9, agreement
 
 

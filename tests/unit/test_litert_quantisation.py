@@ -40,3 +40,12 @@ def test_normalised_boxes_are_scaled_back_to_pixels():
     end2end = np.array([[[0.1, 0.2, 0.3, 0.4, 0.8, 1.0]]], np.float32)
     assert np.allclose(rescale_boxes(end2end, "yolo-end2end", 100, 200)[0, 0],
                        [20.0, 20.0, 60.0, 40.0, 0.8, 1.0])
+
+
+def test_a_head_that_does_not_say_is_told_from_its_output():
+    from studio.runtime.litert_backend import _normalised
+
+    normalised = np.full((1, 6, 3), 0.5, np.float32)
+    pixels = normalised.copy()
+    pixels[0, 0, 2] = 612.0  # an anchor centre near the right edge of a 640 input
+    assert _normalised(normalised, "yolo") and not _normalised(pixels, "yolo")

@@ -81,6 +81,13 @@ def make_backend(handle: ModelHandle, runtime: str, *, threads: int = 1, graph_l
         raise UnsupportedError(f"{handle.name} is a language model ({handle.task}): it takes text, not images "
                                "or tensors", fix="use 'deploy-studio generate' (causal LMs) or 'deploy-studio embed' "
                                                  "(text encoders)")
+    if handle.format == "coreml":  # the spec is read everywhere; only Core ML itself (macOS) runs one
+        import sys
+
+        where = ("running CoreML files is not built into the studio yet" if sys.platform == "darwin"
+                 else "a CoreML model runs only on macOS (Core ML)")
+        raise UnsupportedError(f"{handle.name}: {where}; 'deploy-studio info' reads it here",
+                               fix="run the ONNX, OpenVINO or TFLite export of the same model on this machine")
     chosen = resolve_runtime(handle, runtime)
     if runtime_mode(handle) is RuntimeMode.EARLY_EXIT and chosen is Runtime.ORT:
         import json

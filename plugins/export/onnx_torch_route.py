@@ -354,7 +354,13 @@ def check_against_onnxruntime(module: Any, model: ModelHandle, shape: tuple[int,
 
     tensor = _frame_tensor(model, shape, frame)
     session = ort.InferenceSession(str(model.onnx_path), providers=["CPUExecutionProvider"])
-    expected = session.run(None, {session.get_inputs()[0].name: tensor})
+    try:
+        expected = session.run(None, {session.get_inputs()[0].name: tensor})
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument types
+        raise UnsupportedError(f"onnxruntime cannot run the graph at input {'×'.join(map(str, shape))} "
+                               f"({_short(exc)})", path=model.onnx_path,
+                               fix="give the input's size in the graph (a fixed shape), or export from the "
+                                   "PyTorch model") from exc
     with torch.no_grad():
         got = module(torch.from_numpy(tensor))
     got = [got] if isinstance(got, torch.Tensor) else list(got)

@@ -21,6 +21,7 @@ from pathlib import Path
 from studio import offline
 from studio.errors import StudioError
 from studio.export import run_export
+from studio.reports import with_kind
 
 MODELS = ["zoo:yolov8s-fall", "zoo:yolov3-tiny-coco", "zoo:efficientnet-lite0"]
 
@@ -71,7 +72,8 @@ def main() -> None:
                         continue
                     reports.append(report)
                     item = report["exports"][0]
-                    diff = item["parity"]["max_abs_diff"] if item.get("parity") else None
+                    parity = with_kind(item["parity"]) if item.get("parity") else None
+                    diff = parity["max_abs_diff"] if parity is not None and parity["kind"] == "vision" else None
                     print(f"| {spec} | {precision} | {fmt} | {item['size_mb']:.1f} | {wall:.1f} | "
                           f"{item['export_seconds']:.1f} | "
                           f"{'–' if diff is None else f'{diff:.2g}'} | {_agreement(item)} | {_detail(item)} |",

@@ -24,6 +24,7 @@ from studio.media import bundled_video
 from studio.optimize import graph_files
 from studio.plugin_api import settings_from_dict
 from studio.registry import default_registry
+from studio.runtime.choice import RuntimeMode, runtime_mode
 from studio.runtime.predictor import make_predictor
 from studio.sources import take_frames
 from studio.tasks import TaskContext
@@ -87,7 +88,7 @@ def build(model_spec: str, workdir: Path) -> list[tuple[str, object, str]]:
         start = time.perf_counter()
         variant, reports = _apply(base, steps, workdir / str(index))
         note = _note(label, reports, time.perf_counter() - start)
-        if variant.metadata.get("runtime_mode") == "early_exit":
+        if runtime_mode(variant) is RuntimeMode.EARLY_EXIT:
             for threshold in EXIT_THRESHOLDS:
                 settings = json.dumps({"threshold": threshold})
                 rows.append((f"{label} @ {threshold}", variant.replace(

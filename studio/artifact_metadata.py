@@ -18,6 +18,7 @@ from typing import Any
 from studio.atomic import staged_file
 from studio.errors import BadInputError
 from studio.model import ImageInput, ModelHandle, Resize
+from studio.runtime.choice import RuntimeMode, runtime_mode
 
 PREPROCESS_KEY = "deploy_studio.preprocess"
 DECODER_KEY = "deploy_studio.decoder"
@@ -46,7 +47,7 @@ def artifact_metadata(model: ModelHandle) -> dict[str, str]:
     if image is not None:
         meta |= {"imgsz": json.dumps(list(image.size)), "stride": str(image.stride),
                  PREPROCESS_KEY: json.dumps(image.as_dict())}
-    if model.metadata.get("runtime_mode"):
+    if runtime_mode(model) is not RuntimeMode.PLAIN:
         meta[RUNTIME_MODE_KEY] = model.metadata["runtime_mode"]
         meta["deploy_studio.runtime_settings"] = model.metadata.get("runtime_settings", "")
     return meta

@@ -52,9 +52,21 @@ def stage_table(latency: Mapping[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def runs_on_text(detail: dict[str, Any]) -> str:
+    """What really ran, from a backend's ``describe()``: "onnxruntime 1.32.0 · CPUExecutionProvider · cpu (EPYC)"."""
+    parts = [str(detail[key]) for key in ("runtime", "execution_provider", "delegate") if detail.get(key)]
+    device = detail.get("device")
+    if device:
+        name = detail.get("device_name")
+        parts.append(f"{device} ({name})" if name and name != device else str(device))
+    return " · ".join(parts) or "unknown"
+
+
 def bench_text(report: BenchReport) -> str:
+    detail = report["method"].get("runtime")
     lines = [
         f"{report['model']} on {report['runtime']}, input {report['input_shape']}, {report['threads']} thread(s)",
+        *([f"runs on   {runs_on_text(detail)}"] if isinstance(detail, dict) else []),
         stage_table(report["latency_ms"]),
         f"fps {report['fps']}  peak RSS {report['peak_rss_mb']} MB  model {report['model_size_mb']} MB  "
         f"params {report['params']}  GFLOPs {report['gflops']}",
@@ -70,6 +82,8 @@ def bench_text(report: BenchReport) -> str:
 
 def predict_text(report: dict[str, Any]) -> str:
     lines = [f"{report['model']} ({report['task']}) on {report['source']} with {report['runtime']}"]
+    if report.get("runtime_detail"):
+        lines.append(f"runs on {runs_on_text(report['runtime_detail'])}")
     for frame in report["frames"][:10]:
         items = ", ".join(f"{r['label']} {r['score']:.2f}" for r in frame["results"][:8]) or "nothing"
         lines.append(f"frame {frame['frame']:>3}: {items}")

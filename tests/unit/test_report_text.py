@@ -175,3 +175,14 @@ def test_generation_and_embedding_text():
     lines = report_text.embedding_text(embedding).splitlines()
     assert lines[0] == "minilm: 2 sentences, 384-d, cosine similarity:"
     assert lines[1] == "  [0] +1.000  +0.250  " + "a" * 60
+
+
+def test_what_ran_is_named_with_its_provider_delegate_and_device():
+    from studio.report_text import runs_on_text
+
+    assert runs_on_text({"runtime": "onnxruntime 1.32.0", "execution_provider": "CPUExecutionProvider",
+                         "device": "cpu", "device_name": "AMD EPYC"}) == \
+        "onnxruntime 1.32.0 · CPUExecutionProvider · cpu (AMD EPYC)"
+    assert runs_on_text({"runtime": "ai_edge_litert 2.3.0", "delegate": "XNNPACK", "device": "cpu"}) == \
+        "ai_edge_litert 2.3.0 · XNNPACK · cpu"
+    assert runs_on_text({}) == "unknown"

@@ -219,7 +219,7 @@ def _convert(graph: Any, model: ModelHandle) -> Any:
 # onnx2torch modules that read an input with ``.tolist()``/``.item()`` (sizes, axes, pads): given a stored
 # tensor, torch.export sees data-dependent values and stops. Their constant inputs become Python values.
 _READ_AS_VALUES = {"OnnxResize": ("roi", "scales", "sizes"), "OnnxSplit13": ("split",),
-                   "OnnxPadDynamic": ("pads", "constant_value"), "OnnxUnsqueezeDynamicAxes": ("axes",),
+                   "OnnxPadDynamic": ("pads", "constant_value"),
                    "OnnxCumSum": ("axis",)}
 
 
@@ -289,6 +289,20 @@ def _bake_constants(module: Any) -> Any:
                 input_tensor = input_tensor[tuple(self.negative)]
             return input_tensor
 
+    class Gather(torch.nn.Module):  # numpy.take with constant indices: a scalar index selects, an array indexes
+        def __init__(self, axis: int, indices: np.ndarray):
+            super().__init__()
+            self.axis, self.indices = axis, indices
+
+        def forward(self, input_tensor: Any) -> Any:
+            axis = self.axis % input_tensor.dim()
+            size = input_tensor.shape[axis]
+            if self.indices.ndim == 0:
+                return input_tensor.select(axis, int(self.indices) % size)
+            flat = torch.tensor([int(i) % size for i in self.indices.ravel()], dtype=torch.long)
+            taken = input_tensor.index_select(axis, flat)
+            return taken.reshape((*input_tensor.shape[:axis], *self.indices.shape, *input_tensor.shape[axis + 1:]))
+
     def constant(value: Any) -> bool:
         return isinstance(value, fx.Node) and value.op == "get_attr"
 
@@ -306,6 +320,18 @@ def _bake_constants(module: Any) -> Any:
         if kind == "OnnxSlice" and not node.kwargs and 3 <= len(node.args) <= 5 and all(map(constant, node.args[1:])):
             bounds = [_stored(module, str(arg.target)) for arg in node.args[1:]]
             module.add_submodule(node.target, Slice(*bounds, *[None] * (5 - len(node.args))))
+            node.args = node.args[:1]
+            changed = True
+            continue
+        if kind in ("OnnxGather", "OnnxUnsqueezeDynamicAxes") and len(node.args) == 2 and constant(node.args[1]) \
+                and not node.kwargs:
+            from onnx2torch.node_converters.unsqueeze import (  # type: ignore[import-untyped,unused-ignore]
+                OnnxUnsqueezeStaticAxes,
+            )
+
+            stored = _stored(module, str(node.args[1].target))
+            module.add_submodule(node.target, Gather(inner._axis, stored) if kind == "OnnxGather"
+                                 else OnnxUnsqueezeStaticAxes([int(a) for a in stored.ravel()]))
             node.args = node.args[:1]
             changed = True
             continue

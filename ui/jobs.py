@@ -214,8 +214,10 @@ class JobRunner(QObject):
         self.current, self.busy = None, False
 
     def adopt(self, other: JobRunner) -> None:
-        """``other``'s jobs (a view's, a panel's) are shut down with this runner's."""
+        """``other``'s jobs (a view's, a panel's, a dialog's) are shut down with this runner's; a runner whose owner
+        is deleted (a closed dialog) is dropped, so opening many dialogs does not grow the list."""
         self._adopted.append(other)
+        other.destroyed.connect(lambda *_: self._adopted.remove(other) if other in self._adopted else None)
 
     def cancel_all(self) -> list[Job]:
         """Cancel every unfinished job of this runner and the runners it adopted; those jobs, to be waited for."""

@@ -59,3 +59,19 @@ def test_a_job_that_crashes_reports_one_line_and_logs_its_traceback(qtbot, tmp_p
     assert "\n" not in message and message.startswith("Export demo failed: KeyError")
     assert str(log) in message  # the dialog names where the traceback went
     assert "buggy_plugin_call" in log.read_text()
+
+
+def test_a_runner_adopted_from_a_closed_dialog_is_dropped(qtbot):
+    from PySide6.QtCore import QObject
+    from PySide6.QtWidgets import QApplication
+
+    from ui.jobs import JobRunner
+
+    window_runner = JobRunner()
+    owner = QObject()
+    window_runner.adopt(JobRunner(owner))
+    assert len(window_runner._adopted) == 1
+    owner.deleteLater()
+    qtbot.waitUntil(lambda: not window_runner._adopted, timeout=2000)
+    QApplication.processEvents()
+    assert window_runner.cancel_all() == []

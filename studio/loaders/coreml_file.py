@@ -102,6 +102,13 @@ def _mil_dtype(code: int) -> str:
     return MIL_pb2.DataType.Name(code).lower()
 
 
+def _elements(tensor: Any) -> int:
+    size = 1
+    for dim in tensor.dimensions:
+        size *= int(dim.constant.size) if dim.WhichOneof("dimension") == "constant" else 1
+    return size
+
+
 def _program_weights(spec: Any, weights_dir: Path | None, path: Path) -> tuple[list[str], Counter[str], int]:
     """Weight lines, the operator histogram and the weight element count of an ML program; every weight blob
     it references must exist (a package with its weights removed still parses)."""
@@ -113,23 +120,19 @@ def _program_weights(spec: Any, weights_dir: Path | None, path: Path) -> tuple[l
         for block in function.block_specializations.values():
             for op in block.operations:
                 ops[op.type] += 1
-                for value in op.attributes.values():
-                    if value.WhichOneof("value") != "blobFileValue":
-                        continue
-                    blobs.add(value.blobFileValue.fileName)
-                    tensor = value.type.tensorType
-                    counts[_mil_dtype(tensor.dataType)] += 1
-                    size = 1
-                    for dim in tensor.dimensions:
-                        size *= int(dim.constant.size) if dim.WhichOneof("dimension") == "constant" else 1
-                    elements += size
+                stored = [v for v in op.attributes.values() if v.WhichOneof("value") == "blobFileValue"]
+                blobs.update(v.blobFileValue.fileName for v in stored)
+                if stored:  # a dequantising op also stores its scales and zero points: its largest blob is the weight
+                    weight = max(stored, key=lambda v: _elements(v.type.tensorType))
+                    counts[_mil_dtype(weight.type.tensorType.dataType)] += 1
+                    elements += _elements(weight.type.tensorType)
     for name in sorted(blobs):
         relative = name[len(_BLOB_PREFIX):] if name.startswith(_BLOB_PREFIX) else name
         base = weights_dir.parent if weights_dir is not None else path.parent
         if not (base / relative).is_file():
             raise BadInputError(f"its weights file {relative} is missing", path=path,
                                 fix="copy the whole .mlpackage folder, or re-export the model")
-    lines = [f"{dtype}: {n} weight tensors in the weight file" for dtype, n in counts.most_common()]
+    lines = [f"{dtype}: {n} weight tensors stored" for dtype, n in counts.most_common()]
     dequantize = {op: n for op, n in ops.items() if op.startswith("constexpr_")}
     lines += [f"{op}: {n} ops (weights stored compressed, expanded at load)" for op, n in sorted(dequantize.items())]
     if ops.get("cast"):

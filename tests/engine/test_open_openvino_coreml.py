@@ -132,6 +132,19 @@ def test_run_feed_takes_named_inputs(exports):
         backend.run_feed({})
 
 
+def test_an_ultralytics_openvino_folder_opens_from_its_metadata_yaml(tmp_path, fall_handle, bus_path):
+    from plugins.export.ultralytics_route import ultralytics_export
+
+    folder = ultralytics_export(fall_handle, "openvino", tmp_path / "best_openvino_model")
+    assert (folder / "metadata.yaml").is_file()
+    info = run_json("info", folder)
+    assert info["format"] == "openvino" and info["labels"] == ["Normal", "Fall"]
+    assert info["provenance"]["note"].startswith("Ultralytics ") and info["image_input"]["size"] == [640, 640]
+    document = run_json("predict", folder, bus_path)
+    assert document["runtime"] == "openvino" and {r["label"] for r in document["frames"][0]["results"]} <= {
+        "Normal", "Fall"} and document["frames"][0]["results"]
+
+
 # -- CoreML ---------------------------------------------------------------------------------------------------
 def test_coreml_package_info_works_on_linux(exports):
     info = run_json("info", exports["coreml"])

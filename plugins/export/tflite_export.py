@@ -21,10 +21,13 @@ from plugins.export.common import (
     source_graph,
     verification_size,
 )
+from studio.errors import UnsupportedError
 from studio.lm.variants import is_language_model
 from studio.model import ModelHandle, Task
 from studio.plugin_api import LANGUAGE, VISION, Exports, option
 from studio.tasks import TaskContext
+
+_DETECTORS = (Task.DETECT, Task.SEGMENT, Task.POSE, Task.OBB)
 
 
 @dataclass
@@ -55,6 +58,15 @@ class TfliteExport(Exporter):
             from studio.lm.mobile import tflite_language
 
             return tflite_language(model, target, ctx)
+        if model.torch_module is None and settings.precision == "int8" and model.task in _DETECTORS:
+            # Measured on yolov8s-fall's ONNX: no detections at all (map50 0.0). The rebuilt module's op names
+            # carry the ONNX node names, which tflite_quantize's decoding scopes do not match, so the head's
+            # pixel boxes and 0–1 scores share one INT8 scale.
+            raise UnsupportedError(
+                "INT8 TFLite of a detector that exists only as ONNX is not made yet: its decoding head would be "
+                "quantized with it (pixel boxes and 0–1 scores in one INT8 tensor find no objects)",
+                path=model.onnx_path,
+                fix="export the PyTorch model with --to tflite --precision int8, or this ONNX at --precision fp16")
         # A variant of an Ultralytics model may have lost its PyTorch module (an ONNX-only step): it then goes
         # through its ONNX graph, whose boxes are pixels, not through Ultralytics' exporter.
         ultralytics = model.metadata.get("family") == "ultralytics" and model.torch_module is not None

@@ -156,7 +156,6 @@ def test_coreml_package_info_works_on_linux(exports):
     assert "conv" in details["operators"][0] and any(line.startswith("names: ") for line in details["metadata"])
 
 
-@pytest.mark.xfail(strict=True, reason="needs make_backend to refuse format 'coreml' with RUN_REFUSAL (see report)")
 def test_running_a_coreml_package_is_refused_saying_macos(exports, bus_path):
     _one_line_refusal("predict", exports["coreml"], bus_path, says="macOS")
 

@@ -21,7 +21,6 @@ from studio.loaders.ultralytics_meta import parse_ultralytics_meta
 from studio.loaders.ultralytics_support import ultralytics_onnx_decoder
 from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
 
-RUN_REFUSAL = "a CoreML model runs only on macOS (coremltools' predict); info works here"
 _FIX = "re-export the model (the studio and Ultralytics write a .mlpackage folder with Manifest.json and Data/)"
 _BLOB_PREFIX = "@model_path/"
 # coremltools' import logs the macOS-only parts it cannot load, and its version checks of torch and sklearn:

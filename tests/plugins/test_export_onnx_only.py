@@ -147,3 +147,12 @@ def test_int8_tflite_of_an_onnx_only_classifier_is_calibrated_from_its_float_gra
     # Min-max INT8 of EfficientNet-Lite0 keeps about 0.6 of the top-1 on the bundled frames from either route
     # (0.58 from the PyTorch model, 0.67 from its ONNX, 12 frames): the route adds no loss of its own.
     assert tflite["parity"]["agreement"]["top1_agreement"] >= 0.4
+
+
+def test_fp16_onnx_variant_is_widened_and_exports_to_tflite(tmp_path):
+    """The studio's FP16 ONNX (float16 weights and activations) computed in float32: same top-1 as the FP16 graph."""
+    onnx_file = Path(run_export("zoo:efficientnet-lite0", ["onnx"], tmp_path / "fp16", precision="fp16")
+                     ["exports"][0]["path"])
+    assert sum(init.data_type == TensorProto.FLOAT16 for init in onnx.load(str(onnx_file)).graph.initializer) > 10
+    tflite = run_export(str(onnx_file), ["tflite"], tmp_path / "out")["exports"][0]
+    assert tflite["parity"]["agreement"]["top1_agreement"] >= 0.99

@@ -65,8 +65,11 @@ class CentralArea(QStackedWidget):
             self.state.set_lanes([])
             language.set_session(session)
         self.show_model(language)
-        if language is None:
+        if language is None and lanes:
             self.pane.start(["base"], lanes)
+        elif language is None:  # a model that cannot run here (CoreML off macOS): inspected, not previewed
+            self.pane.stop()
+            self.state.set_lanes([])
 
     def show_model(self, language: LanguageView | None) -> None:
         """The language view, or (None) the frame preview; the video-only controls follow."""

@@ -22,7 +22,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
 
-from studio.errors import NeedsTrustError
+from studio.errors import NeedsTrustError, UnsupportedError, first_line
 from studio.lm.variants import is_language_model
 from studio.media import bundled_video
 from studio.preview import Lane, LivePreview
@@ -188,7 +188,10 @@ class MainWindow(QMainWindow):
             if is_language_model(session.baseline):
                 return session, []  # no frames to preview: the language views load their runtime on first use
             ctx.progress(0.6, "creating the inference session")
-            return session, self.central.pane.make_lanes(session, ["base"], ctx)
+            try:
+                return session, self.central.pane.make_lanes(session, ["base"], ctx)
+            except UnsupportedError as exc:  # e.g. CoreML off macOS: inspect it, say why it does not run here
+                return session, [], first_line(exc)
 
         def loaded(result) -> None:
             if isinstance(result, NeedsTrust):
@@ -201,7 +204,7 @@ class MainWindow(QMainWindow):
 
         return self.start_job(title, work, loaded, failure_title=failure_title)
 
-    def _show_session(self, spec: str, session: Session, lanes: list[Lane]) -> None:
+    def _show_session(self, spec: str, session: Session, lanes: list[Lane], not_running: str = "") -> None:
         self.state.set_session(session)
         if not spec.startswith("zoo:"):
             self.settings.setValue("last_model_folder", str(Path(spec).parent))
@@ -212,8 +215,10 @@ class MainWindow(QMainWindow):
                        error=lambda message: self.show_status(f"counting layers: {message}"))
         self.central.show_session(session, lanes)
         self.variant_tabs.session_changed(select="base")
-        self.show_status(f"{session.baseline.display_name}: {session.baseline.task}, "
-                         f"{session.baseline.params:,} parameters. Drop another model to replace it.")
+        params = "unknown" if session.baseline.params is None else f"{session.baseline.params:,}"
+        self.show_status(f"No preview: {not_running}" if not_running else
+                         f"{session.baseline.display_name}: {session.baseline.task}, {params} parameters. "
+                         "Drop another model to replace it.")
         autosave(self)
 
     def _show_title(self, session: Session | None) -> None:

@@ -138,6 +138,18 @@ def _make_step(handle: ModelHandle, settings: BenchSettings) -> tuple[
             lambda: list(predictor.last_input.shape) if predictor.last_input is not None else None)
 
 
+def _file_bytes(handle: ModelHandle, model_file: Path | str | None) -> tuple[int, str]:
+    """Bytes of what runs, and what they are: the loader's own total for the model's source files (an IR's .xml
+    is nothing without its .bin), else the graph the runtime opened (an ONNX exported for onnxruntime)."""
+    sources = [Path(p) for p in handle.source_paths]
+    if model_file is None or Path(model_file) in sources:
+        return handle.size_bytes, f"bytes of {', '.join(p.name for p in sources) or 'the source file'}"
+    path = Path(model_file)
+    if path.is_file():
+        return path.stat().st_size, f"bytes of {path}"
+    return handle.size_bytes, "bytes of the source file"
+
+
 def _report(handle, settings, stages, runtime_info, model_file, input_shape, frames_note) -> dict[str, Any]:
     latency = {
         "pre": summarize_ms([s.pre for s in stages]),
@@ -145,7 +157,7 @@ def _report(handle, settings, stages, runtime_info, model_file, input_shape, fra
         "post": summarize_ms([s.post for s in stages]),
         "total": summarize_ms([s.total for s in stages]),
     }
-    size = Path(model_file).stat().st_size if model_file and Path(model_file).is_file() else handle.size_bytes
+    size, size_method = _file_bytes(handle, model_file)
     post_note = ("post = wall time of predict() minus Ultralytics' preprocess and inference (its postprocess and "
                  "Python overhead)") if settings.runtime == "ultralytics" else "post = decode + NMS + box scaling"
     return {
@@ -172,7 +184,7 @@ def _report(handle, settings, stages, runtime_info, model_file, input_shape, fra
             "percentiles": PERCENTILE_METHOD,
             "fps": "1000 / mean total latency (one frame at a time)",
             "peak_rss": "process resident-memory high-water mark (getrusage), includes loading and export",
-            "model_size": f"bytes of {model_file or 'the source file'}",
+            "model_size": size_method,
             "gflops": handle.gflops_method,
             "runtime": runtime_info,
             "opencv_threads": settings.threads,

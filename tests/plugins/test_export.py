@@ -115,11 +115,11 @@ def test_ultralytics_tflite_boxes_are_rescaled_for_parity(tmp_path):
     assert parity["max_abs_diff"] < 0.05 and parity["agreement"]["map50"] > 0.98
 
 
-def test_tflite_of_an_onnx_file_is_refused_with_the_reason(tmp_path, fp32_exports):
+def test_tflite_of_an_onnx_file_goes_through_the_onnx_route_and_keeps_the_boxes(tmp_path, fp32_exports):
     _, report = fp32_exports
     onnx_file = next(item["path"] for item in report["exports"] if item["format"] == "onnx")
-    with pytest.raises(StudioError, match="exists only as ONNX"):
-        run_export(onnx_file, ["tflite"], tmp_path)
+    item = run_export(onnx_file, ["tflite"], tmp_path)["exports"][0]  # no PyTorch model: rebuilt from the graph
+    assert "onnx2torch" in item["route"] and item["parity"]["agreement"]["map50"] >= 0.99
 
 
 def test_a_refused_format_writes_nothing(tmp_path, fp32_exports):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import typing
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -10,6 +9,7 @@ from typing import ClassVar, Literal
 from studio.lm.variants import is_language_model
 from studio.model import ModelHandle
 from studio.plugin_api import LANGUAGE, Exports, Kind
+from studio.runtime.choice import RuntimeMode, runtime_mode
 from studio.tasks import TaskContext
 
 # What every first-party exporter writes for vision models: the exporters' ``exports`` rows and the
@@ -21,35 +21,12 @@ VISION_PRECISIONS: tuple[str, ...] = typing.get_args(VisionPrecision)
 def reasons_not_exportable(model: ModelHandle) -> list[str]:
     if model.onnx_path is None and model.torch_module is None:
         return ["it has neither an ONNX graph nor a PyTorch module"]
-    if model.metadata.get("runtime_mode") == "early_exit":
+    if runtime_mode(model) is RuntimeMode.EARLY_EXIT:
         return ["an early-exit model is several graphs: 'deploy-studio optimize' writes one ONNX per segment"]
     if model.image_input is None:  # every export is verified on pre-processed frames (studio.verify)
         return ["it does not take images (a generic tensor model), and exports are verified on images; "
                 "verifying on tensors is not supported yet"]
     return []
-
-
-def artifact_metadata(model: ModelHandle) -> dict[str, str]:
-    """Plain strings every exported file carries (Ultralytics' keys, so other tools read them too)."""
-    from studio import __version__
-
-    image = model.image_input
-    meta = {
-        "author": "Deploy Studio",
-        "description": f"{model.display_name} exported by Deploy Studio {__version__}",
-        "task": str(model.task),
-        "names": repr(dict(enumerate(model.labels))),
-        "deploy_studio.version": __version__,
-        "deploy_studio.source_sha256": model.metadata.get("parent_sha256") or model.provenance.sha256,
-        "deploy_studio.recipe": model.metadata.get("recipe", ""),
-    }
-    if image is not None:
-        meta |= {"imgsz": json.dumps(list(image.size)), "stride": str(image.stride),
-                 "deploy_studio.preprocess": json.dumps(image.as_dict())}
-    if model.metadata.get("runtime_mode"):
-        meta["deploy_studio.runtime_mode"] = model.metadata["runtime_mode"]
-        meta["deploy_studio.runtime_settings"] = model.metadata.get("runtime_settings", "")
-    return meta
 
 
 def source_graph(model: ModelHandle) -> Path:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugins.export.common import VISION_PRECISIONS, Exporter, VisionPrecision, artifact_metadata, precision_from_flag
+from plugins.export.common import VISION_PRECISIONS, Exporter, VisionPrecision, precision_from_flag
+from studio.artifact_metadata import artifact_metadata
 from studio.lm.variants import is_language_model
 from studio.model import ModelHandle
 from studio.plugin_api import LANGUAGE, VISION, Exports, option

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugins.export.common import VISION_PRECISIONS, Exporter, artifact_metadata, source_graph, verification_size
+from plugins.export.common import VISION_PRECISIONS, Exporter, source_graph, verification_size
+from studio.artifact_metadata import artifact_metadata
 from studio.lm.variants import is_language_model
 from studio.model import ModelHandle
 from studio.plugin_api import LANGUAGE, VISION, Exports, option

@@ -17,11 +17,11 @@ from plugins.export.common import (
     VISION_PRECISIONS,
     Exporter,
     VisionPrecision,
-    artifact_metadata,
     precision_from_flag,
     source_graph,
     verification_size,
 )
+from studio.artifact_metadata import artifact_metadata
 from studio.model import ModelHandle
 from studio.plugin_api import VISION, Exports, option
 from studio.tasks import TaskContext

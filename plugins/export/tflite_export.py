@@ -11,16 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from plugins.export.common import (
     VISION_PRECISIONS,
     Exporter,
     VisionPrecision,
-    artifact_metadata,
     source_graph,
     verification_size,
 )
+from studio.artifact_metadata import artifact_metadata
 from studio.errors import UnsupportedError
 from studio.lm.variants import is_language_model
 from studio.model import ModelHandle, Task
@@ -95,7 +93,11 @@ class TfliteExport(Exporter):
             converted.unlink()
         details["metadata"] = write_metadata(target, model)
         ctx.progress(0.6, "verifying in ai_edge_litert")
-        run = _interpreter_runner(target, model, ultralytics)
+        from studio.runtime.litert_backend import LiteRtBackend
+
+        # Ultralytics' LiteRT export normalises detection boxes to 0–1 where the ONNX graph gives pixels.
+        scaled = ultralytics and model.task in (Task.DETECT, Task.SEGMENT, Task.POSE)
+        run = LiteRtBackend(target, threads=2, box_decoder=model.decoder if scaled else None, boxes_known=True).run
         from studio.runtime.backends import OrtBackend
         from studio.verify import parity
 
@@ -148,43 +150,3 @@ def _convert_torch(model: ModelHandle, target: Path) -> None:
         isinstance(d, int) for d in model.inputs[0].shape) else (1, 3, *verification_size(model))
     converted = litert_torch.convert(model.torch_module.eval(), (torch.zeros(shape),))
     converted.export(str(target))
-
-
-def _interpreter_runner(path: Path, model: ModelHandle, ultralytics: bool):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path), num_threads=2)
-    interpreter.allocate_tensors()
-    source, outputs = interpreter.get_input_details()[0], interpreter.get_output_details()
-    # Ultralytics' LiteRT export normalises detection boxes to 0–1 where the ONNX graph gives pixels.
-    scale_boxes = ultralytics and model.task in (Task.DETECT, Task.SEGMENT, Task.POSE)
-
-    def run(tensor: np.ndarray) -> list[np.ndarray]:
-        feed = tensor if tuple(source["shape"]) == tensor.shape else tensor.transpose(0, 2, 3, 1)
-        interpreter.set_tensor(source["index"], _quantized(feed, source))
-        interpreter.invoke()
-        results = [_dequantized(interpreter.get_tensor(o["index"]), o) for o in outputs]
-        if scale_boxes:
-            height, width = tensor.shape[2:]
-            results[0] = results[0].copy()
-            results[0][:, [0, 2]] *= width
-            results[0][:, [1, 3]] *= height
-        return results
-
-    return run
-
-
-def _quantized(values: np.ndarray, detail: dict) -> np.ndarray:
-    """A float input as the tensor's type: an INT8 model's input carries a scale and a zero point."""
-    scale, zero = detail.get("quantization", (0.0, 0))
-    if np.issubdtype(detail["dtype"], np.integer) and scale:
-        info = np.iinfo(detail["dtype"])
-        return np.clip(np.round(values / scale + zero), info.min, info.max).astype(detail["dtype"])
-    return values.astype(detail["dtype"])
-
-
-def _dequantized(values: np.ndarray, detail: dict) -> np.ndarray:
-    scale, zero = detail.get("quantization", (0.0, 0))
-    if np.issubdtype(values.dtype, np.integer) and scale:
-        return ((values.astype(np.float32) - zero) * scale).astype(np.float32)
-    return values.astype(np.float32)

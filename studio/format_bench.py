@@ -50,6 +50,7 @@ class Cell:
     message: str = ""
     path: str = ""
     provenance: str = ""  # "exported" or "taken" (already there)
+    input: str = ""  # the input size it runs at: fixed H×W, or ≤H×W letterboxed to each frame's rectangle
     size_mb: float | None = None
     runtime: dict[str, Any] = field(default_factory=dict)
     memory_mb: float | None = None
@@ -108,6 +109,8 @@ def _open_cell(cell: Cell, path: Path, warm: np.ndarray, threads: int) -> None:
         cell.fail("run", exc, status="not run here")
         return
     predictor(warm)
+    height, width = predictor.target_hw
+    cell.input = f"≤{height}×{width} (rect)" if predictor.rect else f"{height}×{width}"
     cell.runtime = predictor.backend.describe()
     cell.predictor = predictor
 
@@ -136,8 +139,19 @@ def run_format_bench(spec: str, settings: FormatBenchSettings, ctx: TaskContext 
     frames, frame_note = judging_frames(max(settings.fidelity_frames, 1), ctx)
     if not frames:
         raise StudioError("no judging frames were found", fix="give --frames with a folder of images or a video")
-    baseline = make_predictor(source, "auto", threads=settings.threads, conf=TARGET_CONF)
-    base_results = [baseline(frame).result for frame in frames]
+    baselines: dict[tuple[int, int] | None, list[Any]] = {}
+
+    def source_results(predictor: Any) -> list[Any]:
+        """The source's answers at the file's own input size: a fixed 640×640 file is judged against the source
+        at 640×640, not against the smaller rectangle a dynamic graph letterboxes each frame to."""
+        fixed = predictor.backend.fixed_input_hw()
+        key = tuple(fixed) if fixed is not None else None
+        if key not in baselines:
+            base = make_predictor(source, "auto", threads=settings.threads, conf=TARGET_CONF)
+            if key is not None and (base.rect or tuple(base.target_hw) != key):
+                base.target_hw, base.rect = key, False
+            baselines[key] = [base(frame).result for frame in frames]
+        return baselines[key]
 
     cells = [Cell(f, p) for p in settings.precisions for f in settings.formats]
     for index, cell in enumerate(cells):
@@ -158,7 +172,8 @@ def run_format_bench(spec: str, settings: FormatBenchSettings, ctx: TaskContext 
     running = [c for c in cells if c.predictor is not None]
     for cell in running:  # fidelity: the task's own metric against the source model, judging frames only
         try:
-            cell.fidelity = compare_results(base_results, [cell.predictor(f).result for f in frames])
+            cell.fidelity = compare_results(source_results(cell.predictor),
+                                            [cell.predictor(f).result for f in frames])
         except Exception as exc:  # a runtime error mid-run fails this cell, not the table
             cell.fail("run", exc)
             cell.predictor = None
@@ -195,8 +210,9 @@ def run_format_bench(spec: str, settings: FormatBenchSettings, ctx: TaskContext 
             "memory": "peak resident memory a fresh process adds by opening the file in its runtime and running "
                       "5 frames (the high-water mark minus the RSS just before; each cell's memory.method says "
                       "which mark; studio.format_memory)",
-            "fidelity": f"against the source model ({source.display_name}) on {frame_note}; "
-                        "the task's metric (detections: mAP50 of the file's boxes against the source's)",
+            "fidelity": f"against the source model ({source.display_name}) on {frame_note}, the source run at "
+                        "the file's input size; the task's metric (detections: mAP50 of the file's boxes against "
+                        "the source's; classifiers: top-1 agreement)",
             "size": "bytes on disk of the file (or folder), in MB",
         },
     }
@@ -204,8 +220,8 @@ def run_format_bench(spec: str, settings: FormatBenchSettings, ctx: TaskContext 
 
 def table_text(report: dict[str, Any]) -> str:
     """One row per format × precision: what the README and ``bench --formats`` print."""
-    header = ("format", "precision", "runtime / device", "status", "size MB", "fidelity", "p50 ms", "p95 ms",
-              "fps", "memory MB")
+    header = ("format", "precision", "runtime / device", "status", "input", "size MB", "fidelity", "p50 ms",
+              "p95 ms", "fps", "memory MB")
     rows = [header]
     for cell in report["cells"]:
         runtime = cell["runtime"]
@@ -213,7 +229,7 @@ def table_text(report: dict[str, Any]) -> str:
                          if runtime.get(k)) or "—"
         status = cell["status"] + (f" at {cell['stage']}: {cell['message']}" if cell["stage"] else "")
         fidelity = cell["fidelity"]
-        rows.append((cell["format"], cell["precision"], where, status,
+        rows.append((cell["format"], cell["precision"], where, status, cell["input"] or "—",
                      "—" if cell["size_mb"] is None else f"{cell['size_mb']:.2f}",
                      f"{fidelity['metric']} {fidelity['value']:.3f}" if fidelity else "—",
                      f"{cell['latency_ms']['p50']:.1f}" if cell["latency_ms"] else "—",

@@ -60,8 +60,11 @@ def dtype_counts(path: Path) -> dict[str, int]:
 
 
 def quantize_tflite(source: Path, target: Path, precision: str, model: ModelHandle, ctx: TaskContext,
-                    calibration_samples: int = 32) -> dict[str, Any]:
-    """Write ``target`` as the ``precision`` version of the FP32 ``source``; returns what was done."""
+                    calibration_samples: int = 32, keep_float: str | None = None) -> dict[str, Any]:
+    """Write ``target`` as the ``precision`` version of the FP32 ``source``; returns what was done.
+
+    ``keep_float``: the op-scope regex of a detector's decoding to keep float, where the model's family does not
+    name it (a detector rebuilt from ONNX carries its ONNX node names, not its PyTorch module path)."""
     from ai_edge_quantizer import quantizer, recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
     from ai_edge_quantizer.qtyping import TFLOperationName
@@ -75,8 +78,8 @@ def quantize_tflite(source: Path, target: Path, precision: str, model: ModelHand
         result = engine.quantize(enable_progress_report=False)
     elif precision == "int8":
         steps = list(recipe.static_wi8_ai8())
-        scope = DECODE_SCOPES.get(model.metadata.get("family", "")) if model.task.value in (
-            "detect", "segment", "pose") else None
+        scope = keep_float or (DECODE_SCOPES.get(model.metadata.get("family", "")) if model.task.value in (
+            "detect", "segment", "pose") else None)
         if scope:
             steps.append({"regex": scope, "operation": "*", "algorithm_key": AlgorithmName.NO_QUANTIZE.value,
                           "op_config": {}})

@@ -156,7 +156,7 @@ def precision_steps(model: ModelHandle, precision: str, registry: Any = None,
     registry = _registry(registry)
     if precision == FLOAT or model.metadata.get("precision") == precision:
         return []
-    if any(_step_makes(step, precision, model_kind(model), registry) for step in recipe):
+    if any(step_makes(step, precision, model_kind(model), registry) for step in recipe):
         return []
     found = quantizer_for(precision, model, registry)
     if found is None:
@@ -166,7 +166,7 @@ def precision_steps(model: ModelHandle, precision: str, registry: Any = None,
     return [Step(plugin.id, dict(offer.settings), plugin.settings_version)]
 
 
-def _step_makes(step: Step, precision: str, kind: str, registry: Any) -> bool:
+def step_makes(step: Step, precision: str, kind: str, registry: Any) -> bool:
     """Whether ``step``'s plugin, with its settings (defaults filled in), provides ``precision``."""
     plugin = registry.plugins.get(step.plugin)
     offers = [o for o in getattr(plugin, "provides", ()) if o.precision == precision and o.models == kind]

@@ -110,26 +110,44 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
     staging = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=out_dir))
     try:
         ctx.workdir = staging / "work"
-        variants: dict[bool, ModelHandle] = {}
+        variants: dict[str, ModelHandle] = {}
+        requant = _trailing_quantization(steps, model, registry) if precision == "fp32" else None
 
-        def variant_for(quantized: bool) -> ModelHandle:
-            if quantized not in variants:
-                chosen = recipe if quantized else float_recipe
+        def variant_for(quantized: bool | str) -> ModelHandle:
+            """The quantized (True) or float (False) variant, or "stripped": the recipe without its trailing
+            quantizer steps (what a converter that quantizes in its own format starts from)."""
+            key = str(quantized)
+            if key not in variants:
+                chosen = (recipe if quantized is True else float_recipe if quantized is False
+                          else resolved_recipe(Recipe(tuple(steps[:requant[0]])), registry) if requant else recipe)
                 built = apply_recipe(model, chosen, registry, ctx.sub(0.0, 0.3)) if chosen.steps else model
-                variants[quantized] = built.replace(metadata={**built.metadata, "recipe": json.dumps(chosen.as_dict())})
-            return variants[quantized]
+                variants[key] = built.replace(metadata={**built.metadata, "recipe": json.dumps(chosen.as_dict())})
+            return variants[key]
 
         written: list[tuple[Path, ExportItem]] = []
         for index, exporter in enumerate(exporters):
             native = _makes_precision(exporter, model, precision)
             variant = variant_for(not native and bool(needed))
+            reference, made_at, overrides = _reference(model, variant_for), precision, (
+                {"precision": precision} if native else {})
             reasons = exporter.check(variant)
+            if reasons and requant is not None and _makes_precision(exporter, model, requant[1]):
+                # The recipe quantized an ONNX graph this converter cannot take (TFLite and CoreML quantize
+                # from a float model): it gets the float variant and makes the same precision itself,
+                # calibrated again in its own format, judged against that float variant.
+                variant = reference = variant_for("stripped")
+                made_at, overrides = requant[1], {"precision": requant[1]}
+                reasons = exporter.check(variant)
             if reasons:
                 raise UnsupportedError(f"{exporter.title} cannot export {variant.name}: {'; '.join(reasons)}")
             share = 0.3 + 0.7 * index / len(exporters), 0.3 + 0.7 * (index + 1) / len(exporters)
-            overrides = {"precision": precision} if native else {}
-            written.append(_export_one(exporter, variant, _reference(model, variant_for), model, out_dir, staging,
-                                       precision, overrides, ctx.sub(*share)))
+            produced, item = _export_one(exporter, variant, reference, model, out_dir, staging, made_at, overrides,
+                                         ctx.sub(*share))
+            if made_at != precision and requant is not None:
+                item["requantized"] = (f"the recipe's {', '.join(s.plugin for s in steps[requant[0]:])} made an "
+                                       f"ONNX graph {exporter.title} cannot convert; it quantized the float variant "
+                                       f"to {made_at} itself, calibrated again in its own format")
+            written.append((produced, item))
         # All or nothing: files are published only once every format has been written and verified.
         for produced, item in written:
             publish(produced, Path(item["path"]))
@@ -138,6 +156,22 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
                 "exports": [item for _, item in written], "frames": measured["frames"], "machine": measured["machine"]}
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _trailing_quantization(steps: list[Any], model: ModelHandle, registry: Any) -> tuple[int, str] | None:
+    """Where a recipe's trailing quantizer steps start and the precision they make (INT8, FP16…), or None."""
+    from studio.plugin_api import Kind
+
+    cut = len(steps)
+    while cut and getattr(registry.plugins.get(steps[cut - 1].plugin), "kind", None) == Kind.QUANTIZE:
+        cut -= 1
+    if cut == len(steps):
+        return None
+    for precision in capabilities.provided(capabilities.model_kind(model), registry):
+        if any(capabilities.step_makes(step, precision, capabilities.model_kind(model), registry)
+               for step in steps[cut:]):
+            return cut, precision
+    return None
 
 
 def _reference(model: ModelHandle, variant_for: Any) -> ModelHandle:

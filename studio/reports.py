@@ -119,6 +119,7 @@ class ExportItem(TypedDict):
     runtime: NotRequired[str]  # what re-opened it
     parity: NotRequired[Parity | None]  # None: the format cannot run here (CoreML on Linux)
     verified: NotRequired[dict[str, Any]]  # a language model's ONNX folder: what re-opening it checked
+    requantized: NotRequired[str]  # a recipe's ONNX quantization redone by the converter from the float variant
 
 
 class ExportReport(TypedDict):

@@ -164,3 +164,13 @@ def test_fp16_onnx_variant_is_widened_and_exports_to_tflite(tmp_path):
     assert sum(init.data_type == TensorProto.FLOAT16 for init in onnx.load(str(onnx_file)).graph.initializer) > 10
     tflite = run_export(str(onnx_file), ["tflite"], tmp_path / "out")["exports"][0]
     assert tflite["parity"]["agreement"]["top1_agreement"] >= 0.99
+
+
+def test_a_recipe_that_quantized_the_onnx_reaches_tflite_int8_through_its_float_variant(tmp_path):
+    """TFLite cannot take the recipe's QDQ graph: the converter quantizes the float variant itself, re-calibrated."""
+    recipe = tmp_path / "int8.toml"
+    recipe.write_text('[[steps]]\nplugin = "quantize.static_int8"\n')
+    item = run_export("zoo:efficientnet-lite0", ["tflite"], tmp_path / "out", recipe_path=recipe)["exports"][0]
+    assert item["precision"] == "int8" and "quantize.static_int8" in item["requantized"]
+    assert item["tensor_dtypes"].get("int8", 0) > 50 and item["parity"]["kind"] == "vision"
+    assert Path(item["path"]).is_file()

@@ -166,6 +166,9 @@ def _parser() -> argparse.ArgumentParser:
     optimize.add_argument("--fidelity-frames", type=int, default=25, help="frames compared with the base model")
     optimize.add_argument("--labels", default=None, help="a labelled folder (YOLO or COCO): adds true mAP")
     optimize.add_argument("--frames", "--data", dest="frames", default=None, help=OWN_FRAMES_HELP)
+    optimize.add_argument("--runtime", choices=[r.value for r in (Runtime.ORT, Runtime.OPENVINO, Runtime.TORCH)],
+                          default="ort", help="where baseline and variant are timed and judged: their ONNX graphs "
+                                              "in onnxruntime (default) or OpenVINO, their PyTorch modules in torch")
     _add_device(optimize, "the training device of every recipe step that trains (recovery, QAT, exit heads): "
                           "cpu, cuda or mps as torch sees them (the steps' own device setting is replaced)")
     optimize.add_argument("--json", action="store_true")
@@ -481,7 +484,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     recipe = args.recipe
     if args.device is not None:
         recipe, args.workdir = _recipe_on_device(Path(args.recipe), args.device)
-    report = run_optimize(args.model, recipe, args.out, force=args.force, threads=args.threads,
+    report = run_optimize(args.model, recipe, args.out, force=args.force, threads=args.threads, runtime=args.runtime,
                           runs=args.runs, fidelity_frames_count=args.fidelity_frames, trust=args.trust,
                           labels_dir=args.labels, frames=args.frames,
                           ctx=cli_context())

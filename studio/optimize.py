@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from studio.errors import StudioError
+from studio.errors import StudioError, UnsupportedError
 from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF, compare_predictors
 from studio.evaluate.frames import judging_frames
 from studio.lm.variants import is_language_model
@@ -25,6 +25,7 @@ from studio.metrics import summarize_ms
 from studio.model import ModelHandle
 from studio.recipe import Recipe, apply_recipe, load_recipe, resolved_recipe, save_recipe
 from studio.registry import default_registry
+from studio.report_text import runs_on_text
 from studio.runtime.choice import RuntimeMode, runtime_mode
 from studio.sources import take_frames
 from studio.tasks import TaskContext
@@ -61,11 +62,15 @@ def graph_ops(path: Path) -> dict[str, int]:
 
 
 def measure_pair(baseline: ModelHandle, variant: ModelHandle, *, threads: int, runs: int,
-                 ctx: TaskContext) -> tuple[dict[str, float], dict[str, float]]:
-    """Inference latency of both on the same frames, interleaved (alternating order) in one run."""
+                 ctx: TaskContext, runtime: str = "ort",
+                 ran_on: dict[str, Any] | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """Inference latency of both on the same frames, interleaved (alternating order) in one run, in ``runtime``;
+    ``ran_on`` (when given) receives the variant backend's ``describe()``: what really ran."""
     from studio.runtime.predictor import make_predictor
 
-    predictors = [make_predictor(h, "ort", threads=threads) for h in (baseline, variant)]
+    predictors = [make_predictor(h, runtime, threads=threads) for h in (baseline, variant)]
+    if ran_on is not None:
+        ran_on.update(predictors[1].backend.describe())
     # The model's own frames when given: their sizes decide a rectangular input's cost.
     frames = (ctx.frames.judging_frames(runs + 3, ctx)[0] if ctx.frames is not None
               else take_frames(bundled_video("bikes.mp4"), runs + 3))
@@ -76,12 +81,13 @@ def measure_pair(baseline: ModelHandle, variant: ModelHandle, *, threads: int, r
     return summarize_ms(timings[0]), summarize_ms(timings[1])
 
 
-def judged_fidelity(baseline: ModelHandle, variant: ModelHandle, threads: int, frames: int, ctx: TaskContext) -> dict:
-    """The variant against the baseline on up to ``frames`` judging frames, both on onnxruntime."""
+def judged_fidelity(baseline: ModelHandle, variant: ModelHandle, threads: int, frames: int, ctx: TaskContext,
+                    runtime: str = "ort") -> dict:
+    """The variant against the baseline on up to ``frames`` judging frames, both in ``runtime``."""
     from studio.runtime.predictor import make_predictor
 
-    base = make_predictor(baseline, "ort", threads=threads, conf=TARGET_CONF)
-    candidate = make_predictor(variant, "ort", threads=threads, conf=PREDICTION_CONF)
+    base = make_predictor(baseline, runtime, threads=threads, conf=TARGET_CONF)
+    candidate = make_predictor(variant, runtime, threads=threads, conf=PREDICTION_CONF)
     images, note = judging_frames(frames, ctx)
     result = compare_predictors(base, candidate, images, ctx)
     return result | {"frame_set": note}
@@ -110,7 +116,7 @@ def true_accuracy(handle: ModelHandle, labels_dir: Path, threads: int = 2) -> di
 
 def run_optimize(model_spec: str, recipe_path: Path, out_dir: Path, *, force: bool = False, threads: int = 1,
                  runs: int = 20, fidelity_frames_count: int = 25, trust: bool = False,
-                 labels_dir: Path | None = None, frames: Path | None = None,
+                 labels_dir: Path | None = None, frames: Path | None = None, runtime: str = "ort",
                  ctx: TaskContext | None = None) -> dict[str, Any]:
     recipe = resolved_recipe(load_recipe(Path(recipe_path)), default_registry())  # checked before any work
     _check_out_dir(Path(out_dir).expanduser().resolve(), force)
@@ -120,14 +126,17 @@ def run_optimize(model_spec: str, recipe_path: Path, out_dir: Path, *, force: bo
 
         ctx.frames = FrameSet.open(frames)
     report, _ = optimize_model(load_model(model_spec, trust=trust), recipe, out_dir, force=force, threads=threads,
-                               runs=runs, fidelity_frames_count=fidelity_frames_count, labels_dir=labels_dir, ctx=ctx)
+                               runs=runs, fidelity_frames_count=fidelity_frames_count, labels_dir=labels_dir, ctx=ctx,
+                               runtime=runtime)
     return report
 
 
 def optimize_model(baseline: ModelHandle, recipe: Recipe, out_dir: Path, *, force: bool = False, threads: int = 1,
                    runs: int = 20, fidelity_frames_count: int = 25, labels_dir: Path | None = None,
-                   quick: bool = False, ctx: TaskContext | None = None) -> tuple[dict[str, Any], ModelHandle]:
-    """(report, variant): ``recipe`` applied to ``baseline``, measured against it, published into ``out_dir``."""
+                   quick: bool = False, ctx: TaskContext | None = None,
+                   runtime: str = "ort") -> tuple[dict[str, Any], ModelHandle]:
+    """(report, variant): ``recipe`` applied to ``baseline``, measured against it in ``runtime`` (the variant's
+    ONNX graph in onnxruntime or OpenVINO, its PyTorch module in torch), published into ``out_dir``."""
     ctx = ctx or TaskContext()
     out_dir = Path(out_dir).expanduser().resolve()
     _check_out_dir(out_dir, force)
@@ -159,9 +168,13 @@ def optimize_model(baseline: ModelHandle, recipe: Recipe, out_dir: Path, *, forc
             _publish(result, out_dir)
             return report, variant
         base_graph, variant_graphs = graph_files(baseline)[0], graph_files(variant)
+        if runtime != "ort" and runtime_mode(variant) is not RuntimeMode.PLAIN:
+            raise UnsupportedError(f"a {runtime_mode(variant).value} variant is measured as its segments on "
+                                   "onnxruntime only", fix="drop --runtime, or use --runtime ort")
+        ran_on: dict[str, Any] = {}
         base_latency, variant_latency = measure_pair(baseline, variant, threads=threads, runs=runs,
-                                                     ctx=ctx.sub(0.7, 0.85))
-        fidelity = judged_fidelity(baseline, variant, threads, fidelity_frames_count, ctx.sub(0.85, 1.0))
+                                                     ctx=ctx.sub(0.7, 0.85), runtime=runtime, ran_on=ran_on)
+        fidelity = judged_fidelity(baseline, variant, threads, fidelity_frames_count, ctx.sub(0.85, 1.0), runtime)
         accuracy = ({"baseline": true_accuracy(baseline, labels_dir), "variant": true_accuracy(variant, labels_dir)}
                     if labels_dir else None)
         names = (["model.onnx"] if len(variant_graphs) == 1
@@ -173,7 +186,7 @@ def optimize_model(baseline: ModelHandle, recipe: Recipe, out_dir: Path, *, forc
 
             save_checkpoint(variant, result / "model.pt", recipe.as_dict())
         report = _report(baseline, variant, base_graph, [result / n for n in names], base_latency, variant_latency,
-                         fidelity, recipe, ctx, threads, runs, out_dir)
+                         fidelity, recipe, ctx, threads, runs, out_dir, ran_on)
         report["warnings"] += [fidelity["evidence"]["warning"]] if fidelity["evidence"].get("warning") else []
         if accuracy:
             report["accuracy"] = accuracy
@@ -201,7 +214,7 @@ def publish_graphs(variant: ModelHandle, recipe: Recipe, graphs: list[Path], tar
 
 
 def _report(baseline, variant, base_graph, variant_graphs, base_latency, variant_latency, fidelity, recipe, ctx,
-            threads, runs, out_dir) -> dict[str, Any]:
+            threads, runs, out_dir, ran_on: dict[str, Any]) -> dict[str, Any]:
     speedup = base_latency["p50"] / variant_latency["p50"]
     # A step's own warnings (e.g. a search's "target met" on thin evidence) belong in the report's list.
     warnings = [f"{step['plugin']}: {w}" for step in ctx.reports for detail in step.get("details", [])
@@ -225,11 +238,12 @@ def _report(baseline, variant, base_graph, variant_graphs, base_latency, variant
         "steps": ctx.reports,
         "warnings": warnings,
         "method": {
-            "latency": f"onnxruntime, {threads} thread(s), {runs} frames of "
+            "latency": f"{runs_on_text(ran_on)}, {threads} thread(s), {runs} frames of "
                        f"{'the judging side of ' + frames_used['source'] if ctx.frames is not None else 'bikes.mp4'}"
                        " after 3 warm-up, baseline and variant interleaved in alternating order, pre + inference + "
                        "post per frame",
             "machine": cpu_description(),
+            "runtime": ran_on,
             "size": "bytes of each ONNX file (the baseline is its float ONNX graph)",
             "gflops": baseline.gflops_method,
         },

@@ -119,3 +119,15 @@ def test_optimize_device_sets_the_training_device_of_every_training_step(tmp_pat
     assert "device" not in steps[2].settings and "recovery_device" not in steps[2].settings
     assert recipe.read_text().count("auto") == 1  # the user's file is left as it was
     workdir.cleanup()
+
+
+def test_optimize_times_and_judges_in_the_runtime_asked_for(tmp_path):
+    recipe = tmp_path / "fp16.toml"
+    recipe.write_text('[[steps]]\nplugin = "quantize.fp16"\n')
+    report = run_json("optimize", "zoo:efficientnet-lite0", "--recipe", str(recipe), "-o", str(tmp_path / "out"),
+                      "--runtime", "openvino", "--runs", "3", "--fidelity-frames", "3", timeout=600)
+    assert report["method"]["runtime"]["runtime"].startswith("openvino") and report["method"]["runtime"]["device"]
+    assert report["method"]["latency"].startswith("openvino") and report["fidelity"]["value"] >= 0.66
+    refused = run_cli("optimize", "zoo:efficientnet-lite0", "--recipe", str(recipe), "-o", str(tmp_path / "x"),
+                      "--runtime", "litert")
+    assert refused.returncode == 2 and "litert" in refused.stderr

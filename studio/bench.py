@@ -226,7 +226,7 @@ def _tensor_runner(handle: ModelHandle, settings: BenchSettings) -> tuple[Any, C
         from studio.runtime.backends import OrtBackend
 
         backend: Any = OrtBackend(handle.onnx_path, threads=settings.threads, graph_level=settings.graph_level,
-                                  spin=settings.spin)
+                                  spin=settings.spin, device=settings.device)
         return backend, lambda feed: backend.session.run(None, feed), handle.onnx_path
     from studio.runtime.predictor import make_backend
 

@@ -7,7 +7,9 @@ Every format is written by its exporter plugin into a staging folder inside OUT_
 staging, timing, size) and renamed into place only after its own runtime has re-opened it and its
 parity has been measured, and only when every requested format succeeded (a refusal or failure of the
 third format leaves the first two unwritten); an existing output is replaced only with ``force``;
-nothing is ever written beside the source model.
+nothing is ever written beside the source model. A recipe whose last steps quantized the ONNX graph reaches a
+converter that cannot take such a graph (TFLite, CoreML) through its float variant: the converter makes the
+same precision itself, calibrated again in its own format, and the item says so (``requantized``).
 """
 
 from __future__ import annotations
@@ -118,8 +120,11 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
             quantizer steps (what a converter that quantizes in its own format starts from)."""
             key = str(quantized)
             if key not in variants:
-                chosen = (recipe if quantized is True else float_recipe if quantized is False
-                          else resolved_recipe(Recipe(tuple(steps[:requant[0]])), registry) if requant else recipe)
+                if quantized is True or quantized is False:
+                    chosen = recipe if quantized else float_recipe
+                else:
+                    assert requant is not None, "a stripped variant exists only for a recipe that quantizes"
+                    chosen = resolved_recipe(Recipe(tuple(steps[:requant[0]])), registry)
                 built = apply_recipe(model, chosen, registry, ctx.sub(0.0, 0.3)) if chosen.steps else model
                 variants[key] = built.replace(metadata={**built.metadata, "recipe": json.dumps(chosen.as_dict())})
             return variants[key]

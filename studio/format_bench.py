@@ -22,7 +22,7 @@ from studio.errors import StudioError, first_line
 from studio.format_memory import measure_in_child
 from studio.metrics import PERCENTILE_METHOD, summarize_ms
 from studio.model import ModelHandle
-from studio.tasks import TaskContext
+from studio.tasks import Cancelled, TaskContext
 
 STAGES = ("export", "open", "run")
 
@@ -160,6 +160,8 @@ def run_format_bench(spec: str, settings: FormatBenchSettings, ctx: TaskContext 
         ctx.progress(share[0], f"{cell.format} {cell.precision}: export or take")
         try:
             path = _export_cell(spec, cell, out_dir / cell.precision / cell.format, settings, ctx.sub(*share))
+        except Cancelled:
+            raise
         except Exception as exc:  # a converter's own exception fails this cell, not the table
             cell.fail("export", exc)
             continue

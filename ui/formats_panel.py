@@ -38,6 +38,7 @@ from studio.paths import cache_dir
 from studio.subprocess_job import format_bench_in_subprocess
 from ui.jobs import Job, JobRunner
 from ui.model_panel import NumberItem
+from ui.pareto_plot import pareto_plot
 
 if TYPE_CHECKING:
     from studio.session import Session
@@ -211,15 +212,9 @@ class FormatsPanel(QWidget):
         self.caption.setWordWrap(True)
         self.caption.setStyleSheet("color: #8e8e93")
         layout.addWidget(self.caption)
-        self.plot = pg.PlotWidget(title="Pareto: p50 latency vs fidelity, one marker per format × precision")
-        self.plot.setLabel("bottom", "p50 latency (ms)")
-        self.plot.setLabel("left", "fidelity")
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.error_bars = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), beam=0.0, pen=pg.mkPen("#8e8e93"))
-        self.plot.addItem(self.error_bars)  # each file's fidelity interval, behind its marker
-        self.scatter = pg.ScatterPlotItem(hoverable=True, size=12)
+        self.plot, self.scatter, self.error_bars = pareto_plot(
+            "Pareto: p50 latency vs fidelity, one marker per format × precision", size=12)
         self.scatter.sigClicked.connect(self._on_point)
-        self.plot.addItem(self.scatter)
         self.labels: list[pg.TextItem] = []
         layout.addWidget(self.plot, 2)
 

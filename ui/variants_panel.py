@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.model_panel import NumberItem
+from ui.pareto_plot import pareto_plot
 
 COLUMNS = ["Variant", "Recipe", "Size MB", "Params", "p50 ms", "Speed-up", "Fidelity", "Evidence"]
 THIN = "⚠ thin"
@@ -90,15 +91,8 @@ class VariantsPanel(QWidget):
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #8e8e93")
         layout.addWidget(self.note)
-        self.plot = pg.PlotWidget(title="Pareto: latency vs fidelity (marker size: file size)")
-        self.plot.setLabel("bottom", "p50 latency (ms)")
-        self.plot.setLabel("left", "fidelity")
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.scatter = pg.ScatterPlotItem(hoverable=True)
+        self.plot, self.scatter, self.error_bars = pareto_plot("Pareto: latency vs fidelity (marker size: file size)")
         self.scatter.sigClicked.connect(self._on_point)
-        self.error_bars = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), beam=0.0, pen=pg.mkPen("#8e8e93"))
-        self.plot.addItem(self.error_bars)  # each variant's fidelity interval, behind its marker
-        self.plot.addItem(self.scatter)
         layout.addWidget(self.plot, 2)
         self.rows: list[dict[str, Any]] = []
 

@@ -54,12 +54,9 @@ class CoreMlExport(Exporter):
             ctx.progress(0.05, "converting with coremltools")
             ultralytics_export(model, "coreml", target, **({"quantize": 16} if half else {}))
         else:
-            source = model
-            if model.torch_module is None:  # check() admitted its ONNX graph
-                from plugins.export.onnx_torch_route import with_torch_module
+            from plugins.export.onnx_torch_route import convertible_torch
 
-                ctx.progress(0.02, "rebuilding the ONNX graph as a PyTorch module (onnx2torch)")
-                source, details = with_torch_module(model)
+            source, details = convertible_torch(model, ctx)  # check() admitted its PyTorch module or ONNX graph
             ctx.check_cancelled()
             ctx.progress(0.05, "converting with coremltools")
             _convert_torch(source, target, half)

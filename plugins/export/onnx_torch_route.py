@@ -19,6 +19,7 @@ import numpy as np
 
 from studio.errors import UnsupportedError
 from studio.model import ImageInput, ModelHandle
+from studio.tasks import TaskContext
 
 OPSET = 17  # onnx2torch's newest converters (LayerNormalization 17); 18 is rewritten to it below
 # Largest |torch − onnxruntime| accepted, relative to the output's own scale (pixel boxes reach 640, scores
@@ -463,3 +464,12 @@ def _short(exc: BaseException) -> str:
     from studio.errors import first_line
 
     return first_line(exc, 160)
+
+
+def convertible_torch(model: ModelHandle, ctx: TaskContext) -> tuple[ModelHandle, dict[str, Any]]:
+    """The model a PyTorch converter (litert-torch, coremltools) starts from: the model itself when it has a
+    PyTorch module, else its ONNX graph rebuilt as one (with what the rebuild measured)."""
+    if model.torch_module is not None:
+        return model, {}
+    ctx.progress(0.02, "rebuilding the ONNX graph as a PyTorch module (onnx2torch)")
+    return with_torch_module(model)

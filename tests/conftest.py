@@ -168,7 +168,19 @@ def _studio_cache(config: pytest.Config) -> str:
     return shared or _fresh_folder("deploy-studio-test-cache-")
 
 
+def _private_temp_folder() -> None:
+    # Libraries leave temporary files behind (coremltools' .mlpackage, onnxruntime's pre.quant folders, a killed
+    # child's half-written export): they go to one folder of this run, removed at exit, through TMPDIR for child
+    # processes and tempfile.tempdir for this one. A run that filled /tmp failed CI in the language-model tests.
+    # pytest's own tmp_path stays where it was, so a failing test's files outlive the run.
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+    folder = _fresh_folder("deploy-studio-test-tmp-")
+    os.environ["TMPDIR"] = folder
+    tempfile.tempdir = folder
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _private_temp_folder()
     # Before any test module imports the studio (studio.offline reads the cache folder on import).
     os.environ["DEPLOY_STUDIO_CACHE"] = _studio_cache(config)
     os.environ["DEPLOY_STUDIO_CONFIG"] = _fresh_folder("deploy-studio-test-config-")

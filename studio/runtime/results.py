@@ -23,12 +23,26 @@ class StageTimes:
 
 @dataclass
 class Detections:
-    """Boxes in original-image pixels (x1, y1, x2, y2), sorted by score, highest first."""
+    """Instances in original-image pixels, sorted by score, highest first.
+
+    Every task fills ``boxes`` (x1, y1, x2, y2; for an oriented box, the upright box around its polygon), so
+    box-level tools (drawing, box mAP, tracking) work on any of them. A task adds its own array, row-aligned
+    with ``boxes``; the arrays a model's task does not have stay None:
+
+    - segmentation: ``masks`` (N, H, W) bool, the instance's pixels in the original image (H, W);
+    - pose: ``keypoints`` (N, K, 3) float32, x and y in original pixels and the keypoint's visibility score
+      (1.0 where the model has no visibility channel, kpt_shape [K, 2]);
+    - oriented boxes: ``rotated`` (N, 5) float32, centre x, centre y, width, height in original pixels and
+      the angle in radians (Ultralytics' xywhr).
+    """
 
     boxes: np.ndarray  # (N, 4) float32
     scores: np.ndarray  # (N,) float32
     class_ids: np.ndarray  # (N,) int64
     labels: tuple[str, ...]  # every class name of the model, indexed by class id
+    masks: np.ndarray | None = None  # (N, H, W) bool
+    keypoints: np.ndarray | None = None  # (N, K, 3) float32
+    rotated: np.ndarray | None = None  # (N, 5) float32 xywhr
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])

@@ -1,10 +1,25 @@
-"""How many answers two variants disagree on, frame by frame (the A/B view's count)."""
+"""How many answers two variants disagree on, frame by frame (the A/B view's count).
+
+Instances are matched by the similarity of their model's own task, as Ultralytics' validators judge them: masks
+by mask IoU, keypoints by OKS, oriented boxes by probabilistic IoU, plain boxes by box IoU; a same-class pair
+at or above 0.5 is a match. Pure numpy: it runs on the preview's inference thread for every frame.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from studio.runtime.results import Classification, Detections
+
+MATCH = 0.5
+
+# COCO's per-keypoint sigmas (Ultralytics' OKS_SIGMA); a skeleton of another length weighs each point alike.
+COCO_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87,
+                        0.89, 0.89], np.float64) / 10.0
+VISIBLE = 0.5
+# COCO's ratio of a person's segmented area to its box; Ultralytics' pose validator scales box areas by it.
+AREA_RATIO = 0.53
+_EPS = 1e-7
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -17,27 +32,123 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
-def unmatched_boxes(a: Detections, b: Detections, iou: float = 0.5) -> int:
+def _extents(masks: np.ndarray) -> np.ndarray:
+    """(N, 4) half-open row/column ranges [r0, r1, c0, c1] holding each mask's pixels (empty masks: 0, 0, 0, 0)."""
+    rows = np.asarray(masks.any(axis=2))
+    cols = np.asarray(masks.any(axis=1))
+    out = np.zeros((len(masks), 4), np.int64)
+    for index in range(len(masks)):
+        r, c = np.flatnonzero(rows[index]), np.flatnonzero(cols[index])
+        if len(r):
+            out[index] = r[0], r[-1] + 1, c[0], c[-1] + 1
+    return out
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
+    """Pairwise IoU of (N, H, W) and (M, H, W) bool masks.
+
+    Each pair's intersection is counted only inside the overlap of the two masks' extents, and only for the
+    pairs ``candidates`` (N, M) allows: a full-frame product of every pair would cost a frame's pixels per pair.
+    """
+    iou = np.zeros((len(a), len(b)), np.float64)
+    area_a = a.reshape(len(a), -1).sum(axis=1)
+    area_b = b.reshape(len(b), -1).sum(axis=1)
+    ext_a, ext_b = _extents(a), _extents(b)
+    for i, j in zip(*np.nonzero(np.ones_like(iou, bool) if candidates is None else candidates), strict=True):
+        r0, r1 = max(ext_a[i, 0], ext_b[j, 0]), min(ext_a[i, 1], ext_b[j, 1])
+        c0, c1 = max(ext_a[i, 2], ext_b[j, 2]), min(ext_a[i, 3], ext_b[j, 3])
+        if r0 >= r1 or c0 >= c1:
+            continue
+        inter = np.count_nonzero(a[i, r0:r1, c0:c1] & b[j, r0:r1, c0:c1])
+        iou[i, j] = inter / max(area_a[i] + area_b[j] - inter, 1)
+    return iou
+
+
+def keypoint_oks(a: np.ndarray, b: np.ndarray, boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Pairwise OKS of (N, K, 3) and (M, K, 3) keypoints, Ultralytics' kpt_iou made symmetric.
+
+    Neither side is ground truth, so a keypoint counts when either side sees it (visibility ≥ 0.5), and the
+    object's area is the mean of the two boxes' areas × 0.53.
+    """
+    k = a.shape[1]
+    sigmas = COCO_SIGMAS if k == len(COCO_SIGMAS) else np.full(k, 1.0 / k)
+    area_a = (boxes_a[:, 2:] - boxes_a[:, :2]).clip(0).prod(axis=1)
+    area_b = (boxes_b[:, 2:] - boxes_b[:, :2]).clip(0).prod(axis=1)
+    area = (area_a[:, None] + area_b[None, :]) / 2 * AREA_RATIO  # (N, M)
+    d = ((a[:, None, :, :2] - b[None, :, :, :2]) ** 2).sum(axis=-1)  # (N, M, K)
+    e = d / ((2 * sigmas) ** 2 * (area[..., None] + _EPS) * 2)
+    counted = (a[:, None, :, 2] >= VISIBLE) | (b[None, :, :, 2] >= VISIBLE)  # (N, M, K)
+    return (np.exp(-e) * counted).sum(axis=-1) / (counted.sum(axis=-1) + _EPS)
+
+
+def _covariance(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a, b = boxes[:, 2] ** 2 / 12, boxes[:, 3] ** 2 / 12
+    cos, sin = np.cos(boxes[:, 4]), np.sin(boxes[:, 4])
+    return a * cos**2 + b * sin**2, a * sin**2 + b * cos**2, (a - b) * cos * sin
+
+
+def rotated_probiou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise probabilistic IoU of (N, 5) and (M, 5) xywhr boxes (Ultralytics' batch_probiou, in numpy)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    x1, y1 = a[:, None, 0], a[:, None, 1]
+    x2, y2 = b[None, :, 0], b[None, :, 1]
+    a1, b1, c1 = (v[:, None] for v in _covariance(a))
+    a2, b2, c2 = (v[None, :] for v in _covariance(b))
+    det = (a1 + a2) * (b1 + b2) - (c1 + c2) ** 2
+    t1 = ((a1 + a2) * (y1 - y2) ** 2 + (b1 + b2) * (x1 - x2) ** 2) / (det + _EPS) * 0.25
+    t2 = ((c1 + c2) * (x2 - x1) * (y1 - y2)) / (det + _EPS) * 0.5
+    own = np.sqrt((a1 * b1 - c1**2).clip(0) * (a2 * b2 - c2**2).clip(0))
+    t3 = np.log(det / (4 * own + _EPS) + _EPS) * 0.5
+    distance = np.clip(t1 + t2 + t3, _EPS, 100.0)
+    return 1 - np.sqrt(1.0 - np.exp(-distance) + _EPS)
+
+
+def _greedy_unmatched(similarity: np.ndarray, threshold: float) -> int:
+    """Rows and columns left without a partner at ``threshold``, rows (sorted by score) picking first."""
+    matched = 0
+    taken = np.zeros(similarity.shape[1], bool)
+    for row in similarity:  # a is sorted by score: the most confident instance picks first
+        row = np.where(taken, 0.0, row)
+        best = int(row.argmax())
+        if row[best] >= threshold:
+            taken[best] = True
+            matched += 1
+    return similarity.shape[0] + similarity.shape[1] - 2 * matched
+
+
+def _task_similarity(a: Detections, b: Detections, same_class: np.ndarray) -> np.ndarray:
+    if a.masks is not None and b.masks is not None and a.masks.shape[1:] == b.masks.shape[1:]:
+        # Masks lie inside their boxes: pairs whose boxes do not touch cannot overlap and are skipped.
+        return mask_iou(a.masks, b.masks, same_class & (_iou(a.boxes, b.boxes) > 0))
+    if a.keypoints is not None and b.keypoints is not None and a.keypoints.shape[1:] == b.keypoints.shape[1:]:
+        return keypoint_oks(a.keypoints.astype(np.float64), b.keypoints.astype(np.float64), a.boxes, b.boxes)
+    if a.rotated is not None and b.rotated is not None:
+        return rotated_probiou(a.rotated, b.rotated)
+    return _iou(a.boxes, b.boxes)
+
+
+def unmatched(a: Detections, b: Detections, threshold: float = MATCH) -> int:
+    """Instances of either side with no same-class partner on the other at ≥ ``threshold`` by their task's
+    similarity (mask IoU, OKS, probabilistic IoU; box IoU when the two sides share no task array)."""
+    if not len(a) or not len(b):
+        return len(a) + len(b)
+    same_class = a.class_ids[:, None] == b.class_ids[None, :]
+    similarity = np.where(same_class, _task_similarity(a, b, same_class), 0.0)
+    return _greedy_unmatched(similarity, threshold)
+
+
+def unmatched_boxes(a: Detections, b: Detections, iou: float = MATCH) -> int:
     """Boxes of either side with no same-class box on the other side at IoU ≥ ``iou`` (greedy by score)."""
     if not len(a) or not len(b):
         return len(a) + len(b)
-    overlaps = _iou(a.boxes, b.boxes)
-    overlaps[a.class_ids[:, None] != b.class_ids[None, :]] = 0.0
-    matched = 0
-    taken = np.zeros(len(b), bool)
-    for row in overlaps:  # a is sorted by score: the most confident box picks first
-        row = np.where(taken, 0.0, row)
-        best = int(row.argmax())
-        if row[best] >= iou:
-            taken[best] = True
-            matched += 1
-    return len(a) + len(b) - 2 * matched
+    overlaps = np.where(a.class_ids[:, None] == b.class_ids[None, :], _iou(a.boxes, b.boxes), 0.0)
+    return _greedy_unmatched(overlaps, iou)
 
 
 def disagreement(a: object, b: object) -> int:
-    """Unmatched boxes for detectors, 1 when the top-1 class differs for classifiers, else 0."""
+    """Unmatched instances for detectors (by their task), 1 when the top-1 class differs for classifiers, else 0."""
     if isinstance(a, Detections) and isinstance(b, Detections):
-        return unmatched_boxes(a, b)
+        return unmatched(a, b)
     if isinstance(a, Classification) and isinstance(b, Classification):
         return int(len(a.class_ids) and len(b.class_ids) and int(a.class_ids[0]) != int(b.class_ids[0]))
     return 0

@@ -1,7 +1,9 @@
 """Detection mAP50 and mAP50-95 with Ultralytics' own AP computation (``ap_per_class``).
 
 Matching follows Ultralytics' validator: predictions in descending confidence order each claim the
-best unclaimed target of the same class, separately at each IoU threshold 0.50:0.05:0.95.
+best unclaimed target of the same class, separately at each IoU threshold 0.50:0.05:0.95. The IoU is the
+boxes' unless the caller gives a frame's (targets, predictions) matrix of its task's own IoU
+(``studio.evaluate.task_iou``: masks, OKS, probiou): every task goes through the same matching.
 """
 
 from __future__ import annotations
@@ -34,14 +36,15 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
-def match(frame: FrameBoxes) -> np.ndarray:
-    """(predictions, 10) booleans: is each prediction a true positive at each IoU threshold."""
+def match(frame: FrameBoxes, iou: np.ndarray | None = None) -> np.ndarray:
+    """(predictions, 10) booleans: is each prediction a true positive at each IoU threshold. ``iou``:
+    (targets, predictions) in the frame's order, the boxes' IoU when None."""
     order = np.argsort(-frame.pred_scores, kind="stable")
     correct = np.zeros((len(order), len(IOU_THRESHOLDS)), bool)
     if len(order) == 0 or len(frame.true_classes) == 0:
         return correct
-    iou = box_iou(frame.true_boxes, frame.pred_boxes[order])
-    iou *= frame.true_classes[:, None] == frame.pred_classes[order][None, :]
+    iou = box_iou(frame.true_boxes, frame.pred_boxes) if iou is None else np.asarray(iou, np.float64)
+    iou = iou[:, order] * (frame.true_classes[:, None] == frame.pred_classes[order][None, :])
     claimed = np.zeros((iou.shape[0], len(IOU_THRESHOLDS)), bool)
     columns = np.arange(len(IOU_THRESHOLDS))
     for j in np.flatnonzero((iou >= IOU_THRESHOLDS[0]).any(0)):
@@ -64,8 +67,11 @@ class FrameMatches:
     true_classes: np.ndarray
 
 
-def frame_matches(frames: list[FrameBoxes]) -> list[FrameMatches]:
-    return [FrameMatches(match(f), f.pred_scores, f.pred_classes, f.true_classes) for f in frames]
+def frame_matches(frames: list[FrameBoxes], ious: list[np.ndarray] | None = None) -> list[FrameMatches]:
+    """Each frame matched by its boxes, or by ``ious`` (one (targets, predictions) matrix per frame)."""
+    per_frame: list[np.ndarray | None] = list(ious) if ious is not None else [None] * len(frames)
+    return [FrameMatches(match(f, iou), f.pred_scores, f.pred_classes, f.true_classes)
+            for f, iou in zip(frames, per_frame, strict=True)]
 
 
 def mean_average_precision(frames: list[FrameBoxes]) -> dict[str, float | int]:

@@ -1,9 +1,12 @@
 """How faithfully a variant reproduces its baseline on the same frames.
 
 Detectors: the baseline's detections (conf ≥ 0.25) are the targets, the variant's (conf ≥ 0.001)
-the predictions; mAP50 and mAP50-95 over the frame set. Classifiers: top-1 agreement and top-5
-overlap. Tensor models: cosine similarity of the flattened outputs. Each result carries its evidence
-(frames, targets) and a bootstrap interval over frames (``studio.evaluate.evidence``).
+the predictions; mAP50 and mAP50-95 over the frame set. Segmentation, pose and oriented-box models are
+judged by their task's own IoU (``studio.evaluate.task_iou``: mask IoU, OKS, probiou) — ``mask_map50``,
+``pose_map50``, ``obb_map50`` — with the box mAP50 beside it: masks that fall apart under INT8 while their
+boxes hold must show. Classifiers: top-1 agreement and top-5 overlap. Tensor models: cosine similarity
+of the flattened outputs. Each result carries its evidence (frames, targets) and a bootstrap interval over
+frames (``studio.evaluate.evidence``).
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from studio.evaluate.detection_map import FrameBoxes, frame_matches, map_of_matches
 from studio.evaluate.evidence import bootstrap_interval, evidence
+from studio.evaluate.task_map import FrameScore, frame_score, summary
 from studio.runtime.results import Classification, Detections
 
 TARGET_CONF = 0.25  # the baseline's operating point: what the user would see as its detections
@@ -22,15 +25,16 @@ PREDICTION_CONF = 0.001  # the variant's full ranking, as mAP evaluation needs
 
 def detection_fidelity(baseline: list[Detections], variant: list[Detections], *,
                        with_interval: bool = True) -> dict[str, Any]:
-    parts = frame_matches([FrameBoxes(v.boxes, v.scores, v.class_ids, b.boxes, b.class_ids)
-                           for b, v in zip(baseline, variant, strict=True)])
-    result = map_of_matches(parts)
-    interval = (bootstrap_interval(lambda rows: map_of_matches([parts[i] for i in rows])["map50"], len(parts))
-                if with_interval else None)
-    return {"metric": "map50", "value": result["map50"], **result, "interval": interval,
-            "evidence": evidence(len(parts), int(result["targets"]), "baseline boxes"),
-            "method": f"variant detections (conf ≥ {PREDICTION_CONF}) scored against the baseline's "
-                      f"(conf ≥ {TARGET_CONF}) as targets, Ultralytics ap_per_class"}
+    return detection_summary([frame_score(b, v) for b, v in zip(baseline, variant, strict=True)],
+                             with_interval=with_interval)
+
+
+def detection_summary(scores: list[FrameScore], *, with_interval: bool = True) -> dict[str, Any]:
+    result = summary(scores, unit="baseline", with_interval=with_interval)
+    by = f"{result['iou']}; box map50 beside it" if "iou" in result else "box IoU"
+    return result | {"method": f"variant detections (conf ≥ {PREDICTION_CONF}) scored against the baseline's "
+                               f"(conf ≥ {TARGET_CONF}) as targets, Ultralytics ap_per_class; "
+                               f"{result['metric']} matched by {by}"}
 
 
 def classification_fidelity(baseline: list[Classification], variant: list[Classification], *,
@@ -62,13 +66,20 @@ def tensor_fidelity(baseline: list[list[np.ndarray]], variant: list[list[np.ndar
 
 def compare_predictors(baseline_predictor: Any, variant_predictor: Any, frames: list[np.ndarray],
                        ctx: Any | None = None, *, with_interval: bool = True) -> dict[str, Any]:
-    """Run both predictors on ``frames`` and score the variant against the baseline."""
-    base_results, variant_results = [], []
+    """Run both predictors on ``frames`` and score the variant against the baseline. Detections are reduced to
+    their matches frame by frame, so no frame's masks outlive it."""
+    base_results, variant_results, scores = [], [], []
     for index, frame in enumerate(frames):
         if ctx is not None:
             ctx.progress(index / len(frames), "measuring fidelity")
-        base_results.append(baseline_predictor(frame).result)
-        variant_results.append(variant_predictor(frame).result)
+        base, variant = baseline_predictor(frame).result, variant_predictor(frame).result
+        if isinstance(base, Detections) and isinstance(variant, Detections):
+            scores.append(frame_score(base, variant))
+        else:
+            base_results.append(base)
+            variant_results.append(variant)
+    if scores:
+        return detection_summary(scores, with_interval=with_interval)
     return compare_results(base_results, variant_results, with_interval=with_interval)
 
 

@@ -1,0 +1,104 @@
+"""The IoU each task is judged by, as Ultralytics' validators compute it (``ultralytics.utils.metrics``).
+
+- segmentation: mask IoU (``mask_iou``), on masks reduced so that their longer side is at most
+  ``MASK_SIDE`` cells (each cell is on when at least half of its pixels are; a mask too small to fill half a
+  cell keeps its fullest cell, so no instance vanishes). Full-resolution masks of hundreds of low-confidence
+  predictions would take gigabytes as floats; Ultralytics' own validator also compares masks at a quarter of
+  its input size.
+- pose: OKS (``kpt_iou``), COCO sigmas for 17 keypoints and 1/K otherwise, object area from the target's box
+  × 0.53, over the target keypoints that are visible.
+- oriented boxes: probabilistic IoU (``batch_probiou``) of the xywhr boxes.
+
+Every function returns a (targets, predictions) matrix; targets and predictions are ``Detections`` (labelled
+targets are made into ``Detections`` too) so boxes and every task share one matching code path
+(``studio.evaluate.detection_map.match``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from studio.runtime.results import Detections
+
+MASK_SIDE = 256
+VISIBLE = 0.5  # a baseline keypoint whose visibility score is below this counts as not visible (as Ultralytics draws)
+OKS_AREA_SCALE = 0.53  # Ultralytics' pose validator (from xtcocotools' cocoeval)
+
+TASK_METRICS = {  # task array → (metric key, the IoU it uses, in words)
+    "masks": ("mask_map50", f"mask IoU (masks compared at ≤ {MASK_SIDE} cells on the longer side)"),
+    "keypoints": ("pose_map50", "OKS (COCO sigmas for 17 keypoints, else 1/K; area = box × 0.53)"),
+    "rotated": ("obb_map50", "probabilistic IoU of the oriented boxes (probiou)"),
+}
+
+
+def task_of(results: list[Detections]) -> str | None:
+    """Which task array the results carry ("masks", "keypoints", "rotated"), or None for plain boxes."""
+    for name in TASK_METRICS:
+        if any(getattr(r, name) is not None for r in results):
+            return name
+    return None
+
+
+def reduced_masks(masks: np.ndarray, side: int = MASK_SIDE) -> np.ndarray:
+    """(N, cells) float32 0/1: each mask block-averaged to at most ``side`` cells on its longer side."""
+    count, height, width = masks.shape
+    stride = max(1, -(-max(height, width) // side))
+    rows, cols = -(-height // stride), -(-width // stride)
+    padded = np.zeros((count, rows * stride, cols * stride), np.uint8)
+    padded[:, :height, :width] = masks
+    filled = padded.reshape(count, rows, stride, cols, stride).sum((2, 4), dtype=np.int32).reshape(count, -1)
+    cells = filled * 2 >= stride * stride
+    fullest = filled.argmax(1)
+    cells[np.arange(count), fullest] |= filled[np.arange(count), fullest] > 0
+    return cells.astype(np.float32)
+
+
+def mask_iou_matrix(true_masks: np.ndarray, pred_masks: np.ndarray) -> np.ndarray:
+    import torch
+    from ultralytics.utils.metrics import mask_iou
+
+    if len(true_masks) == 0 or len(pred_masks) == 0:
+        return np.zeros((len(true_masks), len(pred_masks)), np.float32)
+    if true_masks.shape[1:] != pred_masks.shape[1:]:
+        raise ValueError(f"masks of {true_masks.shape[1:]} and {pred_masks.shape[1:]} pixels are not one image")
+    return mask_iou(torch.from_numpy(reduced_masks(true_masks)), torch.from_numpy(reduced_masks(pred_masks))).numpy()
+
+
+def oks_sigmas(keypoints: int) -> np.ndarray:
+    from ultralytics.utils.metrics import OKS_SIGMA
+
+    return np.asarray(OKS_SIGMA, np.float32) if keypoints == 17 else np.full(keypoints, 1.0 / keypoints, np.float32)
+
+
+def oks_matrix(true_keypoints: np.ndarray, true_visible: np.ndarray, true_boxes: np.ndarray,
+               pred_keypoints: np.ndarray) -> np.ndarray:
+    """OKS of each target's visible keypoints (``true_visible`` (T, K) bool) with each prediction's."""
+    import torch
+    from ultralytics.utils.metrics import kpt_iou
+
+    if len(true_keypoints) == 0 or len(pred_keypoints) == 0:
+        return np.zeros((len(true_keypoints), len(pred_keypoints)), np.float32)
+    targets = np.concatenate([true_keypoints[..., :2], true_visible[..., None]], -1).astype(np.float32)
+    area = np.prod(true_boxes[:, 2:] - true_boxes[:, :2], axis=1).astype(np.float32) * OKS_AREA_SCALE
+    return kpt_iou(torch.from_numpy(targets), torch.from_numpy(pred_keypoints[..., :2].astype(np.float32)),
+                   area=torch.from_numpy(area), sigma=oks_sigmas(targets.shape[1]).tolist()).numpy()
+
+
+def probiou_matrix(true_rotated: np.ndarray, pred_rotated: np.ndarray) -> np.ndarray:
+    from ultralytics.utils.metrics import batch_probiou
+
+    if len(true_rotated) == 0 or len(pred_rotated) == 0:
+        return np.zeros((len(true_rotated), len(pred_rotated)), np.float32)
+    return batch_probiou(true_rotated.astype(np.float32), pred_rotated.astype(np.float32)).numpy()
+
+
+def task_iou(task: str, targets: Detections, predictions: Detections) -> np.ndarray:
+    """(targets, predictions) IoU by ``task``; a side without the task's array has nothing to match."""
+    true, pred = getattr(targets, task), getattr(predictions, task)
+    if true is None or pred is None:
+        return np.zeros((len(targets), len(predictions)), np.float32)
+    if task == "masks":
+        return mask_iou_matrix(true, pred)
+    if task == "keypoints":
+        return oks_matrix(true, true[..., 2] >= VISIBLE, targets.boxes, pred)
+    return probiou_matrix(true, pred)

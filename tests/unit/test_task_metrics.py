@@ -1,0 +1,128 @@
+"""Fidelity by each task's own IoU on hand-made Detections: masks, OKS, probiou beside the box mAP."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from studio.evaluate.fidelity import compare_results
+from studio.evaluate.task_iou import mask_iou_matrix, oks_matrix, probiou_matrix, reduced_masks
+from studio.runtime.results import Detections
+
+# The metrics are Ultralytics' (torch). torch's first import runs ldconfig, a child process the fast lane refuses
+# inside a test, so it is imported once here, at collection.
+importlib.import_module("ultralytics.utils.metrics")
+
+LABELS = ("person", "car")
+H, W = 480, 640
+BOXES = np.array([[100, 100, 200, 300], [300, 200, 500, 300]], np.float32)
+
+
+def _masks(shift: int = 0) -> np.ndarray:
+    masks = np.zeros((2, H, W), bool)
+    for index, (x1, y1, x2, y2) in enumerate(BOXES.astype(int)):
+        masks[index, y1:y2, x1 + shift:x2 + shift] = True
+    return masks
+
+
+def _keypoints(offset: float = 0.0) -> np.ndarray:
+    grid = np.stack([np.linspace(0, 1, 17), np.linspace(0, 1, 17)], 1)
+    points = [np.concatenate([box[:2] + grid * (box[2:] - box[:2]) + offset, np.ones((17, 1))], 1) for box in BOXES]
+    return np.asarray(points, np.float32)
+
+
+def _frame(**arrays: np.ndarray) -> Detections:
+    return Detections(BOXES.copy(), np.array([0.9, 0.8], np.float32), np.array([0, 1]), LABELS, **arrays)
+
+
+def _judge(base: Detections, variant: Detections) -> dict:
+    return compare_results([base] * 3, [variant] * 3)
+
+
+def test_plain_boxes_keep_the_map50_metric():
+    result = _judge(_frame(), _frame())
+    assert result["metric"] == "map50" and result["value"] == result["map50"] > 0.99
+    assert result["evidence"]["unit"] == "baseline boxes"
+
+
+@pytest.mark.parametrize(("arrays", "metric"), [
+    ({"masks": _masks()}, "mask_map50"),
+    ({"keypoints": _keypoints()}, "pose_map50"),
+    ({"rotated": np.array([[150, 200, 100, 200, 0.0], [400, 250, 200, 100, 0.0]], np.float32)}, "obb_map50"),
+])
+def test_identical_task_results_score_full_marks(arrays, metric):
+    result = _judge(_frame(**arrays), _frame(**arrays))
+    assert result["metric"] == metric and result["value"] == result[metric] > 0.99
+    assert result["map50"] == result["box_map50"] > 0.99
+    assert result["evidence"]["unit"] == "baseline instances" and result["interval"] is not None
+    assert metric in result["method"] and result["iou"] in result["method"]
+
+
+def test_a_mask_shifted_off_its_instance_fails_while_its_box_holds():
+    result = _judge(_frame(masks=_masks()), _frame(masks=_masks(shift=150)))
+    assert result["metric"] == "mask_map50" and result["value"] == 0.0
+    assert result["map50"] > 0.99  # the boxes are identical: box mAP alone would pass this variant
+
+
+def test_keypoints_moved_past_oks_fail_while_the_box_holds():
+    result = _judge(_frame(keypoints=_keypoints()), _frame(keypoints=_keypoints(offset=60.0)))
+    assert result["metric"] == "pose_map50" and result["value"] == 0.0 and result["map50"] > 0.99
+    near = _judge(_frame(keypoints=_keypoints()), _frame(keypoints=_keypoints(offset=1.0)))
+    assert near["value"] > 0.99
+
+
+def test_a_box_turned_by_45_degrees_with_the_same_upright_box_fails():
+    upright = np.array([[150, 200, 100, 20, 0.0], [400, 250, 200, 40, 0.0]], np.float32)
+    turned = upright.copy()
+    turned[:, 4] = np.pi / 4
+    result = _judge(_frame(rotated=upright), _frame(rotated=turned))
+    assert result["metric"] == "obb_map50" and result["value"] < 0.5 and result["map50"] > 0.99
+
+
+def test_a_variant_without_the_task_array_matches_nothing_by_it():
+    result = _judge(_frame(masks=_masks()), _frame())
+    assert result["metric"] == "mask_map50" and result["value"] == 0.0 and result["map50"] > 0.99
+
+
+def test_oks_ignores_keypoints_the_target_does_not_see():
+    target = _keypoints()
+    moved = target.copy()
+    moved[:, 5:] += 80.0
+    visible = np.zeros((2, 17), bool)
+    visible[:, :5] = True
+    assert np.allclose(np.diag(oks_matrix(target, visible, BOXES, moved)), 1.0, atol=1e-4)
+    assert np.diag(oks_matrix(target, np.ones((2, 17), bool), BOXES, moved)).max() < 0.5
+
+
+def test_other_keypoint_counts_use_uniform_sigmas():
+    target = _keypoints()[:, :5]
+    assert np.allclose(np.diag(oks_matrix(target, np.ones((2, 5), bool), BOXES, target)), 1.0, atol=1e-4)
+
+
+def test_reduced_masks_keep_iou_and_small_instances():
+    masks = _masks()
+    assert np.allclose(np.diag(mask_iou_matrix(masks, masks)), 1.0, atol=1e-5)
+    half = masks.copy()
+    half[:, :, 150:] = False  # the first instance loses its right half, the second all of it but none
+    iou = mask_iou_matrix(masks, half)
+    assert abs(iou[0, 0] - 0.5) < 0.05
+    speck = np.zeros((1, 2000, 3000), bool)
+    speck[0, 1000, 1500] = True  # one pixel in a 6 MP frame
+    assert reduced_masks(speck).sum() == 1
+    assert mask_iou_matrix(speck, speck)[0, 0] > 0.99
+
+
+def test_probiou_of_a_square_does_not_depend_on_its_turn():
+    square = np.array([[50, 50, 40, 40, 0.0]], np.float32)
+    turned = square.copy()
+    turned[0, 4] = np.pi / 4
+    assert probiou_matrix(square, turned)[0, 0] > 0.99
+
+
+def test_classes_still_gate_task_matches():
+    variant = _frame(masks=_masks())
+    variant.class_ids = np.array([1, 0])
+    result = _judge(_frame(masks=_masks()), variant)
+    assert result["value"] == 0.0 and result["map50"] == 0.0

@@ -1,4 +1,7 @@
-"""One preview pane: the newest frame with the model's boxes (or top-k classes) drawn over it."""
+"""One preview pane: the newest frame with the model's answer drawn over it.
+
+Boxes, masks, skeletons and oriented polygons for detectors (``ui.task_drawing``), the top-k for classifiers.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from studio.runtime.results import Classification, Detections
-
-PALETTE = [QColor(c) for c in ("#ff3b30", "#34c759", "#0a84ff", "#ff9f0a", "#bf5af2", "#64d2ff", "#ffd60a",
-                               "#ff375f", "#30d158", "#5e5ce6")]
+from ui.task_drawing import MaskOverlay, Placement, class_color, draw_keypoints, draw_rotated, draw_tag, mask_overlay
 
 
 class FrameView(QWidget):
@@ -23,6 +24,7 @@ class FrameView(QWidget):
         self._image: QImage | None = None
         self._frame: np.ndarray | None = None  # keeps the buffer the QImage points into alive
         self._result: object | None = None
+        self._overlay: MaskOverlay | None = None
         self.caption = ""
         self.placeholder = "Drop a model file here, or open one from the File menu"
         self.frames_shown = 0
@@ -31,12 +33,14 @@ class FrameView(QWidget):
         self._frame = np.ascontiguousarray(frame)
         height, width = self._frame.shape[:2]
         self._image = QImage(self._frame.data, width, height, 3 * width, QImage.Format.Format_BGR888)
+        if result is not self._result:  # the same answer shown again keeps its overlay
+            self._overlay = mask_overlay(result) if isinstance(result, Detections) else None
         self._result, self.caption = result, caption
         self.frames_shown += 1
         self.update()
 
     def clear(self, placeholder: str | None = None) -> None:
-        self._image, self._frame, self._result = None, None, None
+        self._image, self._frame, self._result, self._overlay = None, None, None, None
         if placeholder is not None:
             self.placeholder = placeholder
         self.update()
@@ -53,11 +57,16 @@ class FrameView(QWidget):
         left, top = (self.width() - width) / 2, (self.height() - height) / 2
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawImage(QRectF(left, top, width, height), self._image)
+        if self._overlay is not None:
+            painter.drawImage(QRectF(left, top, width, height), self._overlay.image)
         font = QFont(painter.font())
         font.setPointSizeF(max(8.0, 9.0 * min(scale * 1.5, 1.2)))
         painter.setFont(font)
         if isinstance(self._result, Detections):
-            self._draw_boxes(painter, self._result, left, top, scale)
+            where = Placement(left, top, scale)
+            self._draw_boxes(painter, self._result, where)
+            draw_rotated(painter, self._result, where)
+            draw_keypoints(painter, self._result, where)
         elif isinstance(self._result, Classification):
             self._draw_topk(painter, self._result, left, top)
         if self.caption:
@@ -68,20 +77,17 @@ class FrameView(QWidget):
             painter.drawText(box.adjusted(6, 0, -6, 0), Qt.AlignmentFlag.AlignVCenter, self.caption)
 
     @staticmethod
-    def _draw_boxes(painter: QPainter, result: Detections, left: float, top: float, scale: float) -> None:
-        metrics = painter.fontMetrics()
+    def _draw_boxes(painter: QPainter, result: Detections, where: Placement) -> None:
+        if result.rotated is not None:  # oriented boxes draw their polygons instead of the upright box around them
+            return
         for index in range(len(result)):
             x1, y1, x2, y2 = (float(v) for v in result.boxes[index])
-            color = PALETTE[int(result.class_ids[index]) % len(PALETTE)]
-            rect = QRectF(left + x1 * scale, top + y1 * scale, (x2 - x1) * scale, (y2 - y1) * scale)
+            color = class_color(int(result.class_ids[index]))
+            rect = QRectF(where.point(x1, y1), where.point(x2, y2))
             painter.setPen(QPen(color, 2))
             painter.drawRect(rect)
-            text = f"{result.label(index)} {float(result.scores[index]):.2f}"
-            tag = QRectF(rect.left(), max(rect.top() - metrics.height() - 2, top), metrics.horizontalAdvance(text) + 8,
-                         metrics.height() + 2)
-            painter.fillRect(tag, color)
-            painter.setPen(QColor("black"))
-            painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, text)
+            draw_tag(painter, rect.left(), rect.top(), where.top,
+                     f"{result.label(index)} {float(result.scores[index]):.2f}", color)
 
     @staticmethod
     def _draw_topk(painter: QPainter, result: Classification, left: float, top: float) -> None:

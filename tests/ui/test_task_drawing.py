@@ -1,0 +1,129 @@
+"""The preview draws each task: a real FrameView, offscreen, rendered and read back pixel by pixel.
+
+The frame (320 × 240, flat grey) is shown in a 640 × 360 widget: scale 1.5, 80 px of margin left and right, so
+every check also proves the mapping from original pixels to the widget.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
+
+from studio.runtime.results import Detections
+from ui.frame_view import FrameView
+from ui.task_drawing import MASK_ALPHA, class_color, rotated_corners
+
+GREY = 60
+FRAME_W, FRAME_H = 320, 240
+WIDGET_W, WIDGET_H = 640, 360
+SCALE, LEFT, TOP = 1.5, 80.0, 0.0
+LABELS = ("person", "car", "boat")
+
+
+@pytest.fixture
+def view(qtbot):
+    widget = FrameView()
+    qtbot.addWidget(widget)
+    widget.resize(WIDGET_W, WIDGET_H)
+    return widget
+
+
+def _render(view: FrameView, result: Detections) -> np.ndarray:
+    view.show_frame(np.full((FRAME_H, FRAME_W, 3), GREY, np.uint8), result, "")
+    image = view.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    assert (image.width(), image.height()) == (WIDGET_W, WIDGET_H)
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, : 3 * image.width()].reshape(image.height(), image.width(), 3).copy()
+
+
+def _at(pixels: np.ndarray, x: float, y: float) -> np.ndarray:
+    """The widget pixel over original pixel (x, y)."""
+    return pixels[int(TOP + y * SCALE), int(LEFT + x * SCALE)].astype(int)
+
+
+def _rgb(class_id: int) -> np.ndarray:
+    color = class_color(class_id)
+    return np.array([color.red(), color.green(), color.blue()])
+
+
+def _detections(boxes, class_ids, **task) -> Detections:
+    return Detections(np.asarray(boxes, np.float32), np.linspace(0.9, 0.6, len(boxes)).astype(np.float32),
+                      np.asarray(class_ids, np.int64), LABELS, **task)
+
+
+def test_masks_are_blended_in_the_class_colour_inside_the_instance_only(view):
+    masks = np.zeros((2, FRAME_H, FRAME_W), bool)
+    yy, xx = np.mgrid[:FRAME_H, :FRAME_W]
+    masks[0] = (xx - 100) ** 2 + (yy - 120) ** 2 <= 50**2  # a disc inside box 0
+    masks[1, 60:180, 200:280] = True  # box 1 filled
+    result = _detections([(40, 60, 160, 180), (200, 60, 280, 180)], [2, 1], masks=masks)
+    pixels = _render(view, result)
+    for index, (x, y) in enumerate([(100, 120), (240, 120)]):
+        expected = GREY * (1 - MASK_ALPHA) + _rgb(int(result.class_ids[index])) * MASK_ALPHA
+        assert np.abs(_at(pixels, x, y) - expected).max() <= 3, (index, _at(pixels, x, y), expected)
+    for x, y in [(50, 75), (150, 170), (20, 120), (300, 220), (180, 120)]:  # box 0's corners off the disc; outside
+        assert np.abs(_at(pixels, x, y) - GREY).max() <= 2, ((x, y), _at(pixels, x, y))
+
+
+def test_the_overlay_is_built_once_per_result_not_per_paint(view):
+    masks = np.zeros((1, FRAME_H, FRAME_W), bool)
+    masks[0, 10:50, 10:50] = True
+    result = _detections([(10, 10, 50, 50)], [0], masks=masks)
+    _render(view, result)
+    overlay = view._overlay
+    assert overlay is not None
+    view.repaint()
+    _render(view, result)  # the same answer on a new frame
+    assert view._overlay is overlay
+    _render(view, _detections([(10, 10, 50, 50)], [0], masks=masks.copy()))
+    assert view._overlay is not overlay
+
+
+def _ring(count: int, radius: float = 80.0) -> np.ndarray:
+    angles = np.linspace(0, 2 * np.pi, count, endpoint=False) + 0.1
+    points = np.stack([160 + radius * np.cos(angles), 120 + radius * np.sin(angles), np.ones(count)], axis=1)
+    return points.astype(np.float32)
+
+
+def test_keypoints_are_dots_at_their_coordinates_and_unseen_ones_are_left_out(view):
+    keypoints = _ring(17)
+    keypoints[4, 2] = 0.2  # not seen: neither its dot nor the limbs ending in it are drawn
+    result = _detections([(60, 20, 260, 220)], [1], keypoints=keypoints[None])
+    pixels = _render(view, result)
+    for index, (x, y, seen) in enumerate(keypoints):
+        colour = _at(pixels, float(x), float(y))
+        if seen >= 0.5:
+            assert np.abs(colour - _rgb(1)).max() <= 8, (index, colour)
+        else:
+            assert np.abs(colour - GREY).max() <= 2, (index, colour)
+
+
+def test_seventeen_keypoints_get_cocos_limbs_other_counts_points_only(view):
+    # Keypoints 5 and 6 (the shoulders) are joined by a COCO limb; its midpoint lies on the line.
+    keypoints = _ring(17)
+    pixels = _render(view, _detections([(60, 20, 260, 220)], [1], keypoints=keypoints[None]))
+    middle = (keypoints[5, :2] + keypoints[6, :2]) / 2
+    assert np.abs(_at(pixels, *middle) - _rgb(1)).max() <= 40
+    five = _ring(5)
+    pixels = _render(view, _detections([(60, 20, 260, 220)], [1], keypoints=five[None]))
+    for first, second in [(0, 1), (1, 2), (3, 4)]:
+        middle = (five[first, :2] + five[second, :2]) / 2
+        assert np.abs(_at(pixels, *middle) - GREY).max() <= 2
+    assert np.abs(_at(pixels, *five[2, :2]) - _rgb(1)).max() <= 8
+
+
+def test_rotated_boxes_are_drawn_as_their_polygons_not_upright_boxes(view):
+    xywhr = np.array([[160, 120, 160, 60, 0.5]], np.float32)
+    corners = rotated_corners(xywhr)[0]
+    upright = [(*corners.min(axis=0), *corners.max(axis=0))]
+    pixels = _render(view, _detections(upright, [2], rotated=xywhr))
+    colour = _rgb(2)
+    for start, end in zip(corners, np.roll(corners, -1, axis=0), strict=True):
+        for t in (0.25, 0.5, 0.75):
+            x, y = start + (end - start) * t
+            wx, wy = int(LEFT + x * SCALE + 0.5), int(TOP + y * SCALE + 0.5)
+            near = pixels[wy - 1: wy + 2, wx - 1: wx + 2].reshape(-1, 3).astype(int)
+            assert np.abs(near - colour).max(axis=1).min() <= 30, ((x, y), near)
+    assert np.abs(_at(pixels, 160, 120) - GREY).max() <= 2  # not filled
+    assert np.abs(_at(pixels, upright[0][0] + 1, upright[0][3] - 1) - GREY).max() <= 2  # no upright box corner

@@ -32,31 +32,32 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
-def _extents(masks: np.ndarray) -> np.ndarray:
-    """(N, 4) half-open row/column ranges [r0, r1, c0, c1] holding each mask's pixels (empty masks: 0, 0, 0, 0)."""
-    rows = np.asarray(masks.any(axis=2))
-    cols = np.asarray(masks.any(axis=1))
-    out = np.zeros((len(masks), 4), np.int64)
-    for index in range(len(masks)):
-        r, c = np.flatnonzero(rows[index]), np.flatnonzero(cols[index])
-        if len(r):
-            out[index] = r[0], r[-1] + 1, c[0], c[-1] + 1
+def _regions(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(N, 4) integer [r0, r1, c0, c1] ranges covering each xyxy box (and so its mask), clipped to the frame."""
+    out = np.empty((len(boxes), 4), np.int64)
+    out[:, 0] = np.clip(np.floor(boxes[:, 1]), 0, height)
+    out[:, 1] = np.clip(np.ceil(boxes[:, 3]) + 1, 0, height)
+    out[:, 2] = np.clip(np.floor(boxes[:, 0]), 0, width)
+    out[:, 3] = np.clip(np.ceil(boxes[:, 2]) + 1, 0, width)
     return out
 
 
-def mask_iou(a: np.ndarray, b: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
-    """Pairwise IoU of (N, H, W) and (M, H, W) bool masks.
+def mask_iou(a: np.ndarray, b: np.ndarray, boxes_a: np.ndarray, boxes_b: np.ndarray,
+             candidates: np.ndarray | None = None) -> np.ndarray:
+    """Pairwise IoU of (N, H, W) and (M, H, W) bool masks that lie inside their xyxy boxes.
 
-    Each pair's intersection is counted only inside the overlap of the two masks' extents, and only for the
-    pairs ``candidates`` (N, M) allows: a full-frame product of every pair would cost a frame's pixels per pair.
+    The decoders crop each mask to its box (as Ultralytics' crop_mask does), so pixels are counted inside boxes
+    only, and each pair's intersection inside the overlap of its two boxes, for the pairs ``candidates`` (N, M)
+    allows: a frame-sized pass per mask or per pair would cost more than the frame's decode (this runs per frame).
     """
     iou = np.zeros((len(a), len(b)), np.float64)
-    area_a = a.reshape(len(a), -1).sum(axis=1)
-    area_b = b.reshape(len(b), -1).sum(axis=1)
-    ext_a, ext_b = _extents(a), _extents(b)
+    height, width = a.shape[1:]
+    reg_a, reg_b = _regions(boxes_a, height, width), _regions(boxes_b, height, width)
+    area_a = [np.count_nonzero(m[r0:r1, c0:c1]) for m, (r0, r1, c0, c1) in zip(a, reg_a, strict=True)]
+    area_b = [np.count_nonzero(m[r0:r1, c0:c1]) for m, (r0, r1, c0, c1) in zip(b, reg_b, strict=True)]
     for i, j in zip(*np.nonzero(np.ones_like(iou, bool) if candidates is None else candidates), strict=True):
-        r0, r1 = max(ext_a[i, 0], ext_b[j, 0]), min(ext_a[i, 1], ext_b[j, 1])
-        c0, c1 = max(ext_a[i, 2], ext_b[j, 2]), min(ext_a[i, 3], ext_b[j, 3])
+        r0, r1 = max(reg_a[i, 0], reg_b[j, 0]), min(reg_a[i, 1], reg_b[j, 1])
+        c0, c1 = max(reg_a[i, 2], reg_b[j, 2]), min(reg_a[i, 3], reg_b[j, 3])
         if r0 >= r1 or c0 >= c1:
             continue
         inter = np.count_nonzero(a[i, r0:r1, c0:c1] & b[j, r0:r1, c0:c1])
@@ -119,7 +120,7 @@ def _greedy_unmatched(similarity: np.ndarray, threshold: float) -> int:
 def _task_similarity(a: Detections, b: Detections, same_class: np.ndarray) -> np.ndarray:
     if a.masks is not None and b.masks is not None and a.masks.shape[1:] == b.masks.shape[1:]:
         # Masks lie inside their boxes: pairs whose boxes do not touch cannot overlap and are skipped.
-        return mask_iou(a.masks, b.masks, same_class & (_iou(a.boxes, b.boxes) > 0))
+        return mask_iou(a.masks, b.masks, a.boxes, b.boxes, same_class & (_iou(a.boxes, b.boxes) > 0))
     if a.keypoints is not None and b.keypoints is not None and a.keypoints.shape[1:] == b.keypoints.shape[1:]:
         return keypoint_oks(a.keypoints.astype(np.float64), b.keypoints.astype(np.float64), a.boxes, b.boxes)
     if a.rotated is not None and b.rotated is not None:

@@ -39,13 +39,15 @@ def test_a_mask_shifted_inside_the_same_box_is_counted_where_boxes_would_agree()
 
 
 def test_mask_iou_counts_pixels():
-    a = _masks((40, 40), [(0, 0, 20, 20)])
-    b = _masks((40, 40), [(10, 0, 30, 20), (30, 30, 40, 40)])
-    iou = mask_iou(a, b)
+    boxes_a, boxes_b = np.array([(0, 0, 20, 20)], float), np.array([(10, 0, 30, 20), (30, 30, 40, 40)], float)
+    a, b = _masks((40, 40), boxes_a.astype(int)), _masks((40, 40), boxes_b.astype(int))
+    iou = mask_iou(a, b, boxes_a, boxes_b)
     assert np.isclose(iou[0, 0], 200 / 600)
     assert iou[0, 1] == 0.0
-    only_first = mask_iou(a, b, np.array([[False, True]]))
+    only_first = mask_iou(a, b, boxes_a, boxes_b, np.array([[False, True]]))
     assert only_first[0, 0] == 0.0  # a pair the candidates leave out is not computed
+    fractional = mask_iou(a, b, boxes_a - 0.4, boxes_b + 0.4)  # boxes in floats cover their masks' pixels
+    assert np.isclose(fractional[0, 0], 200 / 600)
 
 
 def _skeleton(centre_x: float, centre_y: float, k: int = 17) -> np.ndarray:

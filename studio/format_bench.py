@@ -214,7 +214,8 @@ def run_format_bench(spec: str, settings: FormatBenchSettings, ctx: TaskContext 
                       "which mark; studio.format_memory)",
             "fidelity": f"against the source model ({source.display_name}) on {frame_note}, the source run at "
                         "the file's input size; the task's metric (detections: mAP50 of the file's boxes against "
-                        "the source's; classifiers: top-1 agreement)",
+                        "the source's; segmentation, pose, oriented boxes: mAP50 by mask IoU, OKS, probiou; "
+                        "classifiers: top-1 agreement)",
             "size": "bytes on disk of the file (or folder), in MB",
         },
     }

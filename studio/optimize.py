@@ -105,12 +105,14 @@ def _side(handle: ModelHandle, graphs: Path | list[Path], latency: dict[str, flo
 
 
 def true_accuracy(handle: ModelHandle, labels_dir: Path, threads: int = 2) -> dict[str, Any]:
-    """mAP of ``handle`` against a labelled folder (YOLO or COCO format)."""
+    """mAP of ``handle`` against a labelled folder (YOLO or COCO format), by its task's own IoU when the labels
+    are its task's (polygons, keypoints, oriented boxes), read with the keypoint shape its decoder uses."""
     from studio.evaluate.labelled import labelled_map, load_labelled
     from studio.runtime.predictor import make_predictor
 
-    items = load_labelled(Path(labels_dir), handle.labels)
     predictor = make_predictor(handle, "ort", threads=threads, conf=PREDICTION_CONF)
+    items = load_labelled(Path(labels_dir), handle.labels, task=str(handle.task),
+                          kpt_shape=getattr(predictor.options, "kpt_shape", None))
     return labelled_map(predictor, items) | {"labels": str(labels_dir)}
 
 

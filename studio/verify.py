@@ -4,7 +4,8 @@ The source runs as the studio's FP32 ONNX graph on onnxruntime; the export runs 
 (onnxruntime, OpenVINO, …). Both get the same pre-processed bundled frames at the export's input
 size (the judging side of the model's own frames when the user gave some). Reported: the largest
 absolute difference of the raw outputs and, for detectors, mAP50 of the
-export's detections against the source's (classifiers: top-1 agreement).
+export's detections against the source's — by mask IoU, OKS or probiou for segmentation, pose and
+oriented-box models, with the box mAP50 beside it — (classifiers: top-1 agreement).
 """
 
 from __future__ import annotations

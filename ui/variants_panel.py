@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.evaluate.evidence import metric_label
 from ui.model_panel import NumberItem
 from ui.pareto_plot import pareto_plot
 
@@ -33,15 +34,15 @@ def fidelity_text(row: dict[str, Any]) -> str:
         return "–"
     interval = row.get("fidelity_interval")
     bounds = f" [{interval['low']:.2f}–{interval['high']:.2f}]" if interval else ""
-    return f"{row['fidelity']:.3f} {row['fidelity_metric']}{bounds}"
+    return f"{row['fidelity']:.3f} {metric_label(row['fidelity_metric'])}{bounds}"
 
 
 def evidence_text(row: dict[str, Any]) -> str:
-    """'26 boxes / 12 frames ⚠ thin': what the fidelity rests on."""
+    """'26 boxes / 12 frames ⚠ thin' (instances for a task metric): what the fidelity rests on."""
     proof = row.get("fidelity_evidence")
     if not proof:
         return "–"
-    unit = "boxes" if "boxes" in proof["unit"] else proof["unit"]
+    unit = next((short for short in ("boxes", "instances") if short in proof["unit"]), proof["unit"])
     count = f"{proof['count']} {unit}" + (f" / {proof['frames']} frames" if unit != "frames" else "")
     return count + (f" {THIN}" if proof["thin"] else "")
 

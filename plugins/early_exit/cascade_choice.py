@@ -91,20 +91,22 @@ def replay(records: list[Record], escalate: float, reuse: float, max_reuse: int)
 
 def choose(records: list[Record], target: float, max_reuse: int, escalate: float | None,
            reuse: float | None) -> tuple[tuple[float, float] | None, list[dict[str, Any]]]:
-    """((escalate_below, reuse_below) of the fastest pair reaching ``target`` mAP50, or None; every candidate)."""
+    """((escalate_below, reuse_below) of the fastest pair reaching ``target`` by the task's metric — mAP50 of
+    boxes, masks, OKS (``studio.evaluate.fidelity``) — or None; every candidate, keyed by that metric)."""
     from studio.evaluate.fidelity import detection_fidelity
 
     reference = [rec.full for rec in records]
     full_ms = sum(rec.full_ms for rec in records)
-    candidates = []
+    candidates, metric = [], "map50"
     for esc, reu in itertools.product([escalate] if escalate is not None else ESCALATE,
                                       [reuse] if reuse is not None else REUSE):
         produced, spent = replay(records, esc, reu, max_reuse)
-        value = detection_fidelity(reference, produced, with_interval=False)["map50"]
-        candidates.append({"escalate_below": esc, "reuse_below": reu, "map50": round(float(value), 4),
+        fidelity = detection_fidelity(reference, produced, with_interval=False)
+        metric = fidelity["metric"]
+        candidates.append({"escalate_below": esc, "reuse_below": reu, metric: round(float(fidelity["value"]), 4),
                            "speedup_estimate": round(full_ms / max(spent, 1e-9), 3)})
-    reaching = [c for c in candidates if c["map50"] >= target]
+    reaching = [c for c in candidates if c[metric] >= target]
     if not reaching:
         return None, candidates
-    best = max(reaching, key=lambda c: (c["speedup_estimate"], c["map50"]))
+    best = max(reaching, key=lambda c: (c["speedup_estimate"], c[metric]))
     return (best["escalate_below"], best["reuse_below"]), candidates

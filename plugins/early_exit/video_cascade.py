@@ -111,7 +111,10 @@ def _choose(model, frames, settings, escalate, reuse, ctx) -> tuple[float, float
               f"{cascade_choice.GAP_FRAMES}-frame gap"}}
     if chosen is None:
         # Fidelity first: no pair reached the target, so every computed frame escalates and none is reused.
-        choice["warnings"] = [f"no thresholds reached mAP50 {settings.target_map50} on the {len(choosing)} "
+        from studio.evaluate.evidence import METRIC_LABELS
+
+        metric = next((label for key, label in METRIC_LABELS.items() if key in candidates[0]), "mAP50")
+        choice["warnings"] = [f"no thresholds reached {metric} {settings.target_map50} on the {len(choosing)} "
                               "choosing frames: the cascade always runs the full model (no speed-up); lower "
                               "target_map50 or raise low_imgsz"]
         chosen = (1.01, 0.0)

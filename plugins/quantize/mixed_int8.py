@@ -25,7 +25,8 @@ from studio.variants import onnx_variant
 @dataclass
 class MixedInt8Settings:
     target: float = option(0.9, label="Fidelity target", min=0.0, max=1.0,
-                           help="mAP50 against the float model (detectors), top-1 agreement (classifiers)")
+                           help="mAP50 against the float model (detectors; by mask IoU / OKS / probiou for "
+                                "segmentation, pose, OBB), top-1 agreement (classifiers)")
     granularity: Literal["block", "node"] = option("block", label="Sensitivity unit",
                                                    help="block: a module's weights or its other ops; node: each layer")
     fidelity_frames: int = option(12, label="Frames to score fidelity on", min=2, max=27)

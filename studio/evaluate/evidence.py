@@ -44,6 +44,14 @@ def evidence(frames: int, count: int, unit: str) -> dict[str, Any]:
     return result
 
 
+METRIC_LABELS = {"mask_map50": "mask mAP50", "pose_map50": "pose mAP50 (OKS)", "obb_map50": "OBB mAP50 (probiou)"}
+
+
+def metric_label(metric: str) -> str:
+    """How a report names a fidelity metric: the task metrics spelled out, the others by their key."""
+    return METRIC_LABELS.get(metric, metric)
+
+
 def interval_text(result: dict[str, Any]) -> str:
     """'0.74 [0.52–0.88] on 26 baseline boxes in 12 frames' for a fidelity result."""
     text = f"{result.get('value')}"

@@ -126,3 +126,100 @@ def test_classes_still_gate_task_matches():
     variant.class_ids = np.array([1, 0])
     result = _judge(_frame(masks=_masks()), variant)
     assert result["value"] == 0.0 and result["map50"] == 0.0
+
+
+# --- labelled YOLO folders of each task -------------------------------------------------------------------------
+
+
+def _folder(tmp_path, rows: str, size=(200, 100)):
+    import cv2
+
+    (tmp_path / "images").mkdir(parents=True)
+    (tmp_path / "labels").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.zeros((size[1], size[0], 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "images" / "b.png"), np.zeros((size[1], size[0], 3), np.uint8))  # background
+    (tmp_path / "labels" / "a.txt").write_text(rows)
+    return tmp_path
+
+
+def test_segmentation_polygons_become_pixel_masks_and_their_boxes(tmp_path):
+    from studio.evaluate.labelled import load_labelled
+
+    folder = _folder(tmp_path, "1 0.1 0.2 0.5 0.2 0.5 0.8 0.1 0.8\n\n0 0.6 0.1 0.9 0.1 0.75 0.9\n")
+    first, background = load_labelled(folder, LABELS, task="segment")
+    assert first.path.name == "a.png" and first.classes.tolist() == [1, 0]
+    assert np.allclose(first.boxes[0], [20, 20, 100, 80])
+    masks = first.targets(100, 200, LABELS).masks
+    assert masks is not None and masks.shape == (2, 100, 200)
+    assert abs(int(masks[0].sum()) - 81 * 61) <= 81 + 61  # the rectangle's pixels, edges included
+    assert masks[0, 50, 60] and not masks[0, 50, 150] and masks[1, 50, 150]
+    assert background.polygons == () and background.targets(100, 200, LABELS).masks.shape == (0, 100, 200)
+    judged = compare_results([first.targets(100, 200, LABELS)], [first.targets(100, 200, LABELS)])
+    assert judged["metric"] == "mask_map50" and judged["value"] > 0.99
+
+
+def test_pose_rows_give_pixel_keypoints_with_visibility(tmp_path):
+    from studio.evaluate.labelled import load_labelled
+
+    folder = _folder(tmp_path, "0 0.5 0.5 0.4 0.6 0.5 0.3 2 0.4 0.6 0 0.6 0.6 1\n")
+    item = load_labelled(folder, LABELS, task="pose")[0]
+    assert np.allclose(item.boxes[0], [60, 20, 140, 80])
+    assert item.keypoints is not None and item.keypoints.shape == (1, 3, 3)
+    assert np.allclose(item.keypoints[0, 0], [100, 30, 2]) and item.keypoints[0, 1, 2] == 0
+    two = load_labelled(_folder(tmp_path / "xy", "0 0.5 0.5 0.4 0.6 0.5 0.3 0.4 0.6\n"), LABELS,
+                        task="pose", kpt_shape=(2, 2))[0]
+    assert two.keypoints is not None and np.allclose(two.keypoints[0, :, 2], 1.0)
+
+
+def test_obb_rows_give_xywhr_and_the_upright_box(tmp_path):
+    from studio.evaluate.labelled import load_labelled
+
+    folder = _folder(tmp_path, "1 0.25 0.4 0.75 0.4 0.75 0.6 0.25 0.6\n")
+    item = load_labelled(folder, LABELS, task="obb")[0]
+    assert np.allclose(item.boxes[0], [50, 40, 150, 60])
+    assert item.rotated is not None and np.allclose(item.rotated[0, :4], [100, 50, 100, 20], atol=1e-3)
+    assert abs(np.sin(2 * item.rotated[0, 4])) < 1e-5  # level: 0 or a half turn
+
+
+def test_a_row_that_is_not_the_tasks_names_the_file_and_the_form(tmp_path):
+    from studio.errors import BadInputError
+    from studio.evaluate.labelled import load_labelled
+
+    folder = _folder(tmp_path, "0 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(BadInputError, match=r"a\.txt.*not a row of segment labels.*polygon"):
+        load_labelled(folder, LABELS, task="segment")
+    with pytest.raises(BadInputError, match="not a row of obb labels"):
+        load_labelled(folder, LABELS, task="obb")
+    boxes = load_labelled(folder, LABELS, task="detect")[0]  # a detector's folder reads as before
+    assert boxes.polygons is None and np.allclose(boxes.boxes[0], [80, 40, 120, 60])
+
+
+def test_pose_rows_that_disagree_with_the_models_keypoints_are_refused(tmp_path):
+    from studio.errors import BadInputError
+    from studio.evaluate.labelled import load_labelled
+
+    folder = _folder(tmp_path, "0 0.5 0.5 0.4 0.6 0.5 0.3 2\n")
+    with pytest.raises(BadInputError, match="17"):
+        load_labelled(folder, LABELS, task="pose", kpt_shape=(17, 3))
+
+
+# --- how reports name the task metric ---------------------------------------------------------------------------
+
+
+def test_reports_name_the_task_metric_with_the_box_map_beside_it():
+    from studio.report_text import accuracy_text, fidelity_text
+    from ui.variants_panel import evidence_text
+    from ui.variants_panel import fidelity_text as variants_fidelity_text
+
+    fidelity = _judge(_frame(masks=_masks()), _frame(masks=_masks(shift=150)))
+    text = fidelity_text(fidelity)
+    assert text.startswith("mask mAP50 0.0 [0.0–0.0] on 6 baseline instances in 3 frames")
+    assert text.endswith(f"(box mAP50 {fidelity['box_map50']})")
+    row = {"key": "v1", "fidelity": fidelity["value"], "fidelity_metric": fidelity["metric"],
+           "fidelity_interval": fidelity["interval"], "fidelity_evidence": fidelity["evidence"]}
+    assert variants_fidelity_text(row).startswith("0.000 mask mAP50")
+    assert evidence_text(row).startswith("6 instances / 3 frames")
+    pose = _judge(_frame(keypoints=_keypoints()), _frame(keypoints=_keypoints()))
+    assert accuracy_text(pose).startswith(f"pose mAP50 (OKS) {pose['value']}  pose mAP50-95 (OKS) "
+                                          f"{pose['pose_map50_95']}  box mAP50 {pose['map50']}")
+    assert "6 labelled instances in 3 images" in accuracy_text(pose)

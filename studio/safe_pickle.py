@@ -68,6 +68,25 @@ def _resolve_allowed(qualified: str) -> type | None:
     return obj
 
 
+def _class_function(owner: Any, name: Any) -> Any:
+    """``builtins.getattr`` as Ultralytics 8.0–8.2 checkpoints use it (``getattr(Detect, "forward")``), narrowed:
+    only a public function defined on an allow-listed network class. What it returns cannot be called during
+    unpickling (torch's weights-only unpickler calls only allow-listed globals), so a file gets no code run."""
+    import inspect
+
+    allowed = (isinstance(owner, type) and isinstance(name, str) and name.isidentifier()
+               and not name.startswith("_")
+               and _resolve_allowed(f"{owner.__module__}.{owner.__qualname__}") is owner
+               and inspect.isfunction(inspect.getattr_static(owner, name, None)))
+    if not allowed:
+        raise pickle.UnpicklingError(f"Unsupported global: getattr({owner!r}, {name!r}) outside the allow-list")
+    return getattr(owner, name)
+
+
+# Globals that are not classes, admitted in a narrowed form.
+_NARROWED = {"builtins.getattr": _class_function}
+
+
 def _unsafe_globals(path: Path) -> list[str]:
     import torch
 
@@ -174,7 +193,7 @@ def _load_allow_listed(path: Path) -> Any:
     if not _is_zip_checkpoint(path):
         return _load_legacy(path)
     needed = _unsafe_globals(path)
-    allowed = {name: _resolve_allowed(name) for name in needed}
+    allowed: dict[str, Any] = {name: _NARROWED.get(name) or _resolve_allowed(name) for name in needed}
     refused = sorted(name for name, cls in allowed.items() if cls is None)
     if refused:
         shown = ", ".join(refused[:4]) + (f" and {len(refused) - 4} more" if len(refused) > 4 else "")

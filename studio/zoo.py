@@ -99,7 +99,7 @@ def load(name: str, *, trust: bool = False) -> ModelHandle:
 
     loader: LoaderSpec = (_EFFICIENTNET if item.kind == "efficientnet-lite"
                           else FOLDER_LOADER if path.is_dir() else loader_for(path))
-    # Zoo files are pinned package contents: trusted like the package code that ships them.
+    # Zoo files pass the same allow-list as any checkpoint: a pinned package's weights are still only data.
     return _tag(loader.load(path, trust=trust), item)
 
 

@@ -79,24 +79,34 @@ def _exact_mask_iou(a: _Pixels, b: _Pixels, pairs: np.ndarray, a_smaller: np.nda
     return out
 
 
+def _packed_grid(masks: np.ndarray, step: int) -> np.ndarray:
+    """(N, words) uint64: every ``step``-th pixel of each mask, one bit each."""
+    grid = masks[:, step // 2::step, step // 2::step]
+    bits = np.packbits(grid.reshape(grid.shape[0], grid.shape[1] * grid.shape[2]), axis=1)
+    bits = np.pad(bits, ((0, 0), (0, -bits.shape[1] % 8)))
+    return np.ascontiguousarray(bits).view(np.uint64)
+
+
 def mask_iou(a: np.ndarray, b: np.ndarray, boxes_a: np.ndarray, boxes_b: np.ndarray,
              candidates: np.ndarray | None = None) -> np.ndarray:
     """Pairwise IoU of (N, H, W) and (M, H, W) bool masks that lie inside their xyxy boxes; 0 for the pairs
     ``candidates`` (N, M) leaves out.
 
-    Every pair is first measured on a grid of about MASK_GRID samples on the frame's long side, in one matrix
-    product: the masks were upsampled from prototypes no finer than that (160 for a 640 input), so the grid
-    moves an instance's IoU by the share of its boundary samples only. Pixel-by-pixel pairs took seconds per
-    frame on this thread (271 random-weight instances of a 1080 × 810 frame). Pairs with an instance too small
-    for the grid (under MIN_SAMPLES samples) are then counted pixel by pixel: the decoders crop masks to their
-    boxes (as Ultralytics' crop_mask does), so each instance is read inside its box only.
+    Every pair is first measured on a grid of about MASK_GRID samples on the frame's long side, as packed bits
+    (AND, then popcount): the masks were upsampled from prototypes no finer than that (160 for a 640 input), so
+    the grid moves an instance's IoU by the share of its boundary samples only. Pixel-by-pixel pairs took
+    seconds per frame on this thread (271 random-weight instances of a 1080 × 810 frame), and a float matrix
+    product went through a threaded BLAS that stalled for tenths of a second beside the model's own threads.
+    Pairs with an instance too small for the grid (under MIN_SAMPLES samples) are then counted pixel by pixel:
+    the decoders crop masks to their boxes (as Ultralytics' crop_mask does), so each is read inside its box.
     """
     wanted = np.ones((len(a), len(b)), bool) if candidates is None else candidates
     step = max(1, -(-max(a.shape[1:]) // MASK_GRID))
-    grid_a = a[:, step // 2::step, step // 2::step].reshape(len(a), -1).astype(np.float32)
-    grid_b = b[:, step // 2::step, step // 2::step].reshape(len(b), -1).astype(np.float32)
-    inter = grid_a @ grid_b.T  # exact counts: float32 holds integers up to 2**24, the grid has ~MASK_GRID**2
-    samples_a, samples_b = grid_a.sum(axis=1), grid_b.sum(axis=1)
+    grid_a, grid_b = _packed_grid(a, step), _packed_grid(b, step)
+    inter = np.empty((len(a), len(b)), np.int64)
+    for row, bits in enumerate(grid_a):
+        inter[row] = np.bitwise_count(bits & grid_b).sum(axis=1)
+    samples_a, samples_b = np.bitwise_count(grid_a).sum(axis=1), np.bitwise_count(grid_b).sum(axis=1)
     iou = np.where(wanted, inter / np.maximum(samples_a[:, None] + samples_b[None, :] - inter, 1), 0.0)
     if step > 1:
         small = wanted & (np.minimum(samples_a[:, None], samples_b[None, :]) < MIN_SAMPLES)

@@ -56,6 +56,7 @@ def test_mask_iou_counts_pixels():
     assert only_first[0, 0] == 0.0  # a pair the candidates leave out is not computed
     fractional = mask_iou(a, b, boxes_a - 0.4, boxes_b + 0.4)  # boxes in floats cover their masks' pixels
     assert np.isclose(fractional[0, 0], 200 / 600)
+    assert mask_iou(a[:0], b, boxes_a[:0], boxes_b).shape == (0, 2)
 
 
 def _ellipses(shape, boxes) -> np.ndarray:

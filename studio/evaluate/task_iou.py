@@ -1,7 +1,7 @@
 """The IoU each task is judged by, as Ultralytics' validators compute it (``ultralytics.utils.metrics``).
 
-- segmentation: mask IoU (``mask_iou``), on masks reduced so that their longer side is at most
-  ``MASK_SIDE`` cells (each cell is on when at least half of its pixels are; a mask too small to fill half a
+- segmentation: mask IoU (``mask_iou``), on masks area-averaged so that their longer side is at most
+  ``MASK_SIDE`` cells (each cell is on when at least half of it is covered; a mask too small to fill half a
   cell keeps its fullest cell, so no instance vanishes). Full-resolution masks of hundreds of low-confidence
   predictions would take gigabytes as floats; Ultralytics' own validator also compares masks at a quarter of
   its input size.
@@ -40,17 +40,22 @@ def task_of(results: list[Detections]) -> str | None:
 
 
 def reduced_masks(masks: np.ndarray, side: int = MASK_SIDE) -> np.ndarray:
-    """(N, cells) float32 0/1: each mask block-averaged to at most ``side`` cells on its longer side."""
+    """(N, cells) float32 0/1: each mask area-averaged (OpenCV's INTER_AREA) to at most ``side`` cells on its longer
+    side; a cell is on when at least half of it is covered, and a mask that fills no cell keeps its fullest one."""
+    import cv2
+
     count, height, width = masks.shape
-    stride = max(1, -(-max(height, width) // side))
-    rows, cols = -(-height // stride), -(-width // stride)
-    padded = np.zeros((count, rows * stride, cols * stride), np.uint8)
-    padded[:, :height, :width] = masks
-    filled = padded.reshape(count, rows, stride, cols, stride).sum((2, 4), dtype=np.int32).reshape(count, -1)
-    cells = filled * 2 >= stride * stride
-    fullest = filled.argmax(1)
-    cells[np.arange(count), fullest] |= filled[np.arange(count), fullest] > 0
-    return cells.astype(np.float32)
+    scale = min(1.0, side / max(height, width, 1))
+    rows, cols = max(1, round(height * scale)), max(1, round(width * scale))
+    cells = np.zeros((count, rows * cols), np.float32)
+    for index, mask in enumerate(masks):
+        cover = (cv2.resize(mask.view(np.uint8) * np.uint8(255), (cols, rows), interpolation=cv2.INTER_AREA)
+                 if scale < 1.0 else mask.view(np.uint8) * np.uint8(255)).reshape(-1)
+        cells[index] = cover >= 128
+        fullest = int(cover.argmax())
+        if cover[fullest] > 0:
+            cells[index, fullest] = 1.0
+    return cells
 
 
 def mask_iou_matrix(true_masks: np.ndarray, pred_masks: np.ndarray) -> np.ndarray:

@@ -1,10 +1,10 @@
 """The IoU each task is judged by, as Ultralytics' validators compute it (``ultralytics.utils.metrics``).
 
-- segmentation: mask IoU (``mask_iou``), on masks area-averaged so that their longer side is at most
-  ``MASK_SIDE`` cells (each cell is on when at least half of it is covered; a mask too small to fill half a
-  cell keeps its fullest cell, so no instance vanishes). Full-resolution masks of hundreds of low-confidence
-  predictions would take gigabytes as floats; Ultralytics' own validator also compares masks at a quarter of
-  its input size.
+- segmentation: mask IoU (``mask_iou``), on masks sampled at the centres of a grid of at most ``MASK_SIDE``
+  cells on the longer side (a mask no centre hits keeps the cell of one of its pixels, so no instance
+  vanishes). Full-resolution masks of hundreds of low-confidence predictions would take gigabytes as floats,
+  and a mask is made from prototypes a quarter of the network input's size (160 cells at 640), coarser than
+  the grid; Ultralytics' own validator also compares masks at that quarter size.
 - pose: OKS (``kpt_iou``), COCO sigmas for 17 keypoints and 1/K otherwise, object area from the target's box
   × 0.53, over the target keypoints that are visible.
 - oriented boxes: probabilistic IoU (``batch_probiou``) of the xywhr boxes.
@@ -25,7 +25,7 @@ VISIBLE = 0.5  # a baseline keypoint whose visibility score is below this counts
 OKS_AREA_SCALE = 0.53  # Ultralytics' pose validator (from xtcocotools' cocoeval)
 
 TASK_METRICS = {  # task array → (metric key, the IoU it uses, in words)
-    "masks": ("mask_map50", f"mask IoU (masks compared at ≤ {MASK_SIDE} cells on the longer side)"),
+    "masks": ("mask_map50", f"mask IoU (masks sampled on a grid of ≤ {MASK_SIDE} cells on the longer side)"),
     "keypoints": ("pose_map50", "OKS (COCO sigmas for 17 keypoints, else 1/K; area = box × 0.53)"),
     "rotated": ("obb_map50", "probabilistic IoU of the oriented boxes (probiou)"),
 }
@@ -40,22 +40,21 @@ def task_of(results: list[Detections]) -> str | None:
 
 
 def reduced_masks(masks: np.ndarray, side: int = MASK_SIDE) -> np.ndarray:
-    """(N, cells) float32 0/1: each mask area-averaged (OpenCV's INTER_AREA) to at most ``side`` cells on its longer
-    side; a cell is on when at least half of it is covered, and a mask that fills no cell keeps its fullest one."""
-    import cv2
-
+    """(N, cells) float32 0/1: each mask sampled at the centres of a grid of at most ``side`` cells on its longer
+    side (finer than the prototypes a mask is made from); a mask that no centre hits keeps the cell of one of
+    its own pixels."""
     count, height, width = masks.shape
     scale = min(1.0, side / max(height, width, 1))
     rows, cols = max(1, round(height * scale)), max(1, round(width * scale))
-    cells = np.zeros((count, rows * cols), np.float32)
-    for index, mask in enumerate(masks):
-        cover = (cv2.resize(mask.view(np.uint8) * np.uint8(255), (cols, rows), interpolation=cv2.INTER_AREA)
-                 if scale < 1.0 else mask.view(np.uint8) * np.uint8(255)).reshape(-1)
-        cells[index] = cover >= 128
-        fullest = int(cover.argmax())
-        if cover[fullest] > 0:
-            cells[index, fullest] = 1.0
-    return cells
+    ys = ((np.arange(rows) + 0.5) * height / rows).astype(np.int64)
+    xs = ((np.arange(cols) + 0.5) * width / cols).astype(np.int64)
+    cells = masks[:, ys[:, None], xs[None, :]].reshape(count, -1)
+    for index in np.flatnonzero(~cells.any(1)):
+        found_y, found_x = np.nonzero(masks[index])
+        if found_y.size:
+            middle = found_y.size // 2
+            cells[index, int(found_y[middle] * rows // height) * cols + int(found_x[middle] * cols // width)] = True
+    return cells.astype(np.float32)
 
 
 def mask_iou_matrix(true_masks: np.ndarray, pred_masks: np.ndarray) -> np.ndarray:

@@ -41,6 +41,20 @@ def is_end2end(model: Any) -> bool:
     return bool(getattr(head, "end2end", False))
 
 
+def _task_metadata(model: Any) -> dict[str, str]:
+    """What the decoders read from an exported file's metadata, under Ultralytics' own keys: kpt_shape, end2end, and
+    the mask coefficient count (Ultralytics' exports leave it to the prototypes' shape)."""
+    head = model.model[-1] if hasattr(model, "model") and len(model.model) else None
+    meta = {"end2end": str(is_end2end(model))}
+    kpt_shape = getattr(head, "kpt_shape", None)
+    if kpt_shape is not None:
+        meta["kpt_shape"] = str([int(v) for v in kpt_shape])
+    channels = getattr(head, "nm", None)
+    if channels is not None:
+        meta["mask_channels"] = str(int(channels))
+    return meta
+
+
 def handle_from_module(
     model: Any, *, path: Path, fmt: str, provenance: Provenance, imgsz: tuple[int, int], random_weights: bool
 ) -> ModelHandle:
@@ -90,5 +104,5 @@ def handle_from_module(
         random_weights=random_weights,
         source_paths=(path,),
         torch_module=model,
-        metadata={"family": "ultralytics", "stride": str(stride), "channels": str(channels)},
+        metadata={"family": "ultralytics", "stride": str(stride), "channels": str(channels), **_task_metadata(model)},
     )

@@ -8,7 +8,7 @@ a file is refused by name instead of failing later with a library's own error.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from studio.errors import BadInputError, UnsupportedError
@@ -107,3 +107,54 @@ def ultralytics_onnx_decoder(task: object, end2end: bool, outputs: tuple[TensorS
                             fix="re-export it with Ultralytics, or remove its metadata to open it as a generic "
                                 "tensor model")
     return decoder
+
+
+DEFAULT_MASK_CHANNELS = 32  # Ultralytics' Segment heads: nm=32 prototypes unless a yaml says otherwise
+MAX_KEYPOINTS = 1024
+
+
+def kpt_shape_from(meta: Mapping[str, str]) -> tuple[int, int] | None:
+    """A pose model's [keypoints, values per keypoint] from its metadata text, or None when absent or malformed (the
+    decoder then reads it from the output's channel count)."""
+    import ast
+
+    text = meta.get("kpt_shape", "")
+    if not text or len(text) > 40:
+        return None
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return None
+    if (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value)
+            and 1 <= value[0] <= MAX_KEYPOINTS and value[1] in (2, 3)):
+        return int(value[0]), int(value[1])
+    return None
+
+
+def task_decode_fields(task: Task, meta: Mapping[str, str], outputs: tuple[TensorSpec, ...],
+                       labels: tuple[str, ...]) -> tuple[tuple[int, int] | None, int, bool]:
+    """(kpt_shape, mask channels, end2end) a task's decoder needs, from the model's metadata first and its output
+    shapes otherwise; the decoder checks them against the rows it is given."""
+    end2end = str(meta.get("end2end", "")).lower() == "true"
+    shape: tuple[int | str, ...] = outputs[0].shape if outputs else ()
+    if task == Task.POSE:
+        found = kpt_shape_from(meta)
+        if found is None and len(shape) == 3 and isinstance(shape[1], int) and isinstance(shape[2], int):
+            from studio.runtime.decode_tasks import infer_kpt_shape
+
+            extra = shape[2] - 6 if end2end or shape[2] < shape[1] else shape[1] - 4 - len(labels)
+            found = infer_kpt_shape(extra)
+        return found or (17, 3), 0, end2end
+    if task == Task.SEGMENT:
+        channels = meta.get("mask_channels", "")
+        if channels.isdigit() and 0 < int(channels) <= 1024:
+            return None, int(channels), end2end
+        protos = next((o.shape for o in outputs[1:] if len(o.shape) == 4), None)
+        if protos is not None:  # [1, C, H, W], or channel-last [1, H, W, C] (TFLite): C is the smaller side
+            first, last = protos[1], protos[3]
+            if isinstance(first, int) and not (isinstance(last, int) and last < first):
+                return None, first, end2end
+            if isinstance(last, int):
+                return None, last, end2end
+        return None, DEFAULT_MASK_CHANNELS, end2end
+    return None, 0, end2end

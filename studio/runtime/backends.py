@@ -161,7 +161,7 @@ class TorchBackend:
 
         with TORCH_MODULE_LOCK, torch.inference_mode():  # see studio.torch_lock: global hooks of other jobs
             output = self.module(torch.from_numpy(tensor).to(self._device()))
-        return [_first_tensor(output).float().cpu().numpy()]
+        return [t.float().cpu().numpy() for t in _output_tensors(output)]
 
     def fixed_input_hw(self) -> tuple[int, int] | None:
         return self._fixed_hw
@@ -185,6 +185,17 @@ def _cpu_name() -> str:
     from studio.machine import cpu_description
 
     return str(cpu_description()["cpu"])
+
+
+def _output_tensors(output: Any) -> list[Any]:
+    """The tensors an exported graph would output, in its order: a segmentation head gives ((decoded, prototypes),
+    raw) in eval mode, and the prototypes are its output1; every other head gives one decoded tensor first."""
+    import torch
+
+    if isinstance(output, (list, tuple)) and output and isinstance(output[0], (list, tuple)) and len(output[0]) > 1 \
+            and all(isinstance(t, torch.Tensor) for t in output[0]):
+        return list(output[0])
+    return [_first_tensor(output)]
 
 
 def _first_tensor(output: Any) -> Any:

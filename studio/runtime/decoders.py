@@ -1,8 +1,11 @@
 """Raw network outputs → detections or classes, per output family, vectorised in NumPy + OpenCV NMS.
 
 One table maps a handle's ``decoder`` name to its function; adding a family adds a row, not a branch.
-The YOLO decoder follows Ultralytics' ``non_max_suppression`` (class-aware, conf > threshold,
-30 000 candidates, 300 detections) so that results match Ultralytics' own predictions.
+The YOLO decoders follow Ultralytics' ``non_max_suppression`` (class-aware, conf > threshold,
+30 000 candidates, 300 detections) so that results match Ultralytics' own predictions. A segment or
+pose head's rows carry extra channels after the class scores (mask coefficients, keypoints); the
+``DecodeOptions`` the ``Predictor`` fills from the model's metadata say which, and
+``studio.runtime.decode_tasks`` turns them into masks and keypoints.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from studio.errors import BadInputError
+from studio.runtime import decode_tasks
 from studio.runtime.preprocess import Geometry
 from studio.runtime.results import Classification, Detections, RawOutputs
 
@@ -26,6 +31,11 @@ class DecodeOptions:
     iou: float = 0.7
     top_k: int = 5
     max_det: int = MAX_DETECTIONS
+    # What a task's extra channels hold (filled from the model's metadata by the Predictor): keypoints per instance
+    # and values per keypoint (pose), mask coefficients per instance (segment), and whether the head is NMS-free.
+    kpt_shape: tuple[int, int] | None = None
+    mask_channels: int = 0
+    end2end: bool = False
 
 
 def _nms(boxes_xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, options: DecodeOptions) -> np.ndarray:
@@ -53,16 +63,49 @@ def _to_original(boxes: np.ndarray, geometry: Geometry) -> np.ndarray:
     return boxes
 
 
-def _detections(boxes_xyxy, scores, class_ids, geometry, labels, options) -> Detections:
+def _with_extras(found: Detections, extras: np.ndarray, boxes_input: np.ndarray, protos: np.ndarray | None,
+                 geometry: Geometry, options: DecodeOptions) -> Detections:
+    """``found`` with its task's array from the extra channels of its rows (``boxes_input``: its boxes in
+    network-input pixels, where Ultralytics crops masks)."""
+    if options.mask_channels:
+        channels = options.mask_channels
+        if protos is None or extras.shape[1] != channels:
+            raise BadInputError(f"a segmentation model's rows should carry {channels} mask coefficients and a "
+                                f"prototype output, but they carry {extras.shape[1]} extra channels and "
+                                f"{'a' if protos is not None else 'no'} prototype output",
+                                fix="re-export the model with Ultralytics, or open it as a detector")
+        masks = decode_tasks.instance_masks(extras[:, :channels].astype(np.float32),
+                                            decode_tasks.prototypes_chw(protos, channels), boxes_input, geometry)
+        keep = masks.any((1, 2))  # Ultralytics drops an instance whose mask is empty
+        if not keep.all():
+            found = Detections(found.boxes[keep], found.scores[keep], found.class_ids[keep], found.labels)
+            masks = masks[keep]
+        found.masks = masks
+    elif options.kpt_shape is not None:
+        points, dims = options.kpt_shape
+        if extras.shape[1] != points * dims:
+            raise BadInputError(f"kpt_shape [{points}, {dims}] needs {points * dims} keypoint channels per row, "
+                                f"but the model's rows carry {extras.shape[1]}",
+                                fix="re-export the model with Ultralytics (its metadata holds kpt_shape)")
+        found.keypoints = decode_tasks.keypoints_to_original(extras, options.kpt_shape, geometry)
+    return found
+
+
+def _detections(boxes_xyxy, scores, class_ids, geometry, labels, options, extras=None, protos=None) -> Detections:
     keep = _nms(boxes_xyxy, scores, class_ids, options)
-    return Detections(_to_original(boxes_xyxy[keep], geometry).astype(np.float32), scores[keep].astype(np.float32),
-                      class_ids[keep].astype(np.int64), labels)
+    found = Detections(_to_original(boxes_xyxy[keep], geometry).astype(np.float32), scores[keep].astype(np.float32),
+                       class_ids[keep].astype(np.int64), labels)
+    if extras is None or not extras.shape[1]:
+        return found
+    return _with_extras(found, extras[keep], boxes_xyxy[keep], protos, geometry, options)
 
 
 def decode_yolo(outputs: list[np.ndarray], geometry: Geometry, labels: tuple[str, ...],
                 options: DecodeOptions) -> Detections:
-    """Ultralytics v5u/v8/11 heads: output0 is [1, 4 + classes (+ mask/keypoint rows), anchors], xywh pixels."""
-    pred = outputs[0][0]
+    """Ultralytics v5u/v8/11 heads: output0 is [1, 4 + classes (+ mask/keypoint rows), anchors], xywh pixels; a
+    segment head's prototypes are output1."""
+    preds, protos = decode_tasks.split_outputs(outputs)
+    pred = preds[0]
     classes = len(labels) or pred.shape[0] - 4
     class_scores = pred[4:4 + classes]
     class_ids = class_scores.argmax(0)
@@ -70,18 +113,49 @@ def decode_yolo(outputs: list[np.ndarray], geometry: Geometry, labels: tuple[str
     mask = scores > options.conf
     xywh = pred[:4, mask].T
     boxes = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1)
-    return _detections(boxes, scores[mask], class_ids[mask], geometry, labels, options)
+    extras = pred[4 + classes:, mask].T
+    return _detections(boxes, scores[mask], class_ids[mask], geometry, labels, options, extras, protos)
 
 
 def decode_yolo_end2end(outputs: list[np.ndarray], geometry: Geometry, labels: tuple[str, ...],
                         options: DecodeOptions) -> Detections:
-    """NMS-free heads (YOLO26, YOLOv10): output0 is [1, max_det, 6] rows of x1, y1, x2, y2, score, class."""
-    rows = outputs[0][0]
+    """NMS-free heads (YOLO26, YOLOv10): output0 is [1, max_det, 6 + extras] rows of x1, y1, x2, y2, score, class,
+    then the task's channels (mask coefficients with the prototypes in output1, or keypoints)."""
+    preds, protos = decode_tasks.split_outputs(outputs)
+    rows = preds[0]
     rows = rows[rows[:, 4] > options.conf][: options.max_det]
     order = np.argsort(-rows[:, 4], kind="stable")
     rows = rows[order]
-    return Detections(_to_original(rows[:, :4], geometry).astype(np.float32), rows[:, 4].astype(np.float32),
-                      rows[:, 5].astype(np.int64), labels)
+    found = Detections(_to_original(rows[:, :4], geometry).astype(np.float32), rows[:, 4].astype(np.float32),
+                       rows[:, 5].astype(np.int64), labels)
+    if rows.shape[1] <= 6:
+        return found
+    return _with_extras(found, rows[:, 6:], rows[:, :4], protos, geometry, options)
+
+
+def decode_yolo_obb(outputs: list[np.ndarray], geometry: Geometry, labels: tuple[str, ...],
+                    options: DecodeOptions) -> Detections:
+    """Oriented boxes: [1, 4 + classes + 1, anchors] columns of cx, cy, w, h (input pixels), class scores, angle
+    (radians), with rotated NMS by probabilistic IoU; or, NMS-free (YOLO26), [1, max_det, 7] rows of cx, cy, w, h,
+    score, class, angle."""
+    pred = outputs[0][0]
+    classes = len(labels) or pred.shape[0] - 5
+    if options.end2end or (pred.shape[1] == 7 and pred.shape[0] != 5 + classes):
+        rows = pred[pred[:, 4] > options.conf][: options.max_det]
+        rows = rows[np.argsort(-rows[:, 4], kind="stable")]
+        xywhr = np.concatenate([rows[:, :4], rows[:, 6:7]], 1)
+        scores, class_ids = rows[:, 4], rows[:, 5].astype(np.int64)
+    else:
+        class_scores = pred[4:4 + classes]
+        ids = class_scores.argmax(0)
+        best = np.take_along_axis(class_scores, ids[None], 0)[0]
+        mask = best > options.conf
+        candidates = np.concatenate([pred[:4, mask].T, pred[4 + classes:5 + classes, mask].T], 1)
+        keep = decode_tasks.rotated_nms(candidates, best[mask], ids[mask], options.iou, options.max_det,
+                                        MAX_CANDIDATES)
+        xywhr, scores, class_ids = candidates[keep], best[mask][keep], ids[mask][keep].astype(np.int64)
+    rotated, boxes = decode_tasks.rotated_to_original(xywhr, geometry)
+    return Detections(boxes, scores.astype(np.float32), class_ids, labels, rotated=rotated)
 
 
 def decode_darknet(outputs: list[np.ndarray], geometry: Geometry, labels: tuple[str, ...],
@@ -123,6 +197,7 @@ Decoder = Callable[[list[np.ndarray], Geometry, tuple[str, ...], DecodeOptions],
 DECODERS: dict[str, Decoder] = {
     "yolo": decode_yolo,
     "yolo-end2end": decode_yolo_end2end,
+    "yolo-obb": decode_yolo_obb,
     "darknet": decode_darknet,
     "classify-logits": decode_logits,
     "classify-probs": decode_probabilities,
@@ -130,4 +205,4 @@ DECODERS: dict[str, Decoder] = {
 }
 
 # Defaults a user would expect from each family's own tools (Ultralytics predict; OpenCV's YOLO samples).
-DEFAULT_IOU = {"yolo": 0.7, "yolo-end2end": 0.7, "darknet": 0.45}
+DEFAULT_IOU = {"yolo": 0.7, "yolo-end2end": 0.7, "yolo-obb": 0.7, "darknet": 0.45}

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from studio.errors import UnsupportedError
+from studio.loaders.ultralytics_support import task_decode_fields
 from studio.model import ImageInput, ModelHandle, Task
 from studio.runtime.backends import Backend
 from studio.runtime.decoders import DECODERS, DEFAULT_IOU, DecodeOptions
@@ -38,12 +39,15 @@ class Predictor:
                                    fix="use 'deploy-studio bench' on it, which feeds tensors of its input shape")
         if handle.decoder not in DECODERS:
             raise UnsupportedError(f"{handle.name}: {handle.task} outputs are not decoded yet",
-                                   fix="detect, segment and pose (boxes) and classify models are supported")
+                                   fix="detect, segment, pose, OBB and classify models are supported")
         self.handle, self.backend = handle, backend
         self.image_input: ImageInput = handle.image_input
         self.decode = DECODERS[handle.decoder]
+        kpt_shape, mask_channels, end2end = task_decode_fields(handle.task, handle.metadata, handle.outputs,
+                                                               handle.labels)
         self.options = DecodeOptions(conf=conf, iou=iou if iou is not None else DEFAULT_IOU.get(handle.decoder, 0.7),
-                                     top_k=top_k)
+                                     top_k=top_k, kpt_shape=kpt_shape, mask_channels=mask_channels,
+                                     end2end=end2end or handle.decoder == "yolo-end2end")
         self.target_hw, self.rect = target_size(handle, backend, imgsz)
         self.last_input: np.ndarray | None = None  # kept for measurement cross-checks (bench)
 

@@ -127,3 +127,102 @@ def test_rotated_boxes_are_drawn_as_their_polygons_not_upright_boxes(view):
             assert np.abs(near - colour).max(axis=1).min() <= 30, ((x, y), near)
     assert np.abs(_at(pixels, 160, 120) - GREY).max() <= 2  # not filled
     assert np.abs(_at(pixels, upright[0][0] + 1, upright[0][3] - 1) - GREY).max() <= 2  # no upright box corner
+
+
+# --- A real model's answer, decoded by the engine and drawn ----------------------------------------------------------
+
+RANDOM_CONF = 1e-4  # random-weight configs score every anchor alike, far below 0.25
+
+
+def _decoded(spec: str, shown: int) -> tuple[np.ndarray, Detections]:
+    """bus.jpg through the studio's loader and predictor, its ``shown`` best instances.
+
+    ``spec`` is a zoo name (real weights, the default threshold) or a bundled Ultralytics config (random
+    weights, a threshold low enough for them)."""
+    import cv2
+
+    from studio.loaders import load_model
+    from studio.loaders.ultralytics_yaml import load_bundled
+    from studio.media import bundled_image
+    from studio.runtime.predictor import make_predictor
+
+    frame = cv2.imread(str(bundled_image("bus.jpg")))
+    real = spec.startswith("zoo:")
+    handle = load_model(spec, trust=True) if real else load_bundled(spec)  # zoo files: pinned package contents
+    result = make_predictor(handle, "torch", conf=0.25 if real else RANDOM_CONF)(frame).result
+    assert isinstance(result, Detections) and len(result) >= shown, (spec, len(result))
+    rows = slice(0, shown)
+    return frame, Detections(result.boxes[rows], result.scores[rows], result.class_ids[rows], result.labels,
+                             masks=None if result.masks is None else result.masks[rows],
+                             keypoints=None if result.keypoints is None else result.keypoints[rows],
+                             rotated=None if result.rotated is None else result.rotated[rows])
+
+
+def _render_at_frame_size(qtbot, frame: np.ndarray, result: Detections) -> np.ndarray:
+    """The widget at the frame's own size: widget pixel (x, y) is frame pixel (x, y)."""
+    widget = FrameView()
+    qtbot.addWidget(widget)
+    widget.resize(frame.shape[1], frame.shape[0])
+    widget.show_frame(frame, result, "")
+    image = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, : 3 * image.width()].reshape(image.height(), image.width(), 3).copy()
+
+
+def _away_from_boxes(shape: tuple[int, int], boxes: np.ndarray, margin: int = 4, tag: int = 30) -> np.ndarray:
+    """Pixels at least ``margin`` from every drawn box edge and outside the label tags above the boxes."""
+    clear = np.ones(shape, bool)
+    for x1, y1, x2, y2 in boxes.astype(int):
+        for x in (x1, x2):
+            clear[max(y1 - margin, 0): y2 + margin, max(x - margin, 0): x + margin] = False
+        for y in (y1, y2):
+            clear[max(y - margin, 0): y + margin, max(x1 - margin, 0): x2 + margin] = False
+        clear[max(y1 - tag, 0): y1 + tag, max(x1 - margin, 0): x1 + 8 * tag] = False
+    return clear
+
+
+def test_a_segmentation_models_masks_are_drawn_in_the_class_colour(qtbot):
+    frame, result = _decoded("yolov8n-seg.yaml", shown=2)
+    assert result.masks is not None and result.masks.shape[1:] == frame.shape[:2]
+    pixels = _render_at_frame_size(qtbot, frame, result).astype(int)
+    clear = _away_from_boxes(frame.shape[:2], result.boxes)
+    rgb = frame[..., ::-1].astype(int)
+    top = result.masks[0] & clear  # the best instance is drawn over the others
+    assert top.sum() > 1000, "the decoded mask should cover a visible area"
+    colour = _rgb(int(result.class_ids[0]))
+    premultiplied = np.round(colour * MASK_ALPHA)
+    expected = premultiplied + rgb[top] * (1 - round(255 * MASK_ALPHA) / 255)
+    assert np.abs(pixels[top] - expected).max() <= 3
+    outside = ~result.masks.any(axis=0) & clear
+    assert outside.sum() > 1000
+    assert np.abs(pixels[outside] - rgb[outside]).max() <= 2
+
+
+def test_a_pose_models_keypoints_are_dots_at_the_decoded_coordinates(qtbot):
+    frame, result = _decoded("zoo:yolo11n-pose", shown=3)  # real weights: the people in bus.jpg
+    assert result.keypoints is not None and result.keypoints.shape[1:] == (17, 3)
+    pixels = _render_at_frame_size(qtbot, frame, result).astype(int)
+    seen = result.keypoints[..., 2] >= 0.5
+    assert seen.sum() >= 20, "three people facing the camera show most of their keypoints"
+    for index, point in zip(*np.nonzero(seen), strict=True):
+        x, y = result.keypoints[index, point, :2]
+        colour = _rgb(int(result.class_ids[index]))
+        assert np.abs(pixels[min(int(y), frame.shape[0] - 1), min(int(x), frame.shape[1] - 1)] - colour).max() <= 8
+
+
+def test_an_obb_models_polygons_are_drawn_on_their_edges(qtbot):
+    frame, result = _decoded("yolo11n-obb.yaml", shown=1)
+    assert result.rotated is not None
+    pixels = _render_at_frame_size(qtbot, frame, result).astype(int)
+    height, width = frame.shape[:2]
+    colour = _rgb(int(result.class_ids[0]))
+    corners = rotated_corners(result.rotated)[0]
+    checked = 0
+    for start, end in zip(corners, np.roll(corners, -1, axis=0), strict=True):
+        for t in (0.3, 0.5, 0.7):
+            x, y = (int(v + 0.5) for v in start + (end - start) * t)
+            if 2 <= x < width - 2 and 2 <= y < height - 2:
+                near = pixels[y - 1: y + 2, x - 1: x + 2].reshape(-1, 3)
+                assert np.abs(near - colour).max(axis=1).min() <= 30, ((x, y), near)
+                checked += 1
+    assert checked >= 3, "the decoded polygon should lie (partly) inside the frame"

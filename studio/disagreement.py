@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from studio.runtime.decode_tasks import probiou
 from studio.runtime.results import Classification, Detections
 
 MATCH = 0.5
@@ -141,28 +142,6 @@ def keypoint_oks(a: np.ndarray, b: np.ndarray, boxes_a: np.ndarray, boxes_b: np.
     return e.sum(axis=-1, dtype=np.float64) / (counted.sum(axis=-1) + _EPS)
 
 
-def _covariance(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    a, b = boxes[:, 2] ** 2 / 12, boxes[:, 3] ** 2 / 12
-    cos, sin = np.cos(boxes[:, 4]), np.sin(boxes[:, 4])
-    return a * cos**2 + b * sin**2, a * sin**2 + b * cos**2, (a - b) * cos * sin
-
-
-def rotated_probiou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise probabilistic IoU of (N, 5) and (M, 5) xywhr boxes (Ultralytics' batch_probiou, in numpy)."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    x1, y1 = a[:, None, 0], a[:, None, 1]
-    x2, y2 = b[None, :, 0], b[None, :, 1]
-    a1, b1, c1 = (v[:, None] for v in _covariance(a))
-    a2, b2, c2 = (v[None, :] for v in _covariance(b))
-    det = (a1 + a2) * (b1 + b2) - (c1 + c2) ** 2
-    t1 = ((a1 + a2) * (y1 - y2) ** 2 + (b1 + b2) * (x1 - x2) ** 2) / (det + _EPS) * 0.25
-    t2 = ((c1 + c2) * (x2 - x1) * (y1 - y2)) / (det + _EPS) * 0.5
-    own = np.sqrt((a1 * b1 - c1**2).clip(0) * (a2 * b2 - c2**2).clip(0))
-    t3 = np.log(det / (4 * own + _EPS) + _EPS) * 0.5
-    distance = np.clip(t1 + t2 + t3, _EPS, 100.0)
-    return 1 - np.sqrt(1.0 - np.exp(-distance) + _EPS)
-
-
 def _greedy_unmatched(similarity: np.ndarray, threshold: float) -> int:
     """Rows and columns left without a partner at ``threshold``, rows (sorted by score) picking first."""
     matched = 0
@@ -183,7 +162,7 @@ def _task_similarity(a: Detections, b: Detections, same_class: np.ndarray) -> np
     if a.keypoints is not None and b.keypoints is not None and a.keypoints.shape[1:] == b.keypoints.shape[1:]:
         return keypoint_oks(a.keypoints, b.keypoints, a.boxes, b.boxes)
     if a.rotated is not None and b.rotated is not None:
-        return rotated_probiou(a.rotated, b.rotated)
+        return probiou(a.rotated, b.rotated)
     return _iou(a.boxes, b.boxes)
 
 

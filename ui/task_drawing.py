@@ -12,6 +12,7 @@ import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPolygonF
 
+from studio.runtime.decode_tasks import rotated_corners
 from studio.runtime.results import Detections
 
 PALETTE = [QColor(c) for c in ("#ff3b30", "#34c759", "#0a84ff", "#ff9f0a", "#bf5af2", "#64d2ff", "#ffd60a",
@@ -87,16 +88,6 @@ def draw_tag(painter: QPainter, x: float, y: float, min_top: float, text: str, c
     painter.fillRect(tag, color)
     painter.setPen(QColor("black"))
     painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, text)
-
-
-def rotated_corners(xywhr: np.ndarray) -> np.ndarray:
-    """(N, 4, 2) corners of (N, 5) xywhr boxes, in the order of Ultralytics' xywhr2xyxyxyxy."""
-    centre = xywhr[:, None, :2].astype(np.float64)
-    cos, sin = np.cos(xywhr[:, 4]), np.sin(xywhr[:, 4])
-    along = np.stack([xywhr[:, 2] / 2 * cos, xywhr[:, 2] / 2 * sin], axis=1)[:, None]
-    across = np.stack([-xywhr[:, 3] / 2 * sin, xywhr[:, 3] / 2 * cos], axis=1)[:, None]
-    return np.concatenate([centre + along + across, centre + along - across, centre - along - across,
-                           centre - along + across], axis=1)
 
 
 def draw_rotated(painter: QPainter, result: Detections, where: Placement) -> None:

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QImage
 
+from studio.runtime.decode_tasks import rotated_corners
 from studio.runtime.results import Detections
 from ui.frame_view import FrameView
-from ui.task_drawing import MASK_ALPHA, class_color, rotated_corners
+from ui.task_drawing import MASK_ALPHA, class_color
 
 GREY = 60
 FRAME_W, FRAME_H = 320, 240

@@ -10,9 +10,9 @@ from studio.disagreement import (
     disagreement,
     keypoint_oks,
     mask_iou,
-    rotated_probiou,
     unmatched,
 )
+from studio.runtime.decode_tasks import probiou
 from studio.runtime.results import Classification, Detections
 
 LABELS = ("person", "car")
@@ -121,7 +121,7 @@ def test_invisible_keypoints_are_not_counted_and_other_skeletons_weigh_points_al
 
 def test_rotated_boxes_by_probabilistic_iou():
     boxes = np.array([[50, 50, 40, 10, 0.3], [150, 80, 20, 20, 0.0]], np.float32)
-    assert np.allclose(np.diag(rotated_probiou(boxes, boxes)), 1.0, atol=1e-3)
+    assert np.allclose(np.diag(probiou(boxes, boxes)), 1.0, atol=1e-3)
     upright = [(30, 40, 70, 60), (140, 70, 160, 90)]
     a = _detections(upright, [0, 1], rotated=boxes)
     assert disagreement(a, a) == 0

@@ -25,12 +25,22 @@ from studio.runtime.preprocess import prepare
 Runner = Callable[[np.ndarray], list[np.ndarray]]
 
 
+def decode_options(source: ModelHandle, conf: float) -> DecodeOptions:
+    """What the source's decoder needs beyond the threshold — kpt_shape, mask channels, an NMS-free head — as the
+    Predictor reads them, so an export's masks and keypoints are decoded and judged by the task's metric."""
+    from studio.loaders.ultralytics_support import task_decode_fields
+
+    kpt_shape, mask_channels, end2end = task_decode_fields(source.task, source.metadata, source.outputs,
+                                                           source.labels)
+    return DecodeOptions(conf=conf, iou=DEFAULT_IOU.get(source.decoder, 0.7), kpt_shape=kpt_shape,
+                         mask_channels=mask_channels, end2end=end2end or source.decoder == "yolo-end2end")
+
+
 def parity(source: ModelHandle, run_source: Runner, run_export: Runner, input_hw: tuple[int, int],
            frames: int = 12, ctx: Any = None) -> VisionParity:
     """Compare two runners on the fixed frame set; ``input_hw`` is the export's input size."""
     decode = DECODERS.get(source.decoder, DECODERS["tensor"])
-    iou = DEFAULT_IOU.get(source.decoder, 0.7)
-    reference_opts, export_opts = DecodeOptions(conf=TARGET_CONF, iou=iou), DecodeOptions(conf=PREDICTION_CONF, iou=iou)
+    reference_opts, export_opts = decode_options(source, TARGET_CONF), decode_options(source, PREDICTION_CONF)
     worst, references, produced = 0.0, [], []
     images, note = judging_frames(frames, ctx)
     for index, frame in enumerate(images):

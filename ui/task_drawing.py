@@ -113,8 +113,9 @@ def draw_keypoints(painter: QPainter, result: Detections, where: Placement) -> N
         return
     keypoints = result.keypoints
     limbs = COCO_LIMBS if keypoints.shape[1] == COCO_KEYPOINTS else ()
-    radius = max(2.0, min(4.0, 3.0 * where.scale))
+    radius = max(3.0, min(5.0, 4.0 * where.scale))
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    dots: list[tuple[QColor, list[QPointF]]] = []
     for index in range(len(result)):
         color = class_color(int(result.class_ids[index]))
         points = [where.point(float(x), float(y)) for x, y in keypoints[index, :, :2]]
@@ -123,10 +124,17 @@ def draw_keypoints(painter: QPainter, result: Detections, where: Placement) -> N
         for first, second in limbs:
             if seen[first] and seen[second]:
                 painter.drawLine(points[first], points[second])
-        painter.setPen(Qt.PenStyle.NoPen)
+        dots.append((color, [point for point, visible in zip(points, seen, strict=True) if visible]))
+    # White rims first, every fill after them: a dot stands out from limbs of its own colour, and a neighbour's
+    # rim never covers it (face keypoints of a distant person lie closer together than a dot's width).
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor("white"))
+    for _, points in dots:
+        for point in points:
+            painter.drawEllipse(point, radius + 1, radius + 1)
+    for color, points in dots:
         painter.setBrush(color)
-        for point, visible in zip(points, seen, strict=True):
-            if visible:
-                painter.drawEllipse(point, radius, radius)
+        for point in points:
+            painter.drawEllipse(point, radius, radius)
     painter.setBrush(Qt.BrushStyle.NoBrush)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)

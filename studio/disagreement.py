@@ -122,7 +122,8 @@ def keypoint_oks(a: np.ndarray, b: np.ndarray, boxes_a: np.ndarray, boxes_b: np.
     """Pairwise OKS of (N, K, 3) and (M, K, 3) keypoints, Ultralytics' kpt_iou made symmetric.
 
     Neither side is ground truth, so a keypoint counts when either side sees it (visibility ≥ 0.5), and the
-    object's area is the mean of the two boxes' areas × 0.53.
+    object's area is the mean of the two boxes' areas × 0.53. A pair where neither side sees any keypoint has
+    nothing to compare: NaN, for the caller to judge otherwise.
     """
     k = a.shape[1]
     sigmas = COCO_SIGMAS if k == len(COCO_SIGMAS) else np.full(k, 1.0 / k)
@@ -139,7 +140,8 @@ def keypoint_oks(a: np.ndarray, b: np.ndarray, boxes_a: np.ndarray, boxes_b: np.
     np.exp(e, out=e)
     counted = (a32[:, None, :, 2] >= VISIBLE) | (b32[None, :, :, 2] >= VISIBLE)  # (N, M, K)
     e *= counted
-    return e.sum(axis=-1, dtype=np.float64) / (counted.sum(axis=-1) + _EPS)
+    seen = counted.sum(axis=-1)
+    return np.where(seen > 0, e.sum(axis=-1, dtype=np.float64) / np.maximum(seen, 1), np.nan)
 
 
 def _greedy_unmatched(similarity: np.ndarray, threshold: float) -> int:
@@ -160,7 +162,9 @@ def _task_similarity(a: Detections, b: Detections, same_class: np.ndarray) -> np
         # Masks lie inside their boxes: pairs whose boxes do not touch cannot overlap and are skipped.
         return mask_iou(a.masks, b.masks, a.boxes, b.boxes, same_class & (_iou(a.boxes, b.boxes) > 0))
     if a.keypoints is not None and b.keypoints is not None and a.keypoints.shape[1:] == b.keypoints.shape[1:]:
-        return keypoint_oks(a.keypoints, b.keypoints, a.boxes, b.boxes)
+        oks = keypoint_oks(a.keypoints, b.keypoints, a.boxes, b.boxes)
+        # Two detections of a person whose keypoints neither side sees: their boxes are all there is to compare.
+        return np.where(np.isnan(oks), _iou(a.boxes, b.boxes), oks)
     if a.rotated is not None and b.rotated is not None:
         return probiou(a.rotated, b.rotated)
     return _iou(a.boxes, b.boxes)

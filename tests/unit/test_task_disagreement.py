@@ -119,6 +119,16 @@ def test_invisible_keypoints_are_not_counted_and_other_skeletons_weigh_points_al
     assert np.isclose(keypoint_oks(a, b, box, box)[0, 0], 0.8, atol=1e-3)
 
 
+def test_a_person_whose_keypoints_neither_side_sees_is_judged_by_its_box():
+    box = [(70, 40, 130, 160)]
+    unseen = _skeleton(100, 100)
+    unseen[..., 2] = 0.1
+    assert np.isnan(keypoint_oks(unseen, unseen, np.array(box, float), np.array(box, float))[0, 0])
+    a = _detections(box, [0], keypoints=unseen)
+    assert disagreement(a, a) == 0
+    assert disagreement(a, _detections([(130, 40, 190, 160)], [0], keypoints=unseen)) == 2
+
+
 def test_rotated_boxes_by_probabilistic_iou():
     boxes = np.array([[50, 50, 40, 10, 0.3], [150, 80, 20, 20, 0.0]], np.float32)
     assert np.allclose(np.diag(probiou(boxes, boxes)), 1.0, atol=1e-3)

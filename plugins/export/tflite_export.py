@@ -36,6 +36,10 @@ class TfliteExportSettings:
         "fp32", label="Precision", help="fp16: float16 weights; int8: int8 weights and activations, calibrated")
     verify_frames: int = option(12, label="Frames to verify on", min=1, max=27,
                                 help="Bundled frames run through the source and the .tflite for parity")
+    int8_target: float = option(
+        0.95, label="INT8 fidelity target", min=0.0, max=1.0,
+        help="int8 of a detector, segmenter, pose or OBB model: the sensitivity search keeps the most harmful "
+             "units float until the task's metric against the FP32 file reaches this")
 
 
 class TfliteExport(Exporter):
@@ -76,20 +80,25 @@ class TfliteExport(Exporter):
             ctx.check_cancelled()
             ctx.progress(0.05, "converting with litert-torch")
             _convert_torch(source, converted)
-        if converted != target:
-            from plugins.export.tflite_quantize import quantize_tflite
-
-            ctx.check_cancelled()
-            details |= quantize_tflite(converted, target, settings.precision, model, ctx.sub(0.4, 0.6),
-                                       keep_float=keep_float)
-            converted.unlink()
-        details["metadata"] = write_metadata(target, model)
-        ctx.progress(0.6, "verifying in ai_edge_litert")
         from studio.runtime.litert_backend import LiteRtBackend
 
         # Ultralytics' LiteRT export normalises detection boxes to 0–1 where the ONNX graph gives pixels.
         scaled = ultralytics and model.task in (Task.DETECT, Task.SEGMENT, Task.POSE)
-        run = LiteRtBackend(target, threads=2, box_decoder=model.decoder if scaled else None, boxes_known=True).run
+
+        def backend(path: Path) -> LiteRtBackend:
+            return LiteRtBackend(path, threads=2, box_decoder=model.decoder if scaled else None, boxes_known=True)
+
+        if converted != target:
+            from plugins.export.tflite_quantize import quantize_tflite
+
+            ctx.check_cancelled()
+            details |= quantize_tflite(converted, target, settings.precision, model, ctx.sub(0.05, 0.6),
+                                       keep_float=keep_float, backend=backend,
+                                       target_fidelity=settings.int8_target)
+            converted.unlink()
+        details["metadata"] = write_metadata(target, model)
+        ctx.progress(0.6, "verifying in ai_edge_litert")
+        run = backend(target).run
         from studio.runtime.backends import OrtBackend
         from studio.verify import parity
 

@@ -2,15 +2,18 @@
 
 - FP16: weights cast to float16 (``FLOAT_CASTING``); compute stays FP32, the file halves.
 - INT8: static int8 weights and activations (``static_wi8_ai8``) calibrated on the same frames as the
-  ONNX INT8 path (``studio.calibration``, disjoint from the verification frames). A detector's
-  decoding (DFL softmax, box arithmetic, the concatenation of pixel boxes with 0–1 scores) stays
-  float: one int8 scale for 0–640 boxes and 0–1 scores rounds every score to zero, the same reason
-  the ONNX mixed-INT8 plugin keeps the head's non-convolution ops float.
+  ONNX INT8 path (``studio.calibration``, disjoint from the verification frames). For a detector,
+  segmenter, pose or OBB model, what stays float is found by a sensitivity search
+  (``plugins.export.tflite_sensitivity``): units near the outputs each quantized alone and judged by the
+  task's fidelity metric against the FP32 file, the most harmful kept float until the target is met.
+  A detector rebuilt from ONNX (no module paths in its tensor names) keeps the head scope its caller
+  names (``keep_float``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +22,10 @@ import numpy as np
 from studio.model import ModelHandle
 from studio.tasks import TaskContext
 
-# Op scopes (TFLite tensor names carry the torch module path) that decode a detector's outputs.
-DECODE_SCOPES = {
-    "ultralytics": r"DFL_dfl|head\.Detect_\d+;|_NormalizeCoords;",
-    "darknet": r"YoloDecode",
-}
+# Tasks whose INT8 file is searched for the units to keep float (their decoding mixes scales int8 cannot share).
+SEARCHED_TASKS = ("detect", "segment", "pose", "obb")
+SEARCH_FRAMES = 12  # judging frames per candidate, as the export's own verification uses by default
+SEARCH_CANDIDATES = 12  # units nearest the outputs: about 5 s each for yolov8s at 640 on 2 cores
 
 
 def _signature(path: Path) -> tuple[str, str, tuple[int, ...]]:
@@ -37,13 +39,19 @@ def _signature(path: Path) -> tuple[str, str, tuple[int, ...]]:
     return key, name, shape
 
 
+def input_hw(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Height and width of an image input, NCHW or NHWC."""
+    nhwc = shape[-1] in (1, 3) and shape[1] not in (1, 3)
+    return (shape[1], shape[2]) if nhwc else (shape[2], shape[3])
+
+
 def calibration_inputs(model: ModelHandle, shape: tuple[int, ...], samples: int,
                        ctx: TaskContext) -> tuple[list[np.ndarray], dict[str, Any]]:
     from studio.calibration import calibration_frames
     from studio.runtime.preprocess import prepare
 
     nhwc = shape[-1] in (1, 3) and shape[1] not in (1, 3)
-    size = (shape[1], shape[2]) if nhwc else (shape[2], shape[3])
+    size = input_hw(shape)
     frames, info = calibration_frames(None, samples, ctx)
     tensors = []
     for frame in frames:
@@ -60,11 +68,14 @@ def dtype_counts(path: Path) -> dict[str, int]:
 
 
 def quantize_tflite(source: Path, target: Path, precision: str, model: ModelHandle, ctx: TaskContext,
-                    calibration_samples: int = 32, keep_float: str | None = None) -> dict[str, Any]:
+                    calibration_samples: int = 32, keep_float: str | None = None,
+                    backend: Callable[[Path], Any] | None = None, target_fidelity: float = 0.95) -> dict[str, Any]:
     """Write ``target`` as the ``precision`` version of the FP32 ``source``; returns what was done.
 
-    ``keep_float``: the op-scope regex of a detector's decoding to keep float, where the model's family does not
-    name it (a detector rebuilt from ONNX carries its ONNX node names, not its PyTorch module path)."""
+    ``keep_float``: the op-scope regex of a detector's decoding to keep float (a detector rebuilt from ONNX
+    carries its ONNX node names, not module paths to group by). Otherwise a detector-like model's INT8 is
+    searched: ``backend`` opens a .tflite for scoring (as the export's verification does) and
+    ``target_fidelity`` is the task metric against the FP32 file that the search stops at."""
     from ai_edge_quantizer import quantizer, recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
     from ai_edge_quantizer.qtyping import TFLOperationName
@@ -77,25 +88,44 @@ def quantize_tflite(source: Path, target: Path, precision: str, model: ModelHand
         details["recipe"] = "weights cast to float16 (FLOAT_CASTING), compute in float32"
         result = engine.quantize(enable_progress_report=False)
     elif precision == "int8":
-        steps = list(recipe.static_wi8_ai8())
-        scope = keep_float or (DECODE_SCOPES.get(model.metadata.get("family", "")) if model.task.value in (
-            "detect", "segment", "pose") else None)
-        if scope:
-            steps.append({"regex": scope, "operation": "*", "algorithm_key": AlgorithmName.NO_QUANTIZE.value,
+        static = list(recipe.static_wi8_ai8())
+        steps = list(static)
+        if keep_float:
+            steps.append({"regex": keep_float, "operation": "*", "algorithm_key": AlgorithmName.NO_QUANTIZE.value,
                           "op_config": {}})
-        engine.load_quantization_recipe(steps)
+        engine.load_quantization_recipe(steps)  # every op quantized: calibration records every tensor's range
         key, name, shape = _signature(source)
-        ctx.progress(0.1, "calibrating INT8 ranges")
+        ctx.progress(0.05, "calibrating INT8 ranges")
         tensors, info = calibration_inputs(model, shape, calibration_samples, ctx)
         calibration = engine.calibrate({key: [{name: t} for t in tensors]}, num_threads=2)
         ctx.check_cancelled()
+        details |= {"recipe": "static int8 weights and activations (static_wi8_ai8, min-max)"
+                              + (f"; decoding ops kept float (/{keep_float}/)" if keep_float else ""),
+                    "calibration": info}
+        if not keep_float and backend is not None and model.task.value in SEARCHED_TASKS:
+            search = _search(source, target, calibration, static, model, backend, target_fidelity,
+                             ctx.sub(0.3, 1.0))
+            kept = ", ".join(search["kept_in_float"]) or "none"
+            details |= {"recipe": details["recipe"] + f"; kept float by sensitivity search: {kept}",
+                        "int8_search": search, "tensor_dtypes": dtype_counts(target)}
+            return details
         ctx.progress(0.7, "quantizing")
         result = engine.quantize(calibration, enable_progress_report=False)
-        details |= {"recipe": "static int8 weights and activations (static_wi8_ai8, min-max)"
-                              + (f"; decoding ops kept float (/{scope}/)" if scope else ""),
-                    "calibration": info}
     else:
         raise ValueError(f"no TFLite quantization for {precision}")
     result.export_model(str(target), overwrite=True)
     details["tensor_dtypes"] = dtype_counts(target)
     return details
+
+
+def _search(source: Path, target: Path, calibration: Any, static: list[dict[str, Any]], model: ModelHandle,
+            backend: Callable[[Path], Any], target_fidelity: float, ctx: TaskContext) -> dict[str, Any]:
+    import tempfile
+
+    from plugins.export.tflite_sensitivity import TfliteScorer, search_int8
+
+    ctx.progress(0.0, "scoring the FP32 file on the judging frames")
+    scorer = TfliteScorer(model, source, backend, input_hw(_signature(source)[2]), SEARCH_FRAMES, ctx)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".int8-search-") as workdir:
+        return search_int8(source, target, calibration, static, scorer, Path(workdir), ctx,
+                           target_fidelity=target_fidelity, max_candidates=SEARCH_CANDIDATES)

@@ -19,6 +19,7 @@ from studio.errors import BadInputError, first_line
 from studio.hashing import sha256_file
 from studio.loaders.onnx_checks import check_onnx
 from studio.loaders.ultralytics_meta import parse_ultralytics_meta
+from studio.loaders.ultralytics_support import TASK_DECODERS as _TASK_DECODERS
 from studio.loaders.ultralytics_support import ultralytics_onnx_decoder
 from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
 
@@ -126,9 +127,6 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
 
 # The decoders each task's graphs may name, and the layout each decoder reads from output 0: (rank, axis, least
 # size of that axis before the class count is added; None: the class count is not in that axis).
-_TASK_DECODERS = {Task.DETECT: ("yolo", "yolo-end2end", "darknet"), Task.SEGMENT: ("yolo", "yolo-end2end"),
-                  Task.POSE: ("yolo", "yolo-end2end"), Task.OBB: ("yolo-obb",),
-                  Task.CLASSIFY: ("classify-logits", "classify-probs"), Task.TENSOR: ("tensor",)}
 _LAYOUTS: dict[str, tuple[int, int, int, bool]] = {
     "yolo": (3, 1, 4, True), "yolo-obb": (3, 1, 5, True), "yolo-end2end": (3, 2, 6, False),
     "darknet": (3, 2, 5, True), "classify-logits": (2, 1, 0, True), "classify-probs": (2, 1, 0, True)}

@@ -19,6 +19,7 @@ from studio.artifact_metadata import DECODER_KEY, image_input_from_metadata, is_
 from studio.errors import BadInputError
 from studio.hashing import sha256_file
 from studio.loaders.ultralytics_meta import parse_ultralytics_meta
+from studio.loaders.ultralytics_support import TASK_DECODERS as _TASK_DECODERS
 from studio.loaders.ultralytics_support import ultralytics_onnx_decoder
 from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
 
@@ -27,9 +28,6 @@ _OWN_FIX = "re-export the model with Deploy Studio, or remove its 'deploy_studio
 MAX_YAML_BYTES = 1 << 20  # a metadata.yaml with 80 class names is ~2 kB
 _STUDIO_PREFIX = "deploy_studio_"
 # Decoders a studio file may name, per task (the studio's runtimes decode these from output 0).
-_TASK_DECODERS = {Task.DETECT: ("yolo", "yolo-end2end", "darknet"), Task.SEGMENT: ("yolo", "yolo-end2end"),
-                  Task.POSE: ("yolo", "yolo-end2end"), Task.OBB: ("yolo-obb",),
-                  Task.CLASSIFY: ("classify-logits", "classify-probs"), Task.TENSOR: ("tensor",)}
 
 
 def ir_xml(path: Path) -> Path:

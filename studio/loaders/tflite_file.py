@@ -18,6 +18,7 @@ from studio.errors import BadInputError, UnsupportedError, first_line
 from studio.hashing import sha256_file
 from studio.loaders.tflite_metadata import FlatbufferFacts, read_flatbuffer, read_zip_entries
 from studio.loaders.ultralytics_meta import parse_ultralytics_meta
+from studio.loaders.ultralytics_support import TASK_DECODERS as _TASK_DECODERS
 from studio.loaders.ultralytics_support import ultralytics_onnx_decoder
 from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
 
@@ -26,9 +27,6 @@ NOT_TFLITE_FIX = "re-export or re-download the model; the file may be truncated 
 # file does not say (ai-edge-quantizer rewrites the file without Ultralytics' metadata.json), told from its output.
 BOXES_KEY = "tflite_boxes"
 _CUSTOM_OP = "Encountered unresolved custom op: "
-_TASK_DECODERS = {Task.DETECT: ("yolo", "yolo-end2end", "darknet"), Task.SEGMENT: ("yolo", "yolo-end2end"),
-                  Task.POSE: ("yolo", "yolo-end2end"), Task.OBB: ("yolo-obb",),
-                  Task.CLASSIFY: ("classify-logits", "classify-probs"), Task.TENSOR: ("tensor",)}
 
 
 def open_interpreter(data: bytes, path: Path) -> Any:
@@ -104,7 +102,8 @@ def _quantisation_line(detail: dict[str, Any]) -> str:
 def _meta_strings(json_meta: dict[str, Any]) -> dict[str, str]:
     """Ultralytics' JSON values as the Python-literal strings ``parse_ultralytics_meta`` reads."""
     flat: dict[str, str] = {}
-    for key in ("task", "names", "imgsz", "stride", "version", "author", "description", "end2end", "batch"):
+    for key in ("task", "names", "imgsz", "stride", "version", "author", "description", "end2end", "batch",
+                "kpt_shape"):
         if key in json_meta:
             value = json_meta[key]
             flat[key] = value if isinstance(value, str) and key in ("task", "version", "author", "description") \
@@ -198,7 +197,7 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
                                 f"{list(inputs[0].shape)}, not a three-channel NHWC or NCHW image", path=path,
                                 fix="re-export the model with Deploy Studio")
         decoder = _decoder(task, studio, from_ultralytics, outputs, labels, flat.get("end2end") == "True", path)
-        if from_ultralytics and decoder in ("yolo", "yolo-end2end"):
+        if from_ultralytics and decoder in ("yolo", "yolo-end2end", "yolo-obb"):
             meta[BOXES_KEY] = "normalised"
         elif decoder == "yolo":  # re-quantised exports lose Ultralytics' metadata.json: the backend looks
             meta[BOXES_KEY] = "auto"

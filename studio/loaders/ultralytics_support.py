@@ -14,8 +14,8 @@ from pathlib import Path
 from studio.errors import BadInputError, UnsupportedError
 from studio.model import Task, TensorSpec
 
-SUPPORTED = ("the studio runs Ultralytics detect, segment, pose and classify models (YOLOv3, v5, v6, v8, v9, "
-             "v10, 11, 12 and YOLO26; OBB models load, but their rotated boxes are not decoded yet)")
+SUPPORTED = ("the studio runs Ultralytics detect, segment (masks), pose (keypoints), OBB (rotated boxes) and "
+             "classify models (YOLOv3, v5, v6, v8, v9, v10, 11, 12 and YOLO26, end-to-end heads included)")
 
 # Heads the runtimes decode (subclasses such as Segment26, Pose26, OBB26 are found through their bases).
 RUN_HEADS = frozenset({"Detect", "v10Detect", "Segment", "Pose", "OBB", "Classify"})
@@ -79,6 +79,11 @@ def check_onnx_head(head: str | None, path: Path) -> None:
                                fix=SUPPORTED)
 
 
+# The decoders a file of each task may name (studio.runtime.decoders); every loader checks a file's claim here.
+TASK_DECODERS = {Task.DETECT: ("yolo", "yolo-end2end", "darknet"), Task.SEGMENT: ("yolo", "yolo-end2end"),
+                 Task.POSE: ("yolo", "yolo-end2end"), Task.OBB: ("yolo-obb",),
+                 Task.CLASSIFY: ("classify-logits", "classify-probs"), Task.TENSOR: ("tensor",)}
+
 # Post-processing family per task of an Ultralytics-exported ONNX graph (see studio.runtime.decoders).
 _ONNX_DECODERS = {"detect": "yolo", "segment": "yolo", "pose": "yolo", "obb": "yolo-obb", "classify": "classify-probs"}
 
@@ -95,8 +100,8 @@ def ultralytics_onnx_decoder(task: object, end2end: bool, outputs: tuple[TensorS
     shape: tuple[int | str, ...] = outputs[0].shape if outputs else ()
     if decoder == "yolo" and (end2end or (len(shape) == 3 and shape[-1] == 6)):
         decoder = "yolo-end2end"
-    expected = {"yolo": (3, 1, 4 + len(labels)), "yolo-obb": (3, 1, 5 + len(labels)), "yolo-end2end": (3, 2, 6),
-                "classify-probs": (2, 1, max(len(labels), 1))}.get(decoder)
+    expected = {"yolo": (3, 1, 4 + len(labels)), "yolo-obb": (3, 2, 7) if end2end else (3, 1, 5 + len(labels)),
+                "yolo-end2end": (3, 2, 6), "classify-probs": (2, 1, max(len(labels), 1))}.get(decoder)
     if expected is None:
         return decoder
     rank, axis, least = expected

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from studio.errors import BadInputError, UnsupportedError, first_line
-from studio.model import ModelHandle
+from studio.model import ModelHandle, Task
 
 CPU_DEVICES = (None, "cpu", "CPU")
 NORMALISED_MAX = 1.5  # box values of a 0–1 head stay near 1 (a box may reach past the edge); pixels go far beyond
@@ -42,21 +42,32 @@ def dequantized(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def rescale_boxes(output: np.ndarray, decoder: str, height: int, width: int) -> np.ndarray:
-    """Box coordinates normalised to 0–1 back to input pixels: rows 0–3 of [1, 4 + n, anchors] (yolo), or
-    columns 0–3 of [1, detections, 6] rows (yolo-end2end)."""
+def rescale_boxes(output: np.ndarray, decoder: str, height: int, width: int, *, kpt_start: int | None = None,
+                  kpt_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Coordinates normalised to 0–1 back to input pixels: rows 0–3 of [1, 4 + n, anchors] (yolo, yolo-obb: x, y,
+    w, h), or columns 0–3 of [1, detections, 6 + extras] rows (yolo-end2end, and yolo-obb when it has rows); and a
+    pose head's keypoint x and y, which Ultralytics' LiteRT export normalises too, from ``kpt_start`` on."""
     output = output.copy()
-    if decoder == "yolo":
-        output[:, [0, 2]] *= width
-        output[:, [1, 3]] *= height
-    elif decoder == "yolo-end2end":
-        output[..., [0, 2]] *= width
-        output[..., [1, 3]] *= height
+    rows = decoder == "yolo-end2end" or (decoder == "yolo-obb" and _has_rows(output))
+    view = output if rows else np.moveaxis(output, 1, 2)  # (1, instances, channels) either way, writing through
+    view[..., [0, 2]] *= width  # x1, x2 or cx, w
+    view[..., [1, 3]] *= height
+    if kpt_shape is not None and kpt_start is not None:
+        points, dims = kpt_shape
+        xs = [kpt_start + k * dims for k in range(points)]
+        view[..., xs] *= width
+        view[..., [x + 1 for x in xs]] *= height
     return output
 
 
+def _has_rows(output: np.ndarray) -> bool:
+    """An NMS-free OBB head writes [1, detections, 7] rows; its other layout is [1, 4 + classes + 1, anchors]."""
+    return output.ndim == 3 and output.shape[2] == 7 and output.shape[1] != 7
+
+
 def _normalised(output: np.ndarray, decoder: str) -> bool:
-    boxes = output[:, :4] if decoder == "yolo" else output[..., :4]
+    rows = decoder == "yolo-end2end" or (decoder == "yolo-obb" and _has_rows(output))
+    boxes = output[..., :4] if rows else output[:, :4]
     return bool(boxes.size) and float(np.abs(boxes).max()) <= NORMALISED_MAX
 
 
@@ -85,6 +96,9 @@ class LiteRtBackend:
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
         self.note = ""
+        # A pose head's keypoints are normalised like its boxes: where they start in a row, and their layout.
+        self.kpt_start: int | None = None
+        self.kpt_shape: tuple[int, int] | None = None
 
     @classmethod
     def for_handle(cls, handle: ModelHandle, *, threads: int = 1, device: str | None = None,
@@ -101,6 +115,11 @@ class LiteRtBackend:
         backend = cls(handle.source_paths[0], threads=threads, xnnpack=xnnpack,
                       box_decoder=handle.decoder if boxes in ("normalised", "auto") else None,
                       boxes_known=boxes == "normalised")
+        if handle.task == Task.POSE and backend.box_decoder is not None:
+            from studio.loaders.ultralytics_support import task_decode_fields
+
+            backend.kpt_shape = task_decode_fields(handle.task, handle.metadata, handle.outputs, handle.labels)[0]
+            backend.kpt_start = 6 if handle.decoder == "yolo-end2end" else 4 + len(handle.labels)
         if handle.decoder == "tensor":
             backend.note = ("raw output tensors: nothing is drawn, as the file names no task that says what they "
                             "mean")
@@ -128,9 +147,12 @@ class LiteRtBackend:
         detail = self._set_shape(detail, tuple(feed.shape))
         self.interpreter.set_tensor(detail["index"], np.ascontiguousarray(quantized(feed, detail)))
         results = self._invoke()
-        if self.box_decoder is not None and (self.boxes_known or _normalised(results[0], self.box_decoder)):
+        # The predictions are the rank-3 output; a segment head's prototypes (rank 4) may come first in a TFLite file.
+        at = next((i for i, r in enumerate(results) if r.ndim == 3), 0)
+        if self.box_decoder is not None and (self.boxes_known or _normalised(results[at], self.box_decoder)):
             height, width = tensor.shape[2:]
-            results[0] = rescale_boxes(results[0], self.box_decoder, height, width)
+            results[at] = rescale_boxes(results[at], self.box_decoder, height, width, kpt_start=self.kpt_start,
+                                        kpt_shape=self.kpt_shape)
         return results
 
     def run_feed(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -52,19 +52,41 @@ class Detections:
         return self.labels[class_id] if class_id < len(self.labels) else f"class{class_id}"
 
     def as_list(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "label": self.label(i),
-                "class_id": int(self.class_ids[i]),
-                "score": round(float(self.scores[i]), 4),
-                "box_xyxy": [round(float(v), 1) for v in self.boxes[i]],
-            }
-            for i in range(len(self))
-        ]
+        return [self._row(i) for i in range(len(self))]
+
+    def _row(self, i: int) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "label": self.label(i),
+            "class_id": int(self.class_ids[i]),
+            "score": round(float(self.scores[i]), 4),
+            "box_xyxy": [round(float(v), 1) for v in self.boxes[i]],
+        }
+        if self.masks is not None:
+            row["mask_area"] = int(self.masks[i].sum())
+            row["polygon"] = mask_polygon(self.masks[i])
+        if self.keypoints is not None:
+            row["keypoints"] = [[round(float(x), 1), round(float(y), 1), round(float(v), 3)]
+                                for x, y, v in self.keypoints[i]]
+        if self.rotated is not None:
+            x, y, w, h, r = (float(v) for v in self.rotated[i])
+            row["xywhr"] = [round(x, 1), round(y, 1), round(w, 1), round(h, 1), round(r, 4)]
+        return row
 
     @classmethod
     def empty(cls, labels: tuple[str, ...]) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), labels)
+
+
+def mask_polygon(mask: np.ndarray, tolerance: float = 1.0) -> list[list[int]]:
+    """The outline of a mask's largest region as [[x, y], ...] original pixels, simplified to ``tolerance`` px so a
+    JSON row stays short (the mask itself is the exact answer)."""
+    import cv2
+
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return []
+    largest = max(contours, key=cv2.contourArea)
+    return [[int(x), int(y)] for x, y in cv2.approxPolyDP(largest, tolerance, True).reshape(-1, 2)]
 
 
 @dataclass

@@ -227,3 +227,32 @@ def test_an_obb_models_polygons_are_drawn_on_their_edges(qtbot):
                 assert np.abs(near - colour).max(axis=1).min() <= 30, ((x, y), near)
                 checked += 1
     assert checked >= 3, "the decoded polygon should lie (partly) inside the frame"
+
+
+def test_the_ab_preview_of_a_pose_model_agrees_with_itself_and_both_panes_draw_it(qtbot):
+    from studio.loaders import load_model
+    from studio.media import bundled_image
+    from studio.preview import Lane, LivePreview
+
+    handle = load_model("zoo:yolo11n-pose", trust=True)
+    lanes = [Lane.create(name, handle, threads=1) for name in ("A", "B")]
+    preview = LivePreview(str(bundled_image("zidane.jpg")), lanes, pace=False).start()  # looped: two people
+    try:
+        qtbot.waitUntil(lambda: preview.processed >= 4 or preview.error is not None, timeout=120_000)
+    finally:
+        assert preview.stop()
+    assert preview.error is None
+    assert preview.disagreement_total == 0  # the same model on the same frames: every person matched by OKS
+    snapshot = preview.latest()
+    assert snapshot is not None
+    for prediction in snapshot.predictions:
+        result = prediction.result
+        assert isinstance(result, Detections) and result.keypoints is not None and len(result) >= 1
+        pixels = _render_at_frame_size(qtbot, snapshot.frame, result).astype(int)
+        seen = np.argwhere(result.keypoints[..., 2] >= 0.5)
+        assert len(seen) >= 10, "two people facing the camera show their keypoints"
+        for index, point in seen:
+            x, y = result.keypoints[index, point, :2]
+            colour = _rgb(int(result.class_ids[index]))
+            spot = pixels[min(int(y), pixels.shape[0] - 1), min(int(x), pixels.shape[1] - 1)]
+            assert np.abs(spot - colour).max() <= 8

@@ -53,8 +53,11 @@ def _sample(grid: np.ndarray, rows: tuple[np.ndarray, np.ndarray, np.ndarray], c
     r0, r1 = (np.clip(t - row_start + 1, 0, grid.shape[0] + 1) for t in rows[:2])
     c0, c1 = (np.clip(t - col_start + 1, 0, grid.shape[1] + 1) for t in cols[:2])
     fy, fx = rows[2][:, None], cols[2][None, :]
-    top, bottom = padded[r0], padded[r1]
-    return (top[:, c0] * (1 - fx) + top[:, c1] * fx) * (1 - fy) + (bottom[:, c0] * (1 - fx) + bottom[:, c1] * fx) * fy
+    # Separable, columns first: the same arithmetic as torch's per-pixel formula, on far fewer gathered values.
+    needed = np.union1d(r0, r1)
+    across = padded[needed][:, c0] * (1 - fx) + padded[needed][:, c1] * fx
+    where = np.searchsorted(needed, r0), np.searchsorted(needed, r1)
+    return across[where[0]] * (1 - fy) + across[where[1]] * fy
 
 
 def _reads(taps: tuple[np.ndarray, np.ndarray, np.ndarray], start: int, stop: int) -> np.ndarray:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from studio.errors import StudioError, first_line
+from studio.evaluate.evidence import metric_label
 from studio.format_memory import measure_in_child
 from studio.metrics import PERCENTILE_METHOD, summarize_ms
 from studio.model import ModelHandle
@@ -234,7 +235,7 @@ def table_text(report: dict[str, Any]) -> str:
         fidelity = cell["fidelity"]
         rows.append((cell["format"], cell["precision"], where, status, cell["input"] or "—",
                      "—" if cell["size_mb"] is None else f"{cell['size_mb']:.2f}",
-                     f"{fidelity['metric']} {fidelity['value']:.3f}" if fidelity else "—",
+                     f"{metric_label(fidelity['metric'])} {fidelity['value']:.3f}" if fidelity else "—",
                      f"{cell['latency_ms']['p50']:.1f}" if cell["latency_ms"] else "—",
                      f"{cell['latency_ms']['p95']:.1f}" if cell["latency_ms"] else "—",
                      "—" if cell["fps"] is None else f"{cell['fps']:.1f}",

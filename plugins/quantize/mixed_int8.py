@@ -117,7 +117,8 @@ class MixedInt8:
         final_result = scorer.score(final)  # with its evidence and interval: "target met" on 6 boxes is a hint
         from plugins.quantize.common import reduce_range_choice
 
-        ctx.add_report({"calibration": info, "target": settings.target, "fidelity_float": ceiling,
+        ctx.add_report({"calibration": info, "target": settings.target, "fidelity_metric": final_result["metric"],
+                        "fidelity_float": ceiling,
                         "reduce_range": reduce_range_choice(settings)[1],
                         "fidelity_full_int8": full_fidelity,
                         "fidelity_final": fidelity, "target_met": fidelity >= settings.target,

@@ -6,7 +6,7 @@
   and a mask is made from prototypes a quarter of the network input's size (160 cells at 640), coarser than
   the grid; Ultralytics' own validator also compares masks at that quarter size.
 - pose: OKS (``kpt_iou``), COCO sigmas for 17 keypoints and 1/K otherwise, object area from the target's box
-  × 0.53, over the target keypoints that are visible.
+  × 0.53, over the target keypoints that are visible (visibility ≥ 0.5; all of them for a target that sees none).
 - oriented boxes: probabilistic IoU (``batch_probiou``) of the xywhr boxes.
 
 Every function returns a (targets, predictions) matrix; targets and predictions are ``Detections`` (labelled
@@ -104,5 +104,9 @@ def task_iou(task: str, targets: Detections, predictions: Detections) -> np.ndar
     if task == "masks":
         return mask_iou_matrix(true, pred)
     if task == "keypoints":
-        return oks_matrix(true, true[..., 2] >= VISIBLE, targets.boxes, pred)
+        visible = true[..., 2] >= VISIBLE
+        # OKS over no keypoint is 0: a target that sees none of its keypoints (a person cut off by the frame's
+        # edge) would be unmatched even by the baseline itself, so it is judged on all of them.
+        visible[~visible.any(1)] = True
+        return oks_matrix(true, visible, targets.boxes, pred)
     return probiou_matrix(true, pred)

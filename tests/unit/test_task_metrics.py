@@ -223,3 +223,10 @@ def test_reports_name_the_task_metric_with_the_box_map_beside_it():
     assert accuracy_text(pose).startswith(f"pose mAP50 (OKS) {pose['value']}  pose mAP50-95 (OKS) "
                                           f"{pose['pose_map50_95']}  box mAP50 {pose['map50']}")
     assert "6 labelled instances in 3 images" in accuracy_text(pose)
+
+
+def test_a_target_that_sees_none_of_its_keypoints_is_still_matched_by_the_same_keypoints():
+    unseen = _keypoints()
+    unseen[1, :, 2] = 0.1  # the baseline's second person: every keypoint below the visibility threshold
+    result = _judge(_frame(keypoints=unseen), _frame(keypoints=unseen))
+    assert result["value"] > 0.99

@@ -4,7 +4,8 @@ YOLO: ``images/`` and ``labels/`` side by side (or images with ``.txt`` files be
 line ``class cx cy w h`` normalised to the image; for a segmentation, pose or oriented-box model, the rows of
 its task (Ultralytics' dataset formats, all normalised): ``class x1 y1 x2 y2 …`` (a polygon of at least three
 points), ``class cx cy w h`` then K × ``x y v`` (or ``x y``), ``class x1 y1 … x4 y4`` (the four corners).
-The model's task decides how a row reads (an OBB row and a four-point polygon look alike).
+The model's task decides how a row reads (an OBB row and a four-point polygon look alike); a folder whose
+rows are all plain boxes judges any model by its boxes.
 COCO: a folder holding one ``*.json`` annotation file (``images``, ``annotations`` with ``bbox`` = x, y, w, h
 in pixels, ``categories``) and the images.
 """
@@ -149,8 +150,11 @@ def load_yolo_folder(folder: Path, task: str | None = None,
     """The folder's images and labels; ``task`` (segment, pose, obb) reads its rows as that task's."""
     image_dir = folder / "images" if (folder / "images").is_dir() else folder
     label_dir = folder / "labels" if (folder / "labels").is_dir() else image_dir
+    images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if task in ROW_FORMS and _box_rows_only([label_dir / f"{p.stem}.txt" for p in images]):
+        task = None  # a box-labelled folder: the model is judged by its boxes
     items = []
-    for image_path in sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+    for image_path in images:
         label_file = label_dir / f"{image_path.stem}.txt"
         height, width = read_image(image_path).shape[:2]
         if task in ROW_FORMS:
@@ -162,6 +166,12 @@ def load_yolo_folder(folder: Path, task: str | None = None,
                           else (np.zeros((0, 4), np.float32), np.zeros(0, np.int64)))
         items.append(LabelledImage(image_path, boxes, classes))
     return items
+
+
+def _box_rows_only(label_files: list[Path]) -> bool:
+    """Whether every label row of the folder is a plain ``class cx cy w h`` box."""
+    return all(len(line.split()) == 5 for file in label_files if file.exists()
+               for line in file.read_text().splitlines() if line.strip())
 
 
 def task_labels_empty(task: str, kpt_shape: tuple[int, int] | None) -> LabelledImage:

@@ -185,13 +185,21 @@ def test_a_row_that_is_not_the_tasks_names_the_file_and_the_form(tmp_path):
     from studio.errors import BadInputError
     from studio.evaluate.labelled import load_labelled
 
-    folder = _folder(tmp_path, "0 0.5 0.5 0.2 0.2\n")
-    with pytest.raises(BadInputError, match=r"a\.txt.*not a row of segment labels.*polygon"):
+    folder = _folder(tmp_path, "0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2\n")
+    with pytest.raises(BadInputError, match=r"a\.txt.*line 1 has 5 values: not a row of segment labels.*polygon"):
         load_labelled(folder, LABELS, task="segment")
     with pytest.raises(BadInputError, match="not a row of obb labels"):
         load_labelled(folder, LABELS, task="obb")
-    boxes = load_labelled(folder, LABELS, task="detect")[0]  # a detector's folder reads as before
-    assert boxes.polygons is None and np.allclose(boxes.boxes[0], [80, 40, 120, 60])
+
+
+def test_a_folder_of_plain_boxes_judges_any_model_by_its_boxes(tmp_path):
+    from studio.evaluate.labelled import load_labelled
+
+    folder = _folder(tmp_path, "0 0.5 0.5 0.2 0.2\n")
+    for task in ("detect", "segment", "pose", "obb"):
+        item = load_labelled(folder, LABELS, task=task)[0]
+        assert item.polygons is None and item.keypoints is None and item.rotated is None
+        assert np.allclose(item.boxes[0], [80, 40, 120, 60])
 
 
 def test_pose_rows_that_disagree_with_the_models_keypoints_are_refused(tmp_path):

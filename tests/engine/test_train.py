@@ -214,8 +214,10 @@ def test_a_time_budget_schedules_the_learning_rate_over_the_minutes_not_the_plan
     # Planned steps far beyond what the budget allows: the warm-up and the cosine decay follow the clock,
     # so the run reaches its full rate and ends decayed. (Scheduled on steps, it would still be warming
     # up — at a tenth of its rate — when the minutes ran out.)
+    # Judged every step with a budget of seconds, so a loaded machine (slow steps) still samples the peak
+    # and the end of the schedule (at 1.8 s and every 5 steps it once missed them in CI).
     teacher, student = _pair()
-    plan = TrainPlan(steps=10**9, minutes=0.03, lr=1e-2, eval_every=5, patience=10**6, warmup=0.2)
+    plan = TrainPlan(steps=10**9, minutes=0.1, lr=1e-2, eval_every=1, patience=10**6, warmup=0.2)
     _, held_out, forward, criterion, judge = _setup(teacher, 1)
     report = train(student, teacher, batches=_Endless(), held_out=held_out, forward=forward, criterion=criterion,
                    judge=judge, plan=plan, ctx=TaskContext())

@@ -215,14 +215,27 @@ def load_coco_folder(folder: Path, annotation: Path, label_names: tuple[str, ...
     return items
 
 
+def _coco_annotation(folder: Path) -> Path | None:
+    """The folder's COCO annotation file: a .json holding ``images`` and ``annotations`` (a labelling tool's
+    other .json files, such as Label Studio's notes.json beside a YOLO export, are not one)."""
+    for candidate in sorted(folder.glob("*.json")) + sorted((folder / "annotations").glob("*.json")):
+        try:
+            data = json.loads(candidate.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and "images" in data and "annotations" in data:
+            return candidate
+    return None
+
+
 def load_labelled(folder: Path, label_names: tuple[str, ...], task: str | None = None,
                   kpt_shape: tuple[int, int] | None = None) -> list[LabelledImage]:
     """Read a labelled folder (COCO when it holds a .json annotation file, else YOLO). ``task`` (the model's:
     segment, pose, obb) reads YOLO rows as that task's; COCO folders give boxes."""
     if not folder.is_dir():
         raise BadInputError("not a folder", path=folder, fix="give a folder with images and labels")
-    annotations = sorted(folder.glob("*.json")) + sorted((folder / "annotations").glob("*.json"))
-    items = (load_coco_folder(folder, annotations[0], label_names) if annotations
+    annotation = _coco_annotation(folder)
+    items = (load_coco_folder(folder, annotation, label_names) if annotation is not None
              else load_yolo_folder(folder, task, kpt_shape))
     if not items:
         raise BadInputError("no labelled images found", path=folder,

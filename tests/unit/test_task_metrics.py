@@ -238,3 +238,12 @@ def test_a_target_that_sees_none_of_its_keypoints_is_still_matched_by_the_same_k
     unseen[1, :, 2] = 0.1  # the baseline's second person: every keypoint below the visibility threshold
     result = _judge(_frame(keypoints=unseen), _frame(keypoints=unseen))
     assert result["value"] > 0.99
+
+
+def test_a_labelling_tools_other_json_does_not_make_a_yolo_folder_coco(tmp_path):
+    from studio.evaluate.labelled import load_labelled
+
+    folder = _folder(tmp_path, "1 0.25 0.4 0.75 0.4 0.75 0.6 0.25 0.6\n")
+    (folder / "notes.json").write_text('{"info": "Label Studio export"}')
+    item = load_labelled(folder, LABELS, task="obb")[0]
+    assert item.rotated is not None and item.classes.tolist() == [1]

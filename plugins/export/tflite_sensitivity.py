@@ -129,16 +129,17 @@ class TfliteScorer:
                  input_hw: tuple[int, int], frames: int, ctx: TaskContext):
         from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF
         from studio.evaluate.frames import judging_frames
-        from studio.runtime.decoders import DECODERS, DEFAULT_IOU, DecodeOptions
+        from studio.runtime.decoders import DECODERS
         from studio.runtime.preprocess import prepare
+        from studio.verify import decode_options
 
         images, self.note = judging_frames(frames, ctx)
         self.prepared = [prepare(f, model.required_image_input(), input_hw, rect=False) for f in images]
         self.decode = DECODERS.get(model.decoder, DECODERS["tensor"])
-        iou = DEFAULT_IOU.get(model.decoder, 0.7)
         self.labels, self.backend = model.labels, backend
-        self.reference_opts = DecodeOptions(conf=TARGET_CONF, iou=iou)
-        self.candidate_opts = DecodeOptions(conf=PREDICTION_CONF, iou=iou)
+        # decoded as the export's verification decodes (kpt_shape, mask channels, NMS-free heads)
+        self.reference_opts = decode_options(model, TARGET_CONF)
+        self.candidate_opts = decode_options(model, PREDICTION_CONF)
         self.baseline = self._results(float_file, self.reference_opts)
 
     def _results(self, path: Path, opts: Any) -> list[Any]:

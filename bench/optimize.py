@@ -75,7 +75,7 @@ def _note(label: str, reports: list[dict], seconds: float) -> str:
             note += (f"; fidelity (torch) before recovery {report['fidelity_before_recovery']['value']:.3f}, "
                      f"after {report['fidelity_after_recovery']['value']:.3f}")
         if "path_share" in report:
-            note += f"; path share {report['path_share']}, measured fidelity {report['fidelity']['map50']:.3f}"
+            note += f"; path share {report['path_share']}, measured fidelity {report['fidelity']['value']:.3f}"
     return note
 
 

@@ -37,7 +37,9 @@ class Evidence(TypedDict):
 
 class Agreement(TypedDict):
     """The export's decoded results scored against the source's (``studio.evaluate.fidelity``): map50 for
-    detectors, top1_agreement for classifiers, cosine for tensor models, each with its own extra keys."""
+    detectors; mask_map50, pose_map50 (OKS) or obb_map50 (probiou) for segmentation, pose and oriented-box
+    models, with box_map50 beside it; top1_agreement for classifiers; cosine for tensor models; each with
+    its own extra keys."""
 
     metric: str
     value: float

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio import capabilities
+from studio.evaluate.evidence import metric_label
 from studio.lm.variants import is_language_model
 from studio.model import ModelHandle
 from studio.paths import cache_dir
@@ -77,7 +78,7 @@ def fidelity_tooltip(fidelity: dict[str, Any]) -> str:
     """The interval and what the figure rests on (an ok cell's fidelity is never a bare number)."""
     if not fidelity:
         return ""
-    lines = [str(fidelity.get("method") or fidelity["metric"])]
+    lines = [str(fidelity.get("method") or metric_label(fidelity["metric"]))]
     interval = fidelity.get("interval")
     if interval:
         lines.append(f"{round(interval['level'] * 100)} % interval {interval['low']:.3f}–{interval['high']:.3f} "
@@ -103,7 +104,7 @@ def table_items(cell: dict[str, Any]) -> list[QTableWidgetItem]:
     status = QTableWidgetItem(cell["status"] + (f" at {cell['stage']}" if cell.get("stage") else ""))
     status.setToolTip(status_tooltip(cell))
     score = NumberItem(fidelity.get("value") or 0,
-                       f"{fidelity['metric']} {fidelity['value']:.3f}" if fidelity else "—")
+                       f"{metric_label(fidelity['metric'])} {fidelity['value']:.3f}" if fidelity else "—")
     score.setToolTip(fidelity_tooltip(fidelity))
 
     def number(value: float | None, digits: int) -> NumberItem:

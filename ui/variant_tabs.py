@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
+from studio.evaluate.evidence import metric_label
 from ui.autosave import autosave
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ class VariantTabs(QObject):
         self.session_changed(select=variant.key)
         autosave(self.window)  # the variant is published; the workspace now lists it (kill -9 loses nothing)
         row = variant.row()
-        fidelity = "–" if row["fidelity"] is None else f"{row['fidelity']:.3f} {row['fidelity_metric']}"
+        fidelity = "–" if row["fidelity"] is None else f"{metric_label(row['fidelity_metric'])} {row['fidelity']:.3f}"
         self.window.show_status(f"{variant.key} ready: {row['size_mb']:.1f} MB, {row['speedup']:.2f}× the base "
                                 f"model's speed, fidelity {fidelity}. Preview it from the Variants tab.")
         self.window.tabs.setCurrentWidget(self.variants_panel)

@@ -33,7 +33,8 @@ class VideoCascadeSettings:
                               help="auto: chosen for the fidelity target; or the mean absolute difference of "
                                    "64×36 grey thumbnails (0–255; 0: never reuse)")
     target_map50: float = option(0.9, label="Target mAP50 against the full model (auto thresholds)",
-                                 min=0.1, max=1.0)
+                                 help="the task's own mAP50: mask IoU for segmentation, OKS for pose, "
+                                      "probiou for oriented boxes, box IoU otherwise", min=0.1, max=1.0)
     max_reuse: int = option(4, label="Reuse at most this many frames in a row", min=0, max=100)
     evaluation_video: Path | None = option(None, label="Video to measure on", help="Empty uses bikes.mp4")
     evaluation_frames: int = option(120, label="Frames to measure", min=10, max=10000)

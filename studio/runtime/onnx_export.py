@@ -42,7 +42,8 @@ def cached_onnx_path(handle: ModelHandle) -> Path:
     # The module's printed structure is part of the key: the same weights built differently (a loader
     # fix, another activation) must not reuse a graph exported from the old structure.
     structure = hashlib.sha256(repr(handle.torch_module).encode()).hexdigest()
-    parts = f"{handle.provenance.sha256}|{handle.format}|{structure}|{_versions()}|studio{__version__}"
+    head = "end2end" if handle.metadata.get("end2end") == "True" else "one2many"  # graphs before nms=False differ
+    parts = f"{handle.provenance.sha256}|{handle.format}|{structure}|{_versions()}|studio{__version__}|{head}"
     key = hashlib.sha256(parts.encode()).hexdigest()[:16]
     return cache_dir() / "onnx" / f"{handle.name}-{key}.onnx"
 
@@ -75,6 +76,9 @@ def _export_ultralytics(handle: ModelHandle, workdir: Path) -> Path:
     size = handle.image_input.size if handle.image_input else (640, 640)
     overrides = {"format": "onnx", "imgsz": list(size), "dynamic": True, "simplify": True, "opset": OPSET,
                  "batch": 1, "device": "cpu", "verbose": False}
+    if handle.decoder == "yolo-end2end" or handle.metadata.get("end2end") == "True":
+        # Ultralytics' exporter writes the one-to-many head unless nms=False; the handle decodes the NMS-free rows.
+        overrides["nms"] = False
     level = LOGGER.level
     LOGGER.setLevel(logging.ERROR)
     try:

@@ -78,12 +78,12 @@ def test_malformed_preprocess_is_refused_in_one_line_naming_the_file(value, mess
 
 
 def test_a_pose_models_keypoint_shape_survives_its_export():
-    # 51 extra channels read as [17, 3] by default; a [51, 1] model would be decoded wrongly without its metadata.
+    # 102 extra channels read as [34, 3] by default; a [51, 2] model would be decoded wrongly without its metadata.
     from studio.loaders.ultralytics_support import task_decode_fields
 
-    pose = handle(task=Task.POSE, outputs=(TensorSpec("output0", (1, 4 + 3 + 51, 8400), "float32"),),
-                  metadata={"kpt_shape": "[51, 1]", "end2end": "False"})
+    pose = handle(task=Task.POSE, outputs=(TensorSpec("output0", (1, 4 + 3 + 102, 8400), "float32"),),
+                  metadata={"kpt_shape": "[51, 2]", "end2end": "False"})
     meta = artifact_metadata(pose)
-    assert meta["kpt_shape"] == "[51, 1]" and meta["end2end"] == "False"
-    assert task_decode_fields(Task.POSE, meta, pose.outputs, pose.labels)[0] == (51, 1)
+    assert meta["kpt_shape"] == "[51, 2]" and meta["end2end"] == "False"
+    assert task_decode_fields(Task.POSE, meta, pose.outputs, pose.labels)[0] == (51, 2)
     assert "kpt_shape" not in artifact_metadata(handle())

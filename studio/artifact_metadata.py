@@ -34,7 +34,7 @@ def artifact_metadata(model: ModelHandle) -> dict[str, str]:
     from studio import __version__
 
     image = model.image_input
-    meta = {
+    meta: dict[str, str] = {
         "author": "Deploy Studio",
         "description": f"{model.display_name} exported by Deploy Studio {__version__}",
         "task": str(model.task),

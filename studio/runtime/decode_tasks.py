@@ -75,11 +75,31 @@ def instance_masks(coeffs: np.ndarray, protos: np.ndarray, boxes: np.ndarray, ge
     thresholded at 0; then that 0/1 patch resized bilinearly into original pixels the same way (the letterbox
     undone) and thresholded at 0.5. Work on the box only: no full-frame resize, no loop over pixels.
     """
+    return masks_from_patches(instance_mask_patches(coeffs, protos, boxes, geometry), geometry.orig_hw)
+
+
+Patch = tuple[int, int, "np.ndarray | None"]
+
+
+def masks_from_patches(patches: list[Patch], orig_hw: tuple[int, int]) -> np.ndarray:
+    """(N, H, W) bool frames with each patch laid at its place."""
+    masks = np.zeros((len(patches), *orig_hw), bool)
+    for i, (top, left, patch) in enumerate(patches):
+        if patch is not None:
+            masks[i, top:top + patch.shape[0], left:left + patch.shape[1]] = patch
+    return masks
+
+
+def instance_mask_patches(coeffs: np.ndarray, protos: np.ndarray, boxes: np.ndarray,
+                          geometry: Geometry) -> list[Patch]:
+    """Per instance, (top, left, bool patch in original pixels) of its mask, or None where the box keeps no pixel:
+    what ``instance_masks`` lays into full frames, so a caller can drop empty masks before paying for a frame-sized
+    array each (up to 300 candidates of a 1080p frame would be 600 MB)."""
     height, width = geometry.orig_hw
     count = len(coeffs)
-    masks = np.zeros((count, height, width), bool)
+    patches: list[Patch] = [(0, 0, None)] * count
     if count == 0:
-        return masks
+        return patches
     _, mh, mw = protos.shape
     in_h, in_w = geometry.input_hw
     sx, sy = mw / in_w, mh / in_h
@@ -103,13 +123,15 @@ def instance_masks(coeffs: np.ndarray, protos: np.ndarray, boxes: np.ndarray, ge
         py0 = int(np.clip(np.floor((iy0 + 0.5) * sy - 0.5), 0, mh - 1))
         py1 = int(np.clip(np.floor((iy1 - 0.5) * sy - 0.5) + 2, py0 + 1, mh))
         window = np.tensordot(coeffs[i].astype(np.float32), protos[:, py0:py1, px0:px1], 1)
+        if not (window > 0.0).any():  # bilinear samples are convex blends of these cells: none can exceed 0
+            continue
         logits = _sample(window, _bilinear_taps(np.arange(iy0, iy1), sy, mh),
                          _bilinear_taps(np.arange(ix0, ix1), sx, mw), py0, px0)
         inside = (logits > 0.0).astype(np.float32)
         resized = _sample(inside, (row_taps[0][rows], row_taps[1][rows], row_taps[2][rows]),
                           (col_taps[0][cols], col_taps[1][cols], col_taps[2][cols]), iy0, ix0)
-        masks[i, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = resized > 0.5
-    return masks
+        patches[i] = (int(rows[0]), int(cols[0]), resized > 0.5)
+    return patches
 
 
 # --- pose --------------------------------------------------------------------------------------------------------

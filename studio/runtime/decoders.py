@@ -74,13 +74,14 @@ def _with_extras(found: Detections, extras: np.ndarray, boxes_input: np.ndarray,
                                 f"prototype output, but they carry {extras.shape[1]} extra channels and "
                                 f"{'a' if protos is not None else 'no'} prototype output",
                                 fix="re-export the model with Ultralytics, or open it as a detector")
-        masks = decode_tasks.instance_masks(extras[:, :channels].astype(np.float32),
-                                            decode_tasks.prototypes_chw(protos, channels), boxes_input, geometry)
-        keep = masks.any((1, 2))  # Ultralytics drops an instance whose mask is empty
+        patches = decode_tasks.instance_mask_patches(extras[:, :channels].astype(np.float32),
+                                                     decode_tasks.prototypes_chw(protos, channels), boxes_input,
+                                                     geometry)
+        # Ultralytics drops an instance whose mask is empty; dropped before frame-sized masks are made for it.
+        keep = np.array([patch is not None and bool(patch.any()) for _, _, patch in patches], bool)
         if not keep.all():
             found = Detections(found.boxes[keep], found.scores[keep], found.class_ids[keep], found.labels)
-            masks = masks[keep]
-        found.masks = masks
+        found.masks = decode_tasks.masks_from_patches([patches[i] for i in np.flatnonzero(keep)], geometry.orig_hw)
     elif options.kpt_shape is not None:
         points, dims = options.kpt_shape
         if extras.shape[1] != points * dims:

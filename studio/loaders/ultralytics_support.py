@@ -136,6 +136,18 @@ def kpt_shape_from(meta: Mapping[str, str]) -> tuple[int, int] | None:
     return None
 
 
+def _extra_channels(shape: tuple[int | str, ...], labels: tuple[str, ...], end2end: bool, *,
+                    by_axis: bool = True) -> int | None:
+    """Channels a row carries beyond its box and scores: [1, 4 + classes + extra, anchors], or end-to-end rows
+    [1, detections, 6 + extra] (with ``by_axis``, also recognised by being the longer axis); None when the shape is
+    symbolic."""
+    if len(shape) != 3 or not isinstance(shape[1], int) or not isinstance(shape[2], int):
+        return None
+    rows = end2end or (by_axis and shape[2] < shape[1])
+    extra = shape[2] - 6 if rows else shape[1] - 4 - len(labels)
+    return extra if extra > 0 else None
+
+
 def task_decode_fields(task: Task, meta: Mapping[str, str], outputs: tuple[TensorSpec, ...],
                        labels: tuple[str, ...]) -> tuple[tuple[int, int] | None, int, bool]:
     """(kpt_shape, mask channels, end2end) a task's decoder needs, from the model's metadata first and its output
@@ -144,17 +156,25 @@ def task_decode_fields(task: Task, meta: Mapping[str, str], outputs: tuple[Tenso
     shape: tuple[int | str, ...] = outputs[0].shape if outputs else ()
     if task == Task.POSE:
         found = kpt_shape_from(meta)
-        if found is None and len(shape) == 3 and isinstance(shape[1], int) and isinstance(shape[2], int):
+        extra = _extra_channels(shape, labels, end2end)
+        if found is None and extra is not None:
             from studio.runtime.decode_tasks import infer_kpt_shape
 
-            extra = shape[2] - 6 if end2end or shape[2] < shape[1] else shape[1] - 4 - len(labels)
             found = infer_kpt_shape(extra)
         return found or (17, 3), 0, end2end
     if task == Task.SEGMENT:
         channels = meta.get("mask_channels", "")
         if channels.isdigit() and 0 < int(channels) <= 1024:
             return None, int(channels), end2end
-        protos = next((o.shape for o in outputs[1:] if len(o.shape) == 4), None)
+        preds = next((o.shape for o in outputs if len(o.shape) == 3), ())
+        protos = next((o.shape for o in outputs if len(o.shape) == 4), None)
+        # The rows' extra channels, found on the prototypes: no guess. Both layouts are tried, as at a tiny input
+        # the anchors can be fewer than the channels ([1, 116, 84] at 64 px) and the longer axis misleads.
+        layouts = (False, True) if not end2end else (True,)
+        for rows in layouts:
+            extra = _extra_channels(preds, labels, rows, by_axis=False)
+            if protos is not None and extra is not None and extra in (protos[1], protos[3]):
+                return None, extra, end2end
         if protos is not None:  # [1, C, H, W], or channel-last [1, H, W, C] (TFLite): C is the smaller side
             first, last = protos[1], protos[3]
             if isinstance(first, int) and not (isinstance(last, int) and last < first):

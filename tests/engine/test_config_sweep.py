@@ -147,9 +147,8 @@ def ultralytics_exports(tmp_path_factory) -> dict[str, Path]:
 def test_ultralytics_exported_onnx_runs(ultralytics_exports, stem, bus):
     path = ultralytics_exports[stem]
     assert cli("info", path)[0] == 0
-    phrase = "obb outputs" if "obb" in stem else None
-    code = assert_works_or_refused(cli("predict", path, bus, "--conf", "0.001", "--threads", "1"), path.stem, phrase)
-    assert code == (2 if phrase else 0)
+    code = assert_works_or_refused(cli("predict", path, bus, "--conf", "0.001", "--threads", "1"), path.stem)
+    assert code == 0  # every head family decodes, OBB included
 
 
 def test_nms_free_exports_are_decoded_as_rows(ultralytics_exports):

@@ -147,3 +147,16 @@ def test_decode_fields_come_from_metadata_then_from_output_shapes():
     protos = (TensorSpec("output0", (1, 116, "anchors"), "float32"),
               TensorSpec("output1", (1, 32, "h", "w"), "float32"))
     assert task_decode_fields(Task.SEGMENT, {"end2end": "True"}, protos, ("a",) * 80) == (None, 32, True)
+
+
+def test_mask_channels_are_read_off_the_rows_even_where_anchors_are_fewer_than_channels():
+    # yolov8-seg exported at 64 px: [1, 4 + 80 + 32, 84] rows beside [1, 32, 16, 16] prototypes. The prototypes'
+    # smaller side (16) is not the channel count, and neither is the longer-axis reading of the rows.
+    from studio.loaders.ultralytics_support import task_decode_fields
+    from studio.model import Task, TensorSpec
+
+    outputs = (TensorSpec("output0", (1, 116, 84), "float32"), TensorSpec("output1", (1, 32, 16, 16), "float32"))
+    labels = tuple(f"c{i}" for i in range(80))
+    assert task_decode_fields(Task.SEGMENT, {}, outputs, labels)[1] == 32
+    nhwc = (outputs[0], TensorSpec("output1", (1, 160, 160, 32), "float32"))  # TFLite's channel-last prototypes
+    assert task_decode_fields(Task.SEGMENT, {}, nhwc, labels)[1] == 32

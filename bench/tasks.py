@@ -101,8 +101,8 @@ def frame_share(model: Any, graph: Path, frames: list[np.ndarray], runs: int, th
     from studio.evaluate.fidelity import TARGET_CONF
     from studio.runtime.backends import OrtBackend
     from studio.runtime.decoders import DECODERS
+    from studio.runtime.predictor import decode_options
     from studio.runtime.preprocess import prepare
-    from studio.verify import decode_options
 
     backend = OrtBackend(graph, threads=threads)
     decode = DECODERS[model.decoder]

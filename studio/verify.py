@@ -19,21 +19,11 @@ from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF, compare_resul
 from studio.evaluate.frames import judging_frames
 from studio.model import ModelHandle
 from studio.reports import Agreement, VisionParity
-from studio.runtime.decoders import DECODERS, DEFAULT_IOU, DecodeOptions
+from studio.runtime.decoders import DECODERS
+from studio.runtime.predictor import decode_options
 from studio.runtime.preprocess import prepare
 
 Runner = Callable[[np.ndarray], list[np.ndarray]]
-
-
-def decode_options(source: ModelHandle, conf: float) -> DecodeOptions:
-    """What the source's decoder needs beyond the threshold — kpt_shape, mask channels, an NMS-free head — as the
-    Predictor reads them, so an export's masks and keypoints are decoded and judged by the task's metric."""
-    from studio.loaders.ultralytics_support import task_decode_fields
-
-    kpt_shape, mask_channels, end2end = task_decode_fields(source.task, source.metadata, source.outputs,
-                                                           source.labels)
-    return DecodeOptions(conf=conf, iou=DEFAULT_IOU.get(source.decoder, 0.7), kpt_shape=kpt_shape,
-                         mask_channels=mask_channels, end2end=end2end or source.decoder == "yolo-end2end")
 
 
 def parity(source: ModelHandle, run_source: Runner, run_export: Runner, input_hw: tuple[int, int],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from plugins.export.common import (
     VISION_PRECISIONS,
@@ -21,6 +22,7 @@ from plugins.export.common import (
 from studio.artifact_metadata import artifact_metadata
 from studio.errors import UnsupportedError
 from studio.lm.variants import is_language_model
+from studio.loaders.tflite_file import STUDIO_BOXES_FIELD as TFLITE_BOXES
 from studio.model import ModelHandle, Task
 from studio.plugin_api import LANGUAGE, VISION, Exports, option
 from studio.tasks import TaskContext
@@ -83,10 +85,12 @@ class TfliteExport(Exporter):
         from studio.runtime.litert_backend import LiteRtBackend
 
         # Ultralytics' LiteRT export normalises detection boxes to 0–1 where the ONNX graph gives pixels.
-        scaled = ultralytics and model.task in (Task.DETECT, Task.SEGMENT, Task.POSE)
+        # Ultralytics' LiteRT export normalises boxes (and a pose head's keypoints, an OBB head's xywh) to 0–1.
+        scaled = ultralytics and model.task in (Task.DETECT, Task.SEGMENT, Task.POSE, Task.OBB)
 
         def backend(path: Path) -> LiteRtBackend:
-            return LiteRtBackend(path, threads=2, box_decoder=model.decoder if scaled else None, boxes_known=True)
+            made = LiteRtBackend(path, threads=2, box_decoder=model.decoder if scaled else None, boxes_known=True)
+            return made.with_keypoints_of(model) if scaled else made
 
         if converted != target:
             from plugins.export.tflite_quantize import quantize_tflite
@@ -96,7 +100,7 @@ class TfliteExport(Exporter):
                                        keep_float=keep_float, backend=backend,
                                        target_fidelity=settings.int8_target)
             converted.unlink()
-        details["metadata"] = write_metadata(target, model)
+        details["metadata"] = write_metadata(target, model, boxes_normalised=scaled)
         ctx.progress(0.6, "verifying in ai_edge_litert")
         run = backend(target).run
         from studio.runtime.backends import OrtBackend
@@ -107,18 +111,37 @@ class TfliteExport(Exporter):
         return {"runtime": "ai_edge_litert interpreter", "parity": check, **details}
 
 
-def json_metadata(model: ModelHandle) -> dict:
-    """Ultralytics' metadata.json keys (task, names, imgsz, stride) plus the studio's provenance."""
+def json_metadata(model: ModelHandle, *, boxes_normalised: bool = False) -> dict:
+    """Ultralytics' metadata.json keys (task, names, imgsz, stride, kpt_shape, end2end) plus the studio's
+    provenance; ``boxes_normalised`` says that coordinates come out 0–1 (an INT8 re-quantisation drops
+    Ultralytics' own metadata.json, and the reader would otherwise have to guess from the output range)."""
     flat = artifact_metadata(model)
     image = model.image_input
+    own = {k.removeprefix("deploy_studio."): v for k, v in flat.items() if k.startswith("deploy_studio.")}
+    if boxes_normalised:
+        own[TFLITE_BOXES] = "normalised"
     return {"description": flat["description"], "author": flat["author"], "task": flat["task"], "batch": 1,
             "names": dict(enumerate(model.labels)),
             **({"imgsz": list(image.size), "stride": image.stride} if image is not None else {}),
-            "deploy_studio": {k.removeprefix("deploy_studio."): v for k, v in flat.items()
-                              if k.startswith("deploy_studio.")}}
+            **_head_fields(model),
+            "deploy_studio": own}
 
 
-def write_metadata(target: Path, model: ModelHandle) -> str:
+def _head_fields(model: ModelHandle) -> dict:
+    """kpt_shape, end2end and mask_channels as Ultralytics' metadata.json holds them (a list, a bool, a number)."""
+    from studio.loaders.ultralytics_support import kpt_shape_from
+
+    meta, fields = model.metadata, dict[str, Any]()
+    if (kpt_shape := kpt_shape_from(meta)) is not None:
+        fields["kpt_shape"] = list(kpt_shape)
+    if "end2end" in meta:
+        fields["end2end"] = meta["end2end"] == "True"
+    if meta.get("mask_channels", "").isdigit():
+        fields["mask_channels"] = int(meta["mask_channels"])
+    return fields
+
+
+def write_metadata(target: Path, model: ModelHandle, *, boxes_normalised: bool = False) -> str:
     """Append the metadata as a zip entry after the flatbuffer, as Ultralytics does (LiteRT ignores
     trailing bytes). A file that already carries Ultralytics' metadata.json gets deploy_studio.json."""
     import json
@@ -126,7 +149,7 @@ def write_metadata(target: Path, model: ModelHandle) -> str:
 
     with zipfile.ZipFile(target, "a", zipfile.ZIP_DEFLATED) as archive:
         name = "deploy_studio.json" if "metadata.json" in archive.namelist() else "metadata.json"
-        archive.writestr(name, json.dumps(json_metadata(model), indent=2))
+        archive.writestr(name, json.dumps(json_metadata(model, boxes_normalised=boxes_normalised), indent=2))
     return name
 
 

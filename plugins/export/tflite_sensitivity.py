@@ -130,8 +130,8 @@ class TfliteScorer:
         from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF
         from studio.evaluate.frames import judging_frames
         from studio.runtime.decoders import DECODERS
+        from studio.runtime.predictor import decode_options
         from studio.runtime.preprocess import prepare
-        from studio.verify import decode_options
 
         images, self.note = judging_frames(frames, ctx)
         self.prepared = [prepare(f, model.required_image_input(), input_hw, rect=False) for f in images]

@@ -26,6 +26,8 @@ NOT_TFLITE_FIX = "re-export or re-download the model; the file may be truncated 
 # "normalised": Ultralytics' LiteRT export divides box coordinates by the input size; "auto": a YOLO head whose
 # file does not say (ai-edge-quantizer rewrites the file without Ultralytics' metadata.json), told from its output.
 BOXES_KEY = "tflite_boxes"
+# The studio's own exports say so in their deploy_studio metadata (field name within it).
+STUDIO_BOXES_FIELD = "tflite_boxes"
 _CUSTOM_OP = "Encountered unresolved custom op: "
 
 
@@ -103,7 +105,7 @@ def _meta_strings(json_meta: dict[str, Any]) -> dict[str, str]:
     """Ultralytics' JSON values as the Python-literal strings ``parse_ultralytics_meta`` reads."""
     flat: dict[str, str] = {}
     for key in ("task", "names", "imgsz", "stride", "version", "author", "description", "end2end", "batch",
-                "kpt_shape"):
+                "kpt_shape", "mask_channels"):
         if key in json_meta:
             value = json_meta[key]
             flat[key] = value if isinstance(value, str) and key in ("task", "version", "author", "description") \
@@ -197,7 +199,8 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
                                 f"{list(inputs[0].shape)}, not a three-channel NHWC or NCHW image", path=path,
                                 fix="re-export the model with Deploy Studio")
         decoder = _decoder(task, studio, from_ultralytics, outputs, labels, flat.get("end2end") == "True", path)
-        if from_ultralytics and decoder in ("yolo", "yolo-end2end", "yolo-obb"):
+        said_normalised = studio.get(f"deploy_studio.{STUDIO_BOXES_FIELD}") == "normalised"
+        if (from_ultralytics or said_normalised) and decoder in ("yolo", "yolo-end2end", "yolo-obb"):
             meta[BOXES_KEY] = "normalised"
         elif decoder == "yolo":  # re-quantised exports lose Ultralytics' metadata.json: the backend looks
             meta[BOXES_KEY] = "auto"

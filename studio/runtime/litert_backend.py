@@ -115,15 +115,21 @@ class LiteRtBackend:
         backend = cls(handle.source_paths[0], threads=threads, xnnpack=xnnpack,
                       box_decoder=handle.decoder if boxes in ("normalised", "auto") else None,
                       boxes_known=boxes == "normalised")
-        if handle.task == Task.POSE and backend.box_decoder is not None:
-            from studio.loaders.ultralytics_support import task_decode_fields
-
-            backend.kpt_shape = task_decode_fields(handle.task, handle.metadata, handle.outputs, handle.labels)[0]
-            backend.kpt_start = 6 if handle.decoder == "yolo-end2end" else 4 + len(handle.labels)
+        if backend.box_decoder is not None:
+            backend.with_keypoints_of(handle)
         if handle.decoder == "tensor":
             backend.note = ("raw output tensors: nothing is drawn, as the file names no task that says what they "
                             "mean")
         return backend
+
+    def with_keypoints_of(self, handle: ModelHandle) -> LiteRtBackend:
+        """Also scale back a pose head's keypoints (normalised like its boxes), laid out as ``handle`` says."""
+        if handle.task == Task.POSE:
+            from studio.loaders.ultralytics_support import task_decode_fields
+
+            self.kpt_shape = task_decode_fields(handle.task, handle.metadata, handle.outputs, handle.labels)[0]
+            self.kpt_start = 6 if handle.decoder == "yolo-end2end" else 4 + len(handle.labels)
+        return self
 
     def _set_shape(self, detail: dict[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
         """Resize a dynamic input to ``shape`` (a no-op when it already has it); the refreshed detail."""

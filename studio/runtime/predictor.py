@@ -29,6 +29,15 @@ def target_size(handle: ModelHandle, backend: Backend, imgsz: int | None) -> tup
     return size, spec.dynamic
 
 
+def decode_options(handle: ModelHandle, conf: float, iou: float | None = None, *, top_k: int = 5) -> DecodeOptions:
+    """Everything ``handle``'s decoder needs beyond the threshold — its family's IoU, kpt_shape, mask channels, an
+    NMS-free head — the one place the Predictor, export parity and the INT8 searches read them from."""
+    kpt_shape, mask_channels, end2end = task_decode_fields(handle.task, handle.metadata, handle.outputs, handle.labels)
+    return DecodeOptions(conf=conf, iou=iou if iou is not None else DEFAULT_IOU.get(handle.decoder, 0.7),
+                         top_k=top_k, kpt_shape=kpt_shape, mask_channels=mask_channels,
+                         end2end=end2end or handle.decoder == "yolo-end2end")
+
+
 class Predictor:
     """Pre-process → backend → decode for one model; call it with a BGR frame."""
 
@@ -43,11 +52,7 @@ class Predictor:
         self.handle, self.backend = handle, backend
         self.image_input: ImageInput = handle.image_input
         self.decode = DECODERS[handle.decoder]
-        kpt_shape, mask_channels, end2end = task_decode_fields(handle.task, handle.metadata, handle.outputs,
-                                                               handle.labels)
-        self.options = DecodeOptions(conf=conf, iou=iou if iou is not None else DEFAULT_IOU.get(handle.decoder, 0.7),
-                                     top_k=top_k, kpt_shape=kpt_shape, mask_channels=mask_channels,
-                                     end2end=end2end or handle.decoder == "yolo-end2end")
+        self.options = decode_options(handle, conf, iou, top_k=top_k)
         self.target_hw, self.rect = target_size(handle, backend, imgsz)
         self.last_input: np.ndarray | None = None  # kept for measurement cross-checks (bench)
 

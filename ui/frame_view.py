@@ -58,7 +58,7 @@ class FrameView(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawImage(QRectF(left, top, width, height), self._image)
         if self._overlay is not None:
-            painter.drawImage(QRectF(left, top, width, height), self._overlay.image)
+            painter.drawImage(self._overlay.target(Placement(left, top, scale)), self._overlay.image)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)  # it slows antialiased lines
         font = QFont(painter.font())
         font.setPointSizeF(max(8.0, 9.0 * min(scale * 1.5, 1.2)))

@@ -43,10 +43,18 @@ class Placement:
 
 @dataclass(frozen=True)
 class MaskOverlay:
-    """One premultiplied ARGB image at frame size; ``pixels`` owns the memory the QImage points into."""
+    """One premultiplied ARGB image covering ``rect`` (left, top, width, height in original pixels): the box around
+    every instance, not the whole frame; ``pixels`` owns the memory the QImage points into."""
 
     image: QImage
     pixels: np.ndarray
+    rect: tuple[int, int, int, int]
+
+    def target(self, where: Placement) -> QRectF:
+        """Where the overlay goes in the widget."""
+        left, top, width, height = self.rect
+        return QRectF(where.left + left * where.scale, where.top + top * where.scale, width * where.scale,
+                      height * where.scale)
 
 
 def _premultiplied_argb(color: QColor, alpha: float) -> int:
@@ -66,19 +74,28 @@ def mask_overlay(result: Detections) -> MaskOverlay | None:
     if masks is None or not len(result):
         return None
     height, width = masks.shape[1:]
-    ids = np.zeros((height, width), np.uint16)
+    spans = []  # each instance's (r0, r1, c0, c1), clipped to the frame
+    for x1, y1, x2, y2 in result.boxes:
+        spans.append((max(int(np.floor(y1)), 0), min(int(np.ceil(y2)) + 1, height),
+                      max(int(np.floor(x1)), 0), min(int(np.ceil(x2)) + 1, width)))
+    drawn = [span for span in spans if span[1] > span[0] and span[3] > span[2]]
+    if not drawn:
+        return None
+    # One image over the union of the boxes: a few people in a 4K frame cost their own pixels, not the frame's.
+    top, bottom = min(s[0] for s in drawn), max(s[1] for s in drawn)
+    left, right = min(s[2] for s in drawn), max(s[3] for s in drawn)
+    ids = np.zeros((bottom - top, right - left), np.uint16)
     for index in range(len(result) - 1, -1, -1):  # lower scores first: the best instance is written last
-        x1, y1, x2, y2 = result.boxes[index]
-        c0, c1 = max(int(np.floor(x1)), 0), min(int(np.ceil(x2)) + 1, width)
-        r0, r1 = max(int(np.floor(y1)), 0), min(int(np.ceil(y2)) + 1, height)
+        r0, r1, c0, c1 = spans[index]
         if c1 > c0 and r1 > r0:
-            np.putmask(ids[r0:r1, c0:c1], masks[index, r0:r1, c0:c1], index + 1)
+            np.putmask(ids[r0 - top:r1 - top, c0 - left:c1 - left], masks[index, r0:r1, c0:c1], index + 1)
     lut = np.zeros(len(result) + 1, np.uint32)
     lut[1:] = [_premultiplied_argb(class_color(int(c)), MASK_ALPHA) for c in result.class_ids]
     # QImage's ARGB32 formats are native-endian 32-bit words, exactly what a uint32 array holds.
     pixels = np.ascontiguousarray(lut[ids])
-    image = QImage(pixels.data, width, height, 4 * width, QImage.Format.Format_ARGB32_Premultiplied)
-    return MaskOverlay(image, pixels)
+    image = QImage(pixels.data, pixels.shape[1], pixels.shape[0], 4 * pixels.shape[1],
+                   QImage.Format.Format_ARGB32_Premultiplied)
+    return MaskOverlay(image, pixels, (left, top, right - left, bottom - top))
 
 
 def draw_tag(painter: QPainter, x: float, y: float, min_top: float, text: str, color: QColor) -> None:

@@ -67,6 +67,20 @@ def test_masks_are_blended_in_the_class_colour_inside_the_instance_only(view):
         assert np.abs(_at(pixels, x, y) - GREY).max() <= 2, ((x, y), _at(pixels, x, y))
 
 
+def test_the_overlay_covers_the_instances_not_the_frame(view):
+    masks = np.zeros((2, FRAME_H, FRAME_W), bool)
+    masks[0, 100:120, 30:60] = True
+    masks[1, 150:200, 200:210] = True
+    pixels = _render(view, _detections([(30, 100, 60, 120), (200, 150, 210, 200)], [0, 1], masks=masks))
+    overlay = view._overlay
+    assert overlay is not None and overlay.rect == (30, 100, 181, 101)  # the union of the boxes, edges included
+    assert overlay.pixels.shape == (101, 181)
+    for index, (x, y) in enumerate([(45, 110), (205, 190)]):  # both ends of the union, placed where they belong
+        expected = GREY * (1 - MASK_ALPHA) + _rgb(index) * MASK_ALPHA
+        assert np.abs(_at(pixels, x, y) - expected).max() <= 3, (index, _at(pixels, x, y))
+    assert np.abs(_at(pixels, 100, 160) - GREY).max() <= 2  # inside the union, outside both masks
+
+
 def test_the_overlay_is_built_once_per_result_not_per_paint(view):
     masks = np.zeros((1, FRAME_H, FRAME_W), bool)
     masks[0, 10:50, 10:50] = True

@@ -33,6 +33,7 @@ import numpy as np
 MODELS = {"detect": "zoo:yolov8s-fall", "segment": "yolo11n-seg (pose-trained boxes, random mask head)",
           "pose": "zoo:yolo11n-pose", "obb": "zoo:yolov8n-obb-dota"}
 SHARE_TARGET = 0.10
+PROTO_SCALE, COEFFICIENT_SCALE = 300.0, 7.0  # see seg_checkpoint; set by the |mask logit| and |coefficient| on bus.jpg
 DONOR = "zoo:yolo11n-pose"  # the trained person detector whose weights the bench segmenter carries
 
 
@@ -55,8 +56,15 @@ def seg_checkpoint(folder: Path) -> Path:
     shared = {k: v for k, v in donor.state_dict().items()
               if k in wanted and wanted[k].shape == v.shape and ".cv4." not in k}  # cv4: keypoints there, masks here
     model.load_state_dict(shared, strict=False)
-    model.names = dict(donor.names)
-    model.args = dict(getattr(donor, "args", {}) or {}, task="segment")
+    with torch.no_grad():  # a random head's mask logits sit at ±0.001, where any rounding flips a pixel; a trained
+        head = model.model[-1]  # head is confident: scaled, the median |logit| inside a box is a few units
+        head.proto.cv3.bn.weight.mul_(PROTO_SCALE)
+        head.proto.cv3.bn.bias.mul_(PROTO_SCALE)
+        for branch in head.cv4:
+            branch[-1].weight.mul_(COEFFICIENT_SCALE)
+            branch[-1].bias.mul_(COEFFICIENT_SCALE)
+    model.names, model.task = dict(donor.names), "segment"  # what YOLO(path).task reads back
+    model.args = {"task": "segment", "imgsz": 640}
     yolo = YOLO("yolo11n-seg.yaml")
     yolo.model = model
     path = folder / "yolo11n-seg-person.pt"

@@ -7,6 +7,7 @@ successful ``allocate_tensors`` (which is where a missing custom operator shows)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,11 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
         fields = parse_ultralytics_meta(flat, path)
         task, labels = fields.task, fields.labels
         image = image_input_from_metadata({**flat, **studio}, path, default_size=layout[1] if layout else None)
+        if image is not None and layout is not None and layout[1] is not None:
+            # The file's own input shape wins over the source's pre-processing it carries: a studio export of a
+            # dynamic model is fixed here, and its head's box normalisation is baked for that size, so a
+            # rectangle fed through resize_tensor_input would come back with every box scaled wrong.
+            image = dataclasses.replace(image, size=layout[1], dynamic=False)
         if image is None and layout is not None:
             resize = Resize.CENTER_CROP if task == Task.CLASSIFY else Resize.LETTERBOX
             image = ImageInput(size=layout[1] or fields.imgsz, resize=resize, stride=fields.stride,

@@ -290,3 +290,17 @@ def fall_onnx(fall_handle) -> Path:
     from studio.runtime.onnx_export import ensure_onnx
 
     return ensure_onnx(fall_handle)
+
+
+@pytest.fixture(scope="session")
+def fall_tflite(tmp_path_factory) -> dict:
+    """zoo:yolov8s-fall exported once per run to FP32 TFLite + ONNX and to INT8 TFLite (the sensitivity search
+    included, ~2 minutes): what the TFLite opening tests and the INT8 search tests both read."""
+    from studio.export import run_export
+
+    out = tmp_path_factory.mktemp("fall_tflite")
+    fp32 = {e["format"]: Path(e["path"]) for e in run_export("zoo:yolov8s-fall", ["tflite", "onnx"],
+                                                             out / "fp32")["exports"]}
+    int8 = run_export("zoo:yolov8s-fall", ["tflite"], out / "int8", precision="int8")["exports"][0]
+    return {"tflite": fp32["tflite"], "onnx": fp32["onnx"], "int8": Path(int8["path"]), "int8_item": int8,
+            "work": out}

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from studio.export import run_export
 from studio.loaders import load_model
 from studio.tasks import TaskContext
 
@@ -21,11 +20,9 @@ NAMED_DECODE_SCOPE = r"DFL_dfl|head\.Detect_\d+;|_NormalizeCoords;"
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("int8_search")
-    report = run_export("zoo:yolov8s-fall", ["tflite"], out / "int8", precision="int8")
-    fp32 = run_export("zoo:yolov8s-fall", ["tflite"], out / "fp32")
-    return {"int8": report["exports"][0], "fp32": Path(fp32["exports"][0]["path"]), "work": out}
+def searched(fall_tflite) -> dict:
+    """The product's INT8 and FP32 TFLite exports, made once per run (tests/conftest.py)."""
+    return {"int8": fall_tflite["int8_item"], "fp32": fall_tflite["tflite"], "work": fall_tflite["work"]}
 
 
 def _named_rule_fidelity(fp32: Path, work: Path) -> dict:

@@ -1,6 +1,7 @@
 """``.tflite`` as an input: the studio's own export re-opened by path, a foreign MediaPipe model, broken files.
 
-Everything goes through the real ``deploy-studio`` console script; the files are real exports and the
+Everything goes through the real ``deploy-studio`` console script; the files are real exports (made in-process,
+shared with the INT8 search's tests) and the
 TFLite models inside mediapipe's wheel (installed without dependencies, for these tests only).
 """
 
@@ -17,8 +18,6 @@ from studio.media import bundled_image, bundled_video
 from studio.runtime.results import Detections
 from tests.engine.cli_helpers import run_cli, run_json
 
-EXPORT_TIMEOUT_S = 900
-
 
 def _mediapipe_model(relative: str) -> Path:
     spec = importlib.util.find_spec("mediapipe")
@@ -31,14 +30,10 @@ def _mediapipe_model(relative: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory) -> dict[str, Path]:
-    """The studio's fp32 TFLite and ONNX exports of the real detector, and its INT8 TFLite (int8 I/O)."""
-    out = tmp_path_factory.mktemp("tflite")
-    run_json("export", "zoo:yolov8s-fall", "--to", "tflite,onnx", "-o", out / "fp32", timeout=EXPORT_TIMEOUT_S)
-    run_json("export", "zoo:yolov8s-fall", "--to", "tflite", "--precision", "int8", "-o", out / "int8",
-             timeout=EXPORT_TIMEOUT_S)
-    return {"tflite": out / "fp32" / "yolov8s-fall.tflite", "onnx": out / "fp32" / "yolov8s-fall.onnx",
-            "int8": out / "int8" / "yolov8s-fall.tflite"}
+def exports(fall_tflite) -> dict[str, Path]:
+    """The studio's fp32 TFLite and ONNX exports of the real detector, and its INT8 TFLite (int8 I/O), made once
+    per run for this module and the INT8 search's (tests/conftest.py)."""
+    return {name: fall_tflite[name] for name in ("tflite", "onnx", "int8")}
 
 
 def _frames(folder: Path) -> Path:

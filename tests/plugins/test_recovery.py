@@ -20,7 +20,8 @@ def _prune(handle, tmp_path, **settings):
 
 @pytest.mark.slow
 def test_recovery_lowers_held_out_loss_and_beats_no_recovery_on_a_detector(darknet_handle, tmp_path):
-    _, trained = _prune(darknet_handle, tmp_path, ratio=0.3, recovery_steps=30, recovery_batch=4)
+    _, trained = _prune(darknet_handle, tmp_path, ratio=0.3, recovery_steps=30, recovery_batch=4,
+                         recovery_imgsz=192)
     recovery = trained["recovery"]
     assert recovery["held_out_loss_after"] < recovery["held_out_loss_before"]
     assert recovery["fidelity_best"] >= recovery["fidelity_start"]  # the best judged weights are what it keeps
@@ -101,6 +102,9 @@ def test_recovery_lowers_held_out_loss_and_beats_no_recovery_on_a_classifier(eff
     assert trained["fidelity_after_recovery"]["value"] > trained["fidelity_before_recovery"]["value"]
 
 
+IMGSZ_BN = 160
+
+
 @pytest.mark.slow
 def test_frozen_batchnorm_is_why_the_loss_fell_while_the_answers_got_worse(fall_handle, tmp_path):
     """Issue 17: with BatchNorm frozen, distillation lowered its loss while mAP50 collapsed. Same prune, same
@@ -117,7 +121,7 @@ def test_frozen_batchnorm_is_why_the_loss_fell_while_the_answers_got_worse(fall_
     for mode in ("train", "frozen"):
         student = copy.deepcopy(pruned.torch_module)
         plan = TrainPlan(steps=25, batch=8, batchnorm=mode, eval_every=25, keep_best=mode == "frozen")
-        results[mode] = distill(student, fall_handle.torch_module, fall_handle, plan=plan, source=None, imgsz=256,
+        results[mode] = distill(student, fall_handle.torch_module, fall_handle, plan=plan, source=None, imgsz=IMGSZ_BN,
                                 ctx=TaskContext(workdir=tmp_path))
     train, frozen = results["train"], results["frozen"]
     assert train["fidelity_start"] == frozen["fidelity_start"]  # the same starting point (BatchNorm re-estimated)

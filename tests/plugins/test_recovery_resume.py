@@ -20,7 +20,8 @@ from studio.recipe import Recipe, Step, save_recipe
 @pytest.mark.slow
 def test_a_killed_recovery_resumes_from_its_last_checkpoint(tmp_path):
     recipe = tmp_path / "prune.toml"
-    save_recipe(Recipe((Step("prune.channels", {"ratio": 0.3, "recovery_steps": 50, "recovery_batch": 2}, 4),)),
+    save_recipe(Recipe((Step("prune.channels", {"ratio": 0.3, "recovery_steps": 50, "recovery_batch": 2,
+                                                     "recovery_imgsz": 128}, 4),)),
                 recipe)
     cache = tmp_path / "cache"
     env = {**os.environ, PROGRESS_ENV: "lines", "DEPLOY_STUDIO_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}

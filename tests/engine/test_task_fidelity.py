@@ -2,9 +2,8 @@
 probiou OBB mAP50), box mAP50 beside it, and reads a labelled folder of that task's YOLO rows (issue 20, item 4).
 
 Pose and OBB run the zoo's real checkpoints. No segmentation weights ship in the studio's packages: that model is
-Ultralytics' yolov8n-seg.yaml with random weights, its class biases raised so that it finds instances (with mask
-pixels) at the baseline's conf 0.25 on the frames judged — its figures are meaningless, the keys and evidence are
-what is checked.
+bench/tasks.py's person segmenter (yolo11n-pose's trained boxes, a random mask head), so its boxes are real and its
+masks noise — the keys and evidence are what is checked.
 """
 
 from __future__ import annotations
@@ -17,34 +16,14 @@ import pytest
 
 from studio.recipe import Recipe, Step
 
-PASSING = 200  # anchor-class pairs of bus.jpg raised above conf 0.3: a few dozen instances after NMS
-
 
 @pytest.fixture(scope="module")
-def seg_model(tmp_path_factory, bus_path) -> Path:
-    """yolov8n-seg.yaml, random weights (seed 0), its class biases set from its own logits on bus.jpg so that
-    about ``PASSING`` anchor-class pairs score 0.3 (random logits barely vary: a fixed bias finds all or none)."""
+def seg_model(tmp_path_factory) -> Path:
+    """bench/tasks.py's person segmenter: yolo11n-pose's trained boxes under a random mask head."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
-    import cv2
-    import torch
-    from ultralytics import YOLO
+    from bench.tasks import seg_checkpoint
 
-    torch.manual_seed(0)
-    yolo = YOLO("yolov8n-seg.yaml")
-    classes = [branch[-1] for branch in yolo.model.model[-1].cv3]  # each stride's class-logit convolution
-    for conv in classes:
-        conv.bias.data.zero_()
-    image = cv2.resize(cv2.imread(str(bus_path)), (640, 640))[:, :, ::-1].transpose(2, 0, 1) / 255.0
-    with torch.no_grad():
-        predictions = yolo.model.eval()(torch.from_numpy(image.copy()).float()[None])[0][0]  # (1, 4 + 80 + 32, anchors)
-        scores = predictions[0, 4:84]
-    logits = torch.logit(scores.clamp(1e-6, 1 - 1e-6)).flatten().sort().values
-    bias = float(torch.logit(torch.tensor(0.3)) - logits[-PASSING])
-    for conv in classes:
-        conv.bias.data.fill_(bias)
-    path = tmp_path_factory.mktemp("seg") / "yolov8n-seg-biased.pt"
-    yolo.save(str(path))
-    return path
+    return seg_checkpoint(tmp_path_factory.mktemp("seg"))
 
 
 def _person_pose_row(x0: float, y0: float, x1: float, y1: float) -> str:

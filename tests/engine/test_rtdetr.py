@@ -134,13 +134,14 @@ def test_random_weight_checkpoint_matches_ultralytics(checkpoint, frames):
         assert worst >= 0.99
 
 
-@pytest.mark.parametrize("config", ["rt-detr/rtdetr-l.yaml", "rt-detr/rtdetr-resnet50.yaml"])
-def test_every_rtdetr_config_opens_by_path_and_by_bundled_name(config):
-    """Opened as the zoo opens configs too; Ultralytics' own guess of their task is None (the crash of issue 20)."""
+def test_rtdetr_l_opens_by_bundled_name():
+    """As the zoo opens configs; Ultralytics' own guess of its task is None (the crash of issue 20). Every RT-DETR
+    config predicts in tests/engine/test_config_sweep.py."""
     from studio.loaders.ultralytics_yaml import load_bundled
 
-    for handle in (load_model(_config_path(config)), load_bundled(Path(config).name)):
-        assert (handle.task, handle.decoder) == (Task.DETECT, "rtdetr")
+    handle = load_bundled("rtdetr-l.yaml")
+    assert (handle.task, handle.decoder, handle.required_image_input().resize) == (Task.DETECT, "rtdetr",
+                                                                                    Resize.STRETCH)
 
 
 def test_half_precision_checkpoint_runs(tmp_path, bus_path):
@@ -158,3 +159,58 @@ def test_half_precision_checkpoint_runs(tmp_path, bus_path):
     prediction = predictor(cv2.imread(str(bus_path)))
     assert prediction.input_shape == (1, 3, 640, 640)
     assert 0 < len(prediction.result.boxes) <= 300
+
+
+EXPORT_FRAMES = 6
+RUNTIME = {"onnx": "ort", "openvino": "openvino", "tflite": "litert"}
+
+
+@pytest.fixture(scope="module")
+def exports(checkpoint, tmp_path_factory) -> dict[str, dict]:
+    from studio.export import run_export
+
+    report = run_export(str(checkpoint), [*RUNTIME, "coreml"], tmp_path_factory.mktemp("rtdetr-exports"))
+    return {item["format"]: item for item in report["exports"]}
+
+
+@pytest.mark.parametrize("fmt", list(RUNTIME))
+def test_export_reopens_as_rtdetr_and_matches_ultralytics(exports, fmt, checkpoint, frames):
+    """Each float export re-opened by path in its own runtime gives Ultralytics' instances (its head normalises the
+    boxes in every format: the TFLite route must not scale them as it does a YOLO head's)."""
+    from ultralytics import RTDETR
+
+    item = exports[fmt]
+    assert item["parity"]["agreement"]["value"] >= 0.99, item["parity"]
+    reopened = load_model(item["path"])
+    image = reopened.required_image_input()
+    assert (reopened.task, reopened.decoder, image.resize, image.size) == (Task.DETECT, "rtdetr", Resize.STRETCH,
+                                                                           (640, 640))
+    reference = RTDETR(str(checkpoint))
+    predictor = Predictor(reopened, make_backend(reopened, RUNTIME[fmt], threads=2), conf=CONF)
+    matched, worst = 0, 1.0
+    for frame in frames[:EXPORT_FRAMES]:
+        count, iou = _match(predictor(frame).result, reference.predict(frame, conf=CONF, verbose=False,
+                                                                        device="cpu")[0], frame)
+        matched, worst = matched + count, min(worst, iou)
+    print(f"RT-DETR {fmt} export on {RUNTIME[fmt]}, {EXPORT_FRAMES} frames: {matched} instances matched, worst box "
+          f"IoU {worst:.4f}")
+    assert matched >= 20 and worst >= 0.99
+
+
+def test_coreml_export_spec_is_valid_and_reopens_as_rtdetr(exports):
+    item = exports["coreml"]
+    assert item["spec"]["problems"] == [] and "macOS" in item["runtime"]
+    reopened = load_model(item["path"])
+    assert (reopened.decoder, reopened.required_image_input().resize) == ("rtdetr", Resize.STRETCH)
+
+
+def test_int8_tflite_is_refused_in_one_line_before_any_work(tmp_path):
+    """ai-edge-quantizer's INT8 conversion of yolov8-rtdetr aborts the process after 3 minutes of calibration."""
+    from studio.errors import UnsupportedError
+    from studio.export import run_export
+
+    with pytest.raises(UnsupportedError) as refused:
+        run_export(str(_config_path()), ["onnx", "tflite"], tmp_path / "out", precision="int8")
+    message = str(refused.value)
+    assert "RT-DETR" in message and "TFLite" in message and "\n" not in message
+    assert not any((tmp_path / "out").rglob("*.*"))  # nothing converted, not even the ONNX asked first

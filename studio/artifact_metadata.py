@@ -44,8 +44,9 @@ def artifact_metadata(model: ModelHandle) -> dict[str, str]:
         "deploy_studio.recipe": model.metadata.get("recipe", ""),
         DECODER_KEY: model.decoder,
         # What a task's decoder needs and the output shapes cannot always tell ([17, 3] vs [51, 1] keypoints;
-        # an end-to-end OBB head's rows), under Ultralytics' own keys.
-        **{key: model.metadata[key] for key in ("kpt_shape", "end2end", "mask_channels") if key in model.metadata},
+        # an end-to-end OBB head's rows; an RT-DETR head's [1, 300, 6] rows), under Ultralytics' own keys.
+        **{key: model.metadata[key] for key in ("kpt_shape", "end2end", "mask_channels", "head")
+           if key in model.metadata},
     }
     if image is not None:
         meta |= {"imgsz": json.dumps(list(image.size)), "stride": str(image.stride),

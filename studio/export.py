@@ -108,6 +108,10 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
             reasons = exporter.check(model)
             if reasons:
                 raise UnsupportedError(f"{exporter.title} cannot export {model.name}: {'; '.join(reasons)}")
+        # A format that cannot take this model at this precision (INT8 TFLite of RT-DETR) says so before any work.
+        reasons = getattr(exporter, "precision_reasons", lambda *_: [])(model, precision)
+        if reasons:
+            raise UnsupportedError(f"{exporter.title} cannot export {model.name}: {'; '.join(reasons)}")
     _remove_stale_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=out_dir))
     try:

@@ -68,6 +68,10 @@ class Exporter:
                 reasons.append(self.torch_reason)
         return reasons
 
+    def precision_reasons(self, model: ModelHandle, precision: str) -> list[str]:
+        """Why this format cannot take ``model`` at ``precision`` (asked before any file is written); none here."""
+        return []
+
     def apply(self, model: ModelHandle, settings: object, ctx: TaskContext) -> ModelHandle:
         return model
 

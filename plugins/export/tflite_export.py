@@ -28,6 +28,8 @@ from studio.plugin_api import LANGUAGE, VISION, Exports, option
 from studio.tasks import TaskContext
 
 _DETECTORS = (Task.DETECT, Task.SEGMENT, Task.POSE, Task.OBB)
+RTDETR_INT8 = ("INT8 TFLite of an RT-DETR model is not supported (its INT8 conversion aborts the process): export it "
+               "to TFLite at fp32 or fp16, or to OpenVINO at int8")
 
 
 @dataclass
@@ -57,11 +59,20 @@ class TfliteExport(Exporter):
     torch_reason = "TFLite is converted from a PyTorch module, and this model has none"
     onnx_route = True
 
+    def precision_reasons(self, model: ModelHandle, precision: str) -> list[str]:
+        if precision == "int8" and model.decoder == "rtdetr":
+            # Measured: ai-edge-quantizer calibrates yolov8-rtdetr (3 min), then the process aborts (SIGABRT, no
+            # Python error to catch), so it is refused before the conversion starts.
+            return [RTDETR_INT8]
+        return []
+
     def export(self, model: ModelHandle, settings: TfliteExportSettings, target: Path, ctx: TaskContext) -> dict:
         if is_language_model(model):  # a fixed window of tokens, verified in ai_edge_litert
             from studio.lm.mobile import tflite_language
 
             return tflite_language(model, target, ctx)
+        for reason in self.precision_reasons(model, settings.precision):  # callers other than run_export
+            raise UnsupportedError(reason)
         keep_float = None
         if model.torch_module is None and settings.precision == "int8" and model.task in _DETECTORS:
             keep_float = _onnx_head_scope(model)
@@ -86,7 +97,9 @@ class TfliteExport(Exporter):
 
         # Ultralytics' LiteRT export normalises detection boxes to 0–1 where the ONNX graph gives pixels.
         # Ultralytics' LiteRT export normalises boxes (and a pose head's keypoints, an OBB head's xywh) to 0–1.
-        scaled = ultralytics and model.task in (Task.DETECT, Task.SEGMENT, Task.POSE, Task.OBB)
+        # RT-DETR's head normalises its boxes itself, in every format, and its decoder scales them: nothing to undo.
+        scaled = ultralytics and model.task in (Task.DETECT, Task.SEGMENT, Task.POSE, Task.OBB) and \
+            model.decoder != "rtdetr"
 
         def backend(path: Path) -> LiteRtBackend:
             made = LiteRtBackend(path, threads=2, box_decoder=model.decoder if scaled else None, boxes_known=True)

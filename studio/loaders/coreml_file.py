@@ -18,7 +18,7 @@ from studio.artifact_metadata import DECODER_KEY, image_input_from_metadata, is_
 from studio.errors import BadInputError
 from studio.hashing import sha256_file
 from studio.loaders.ultralytics_meta import parse_ultralytics_meta
-from studio.loaders.ultralytics_support import ultralytics_onnx_decoder
+from studio.loaders.ultralytics_support import is_rtdetr, ultralytics_onnx_decoder, ultralytics_resize
 from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
 
 _FIX = "re-export the model (the studio and Ultralytics write a .mlpackage folder with Manifest.json and Data/)"
@@ -194,12 +194,12 @@ def _meaning(meta: dict[str, str], inputs: tuple[TensorSpec, ...], outputs: tupl
     image = _image_input(inputs[0], meta, path)
     if is_studio_metadata(meta) or "Ultralytics" in meta.get("author", "") or {"task", "names"} <= meta.keys():
         fields = parse_ultralytics_meta(meta, path)
-        if image is not None and not is_studio_metadata(meta):
-            resize = Resize.CENTER_CROP if fields.task == Task.CLASSIFY else Resize.LETTERBOX
-            image = ImageInput(size=image.size, resize=resize, stride=fields.stride, dynamic=image.dynamic,
-                               crop_fraction=1.0)
         decoder = meta.get(DECODER_KEY) or ultralytics_onnx_decoder(fields.task, meta.get("end2end") == "True",
-                                                                    outputs, fields.labels, path)
+                                                                    outputs, fields.labels, path,
+                                                                    rtdetr=is_rtdetr(meta))
+        if image is not None and not is_studio_metadata(meta):
+            image = ImageInput(size=image.size, resize=ultralytics_resize(fields.task, decoder),
+                               stride=fields.stride, dynamic=image.dynamic, crop_fraction=1.0)
         who = "Deploy Studio" if is_studio_metadata(meta) else "Ultralytics"
         return fields.task, fields.labels, decoder, image, f"{who} {fields.version} CoreML export"
     return Task.TENSOR, (), "tensor", image, "generic CoreML model: inputs and outputs known, their meaning not"

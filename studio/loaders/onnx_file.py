@@ -20,7 +20,7 @@ from studio.hashing import sha256_file
 from studio.loaders.onnx_checks import check_onnx
 from studio.loaders.ultralytics_meta import parse_ultralytics_meta
 from studio.loaders.ultralytics_support import TASK_DECODERS as _TASK_DECODERS
-from studio.loaders.ultralytics_support import ultralytics_onnx_decoder
+from studio.loaders.ultralytics_support import is_rtdetr, ultralytics_onnx_decoder, ultralytics_resize
 from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
 
 _DTYPES = {1: "float32", 10: "float16", 11: "float64", 7: "int64", 6: "int32", 9: "bool", 2: "uint8", 3: "int8"}
@@ -100,9 +100,9 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
     elif meta:
         fields = parse_ultralytics_meta(meta, path)
         task, labels = fields.task, fields.labels
-        resize = Resize.CENTER_CROP if task == Task.CLASSIFY else Resize.LETTERBOX
-        image = _image_input(inputs[0], fields.imgsz, fields.stride, resize)
-        decoder = ultralytics_onnx_decoder(task, meta.get("end2end") == "True", outputs, labels, path)
+        decoder = ultralytics_onnx_decoder(task, meta.get("end2end") == "True", outputs, labels, path,
+                                           rtdetr=is_rtdetr(meta))
+        image = _image_input(inputs[0], fields.imgsz, fields.stride, ultralytics_resize(task, decoder))
         fmt, note = "ultralytics-onnx", f"Ultralytics {fields.version} export"
     elif shape_classes:
         task, labels, decoder, fmt = Task.DETECT, tuple(f"class{i}" for i in range(shape_classes)), "yolo", "onnx"
@@ -128,7 +128,7 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
 # The decoders each task's graphs may name, and the layout each decoder reads from output 0: (rank, axis, least
 # size of that axis before the class count is added; None: the class count is not in that axis).
 _LAYOUTS: dict[str, tuple[int, int, int, bool]] = {
-    "yolo": (3, 1, 4, True), "yolo-obb": (3, 1, 5, True), "yolo-end2end": (3, 2, 6, False),
+    "yolo": (3, 1, 4, True), "yolo-obb": (3, 1, 5, True), "yolo-end2end": (3, 2, 6, False), "rtdetr": (3, 2, 6, False),
     "darknet": (3, 2, 5, True), "classify-logits": (2, 1, 0, True), "classify-probs": (2, 1, 0, True)}
 # Nodes that pass a classifier's scores through unchanged in meaning (shape, type, quantisation).
 _PASS_THROUGH = frozenset({"Reshape", "Flatten", "Squeeze", "Identity", "Cast", "QuantizeLinear", "DequantizeLinear"})
@@ -189,7 +189,8 @@ def _own_decoder(meta: dict[str, str], task: Task, model: Any, outputs: tuple[Te
     elif task == Task.DETECT and _darknet_rows(outputs, labels):
         decoder = "darknet"
     else:
-        decoder = ultralytics_onnx_decoder(task, meta.get("end2end") == "True", outputs, labels, path)
+        decoder = ultralytics_onnx_decoder(task, meta.get("end2end") == "True", outputs, labels, path,
+                                           rtdetr=is_rtdetr(meta))
     shape: tuple[int | str, ...] = outputs[0].shape if outputs else ()
     if decoder in _LAYOUTS:
         rank, axis, least, per_class = _LAYOUTS[decoder]

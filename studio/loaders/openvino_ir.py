@@ -20,7 +20,7 @@ from studio.errors import BadInputError
 from studio.hashing import sha256_file
 from studio.loaders.ultralytics_meta import parse_ultralytics_meta
 from studio.loaders.ultralytics_support import TASK_DECODERS as _TASK_DECODERS
-from studio.loaders.ultralytics_support import ultralytics_onnx_decoder
+from studio.loaders.ultralytics_support import is_rtdetr, ultralytics_onnx_decoder, ultralytics_resize
 from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
 
 _FIX = "re-export it, or open the folder the studio or Ultralytics wrote (model.xml with model.bin beside it)"
@@ -206,7 +206,7 @@ def _studio_fields(meta: dict[str, str], inputs: tuple[TensorSpec, ...], outputs
             image = dataclasses.replace(image, dynamic=False)
     allowed = _TASK_DECODERS[task]
     decoder = meta.get(DECODER_KEY) or ultralytics_onnx_decoder(task, meta.get("end2end") == "True", outputs,
-                                                                labels, path)
+                                                                labels, path, rtdetr=is_rtdetr(meta))
     if decoder not in allowed:
         raise BadInputError(f"its metadata names decoder '{decoder[:40]}', which a {task} model does not use "
                             f"(one of {', '.join(allowed)})", path=path, fix=_OWN_FIX)
@@ -227,9 +227,9 @@ def describe_ir(model: Any, *, name: str, path: Path, files: tuple[Path, ...], f
     elif _is_ultralytics(meta):
         fields = parse_ultralytics_meta(meta, path)
         task, labels = fields.task, fields.labels
-        resize = Resize.CENTER_CROP if task == Task.CLASSIFY else Resize.LETTERBOX
-        image = image_for(inputs[0], fields.imgsz, fields.stride, resize)
-        decoder = ultralytics_onnx_decoder(task, meta.get("end2end") == "True", outputs, labels, path)
+        decoder = ultralytics_onnx_decoder(task, meta.get("end2end") == "True", outputs, labels, path,
+                                           rtdetr=is_rtdetr(meta))
+        image = image_for(inputs[0], fields.imgsz, fields.stride, ultralytics_resize(task, decoder))
         note = f"Ultralytics {fields.version} export"
     else:
         task, labels, decoder = Task.TENSOR, (), "tensor"

@@ -20,7 +20,7 @@ from studio.hashing import sha256_file
 from studio.loaders.tflite_metadata import FlatbufferFacts, read_flatbuffer, read_zip_entries
 from studio.loaders.ultralytics_meta import parse_ultralytics_meta
 from studio.loaders.ultralytics_support import TASK_DECODERS as _TASK_DECODERS
-from studio.loaders.ultralytics_support import ultralytics_onnx_decoder
+from studio.loaders.ultralytics_support import is_rtdetr, ultralytics_onnx_decoder, ultralytics_resize
 from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
 
 NOT_TFLITE_FIX = "re-export or re-download the model; the file may be truncated or not a TFLite flatbuffer"
@@ -125,7 +125,7 @@ def _studio_fields(entries: dict[str, Any]) -> dict[str, str]:
 
 
 def _decoder(task: Task, studio: dict[str, str], from_ultralytics: bool, outputs: tuple[TensorSpec, ...],
-             labels: tuple[str, ...], end2end: bool, path: Path) -> str:
+             labels: tuple[str, ...], end2end: bool, path: Path, *, rtdetr: bool = False) -> str:
     allowed = _TASK_DECODERS.get(task, ("tensor",))
     named = studio.get("deploy_studio.decoder")
     if named is not None:
@@ -139,7 +139,7 @@ def _decoder(task: Task, studio: dict[str, str], from_ultralytics: bool, outputs
     shape = outputs[0].shape if outputs else ()
     if task == Task.DETECT and len(shape) == 3 and shape[2] == 5 + len(labels) and shape[1] != 4 + len(labels):
         return "darknet"
-    return ultralytics_onnx_decoder(task, end2end, outputs, labels, path)
+    return ultralytics_onnx_decoder(task, end2end, outputs, labels, path, rtdetr=rtdetr)
 
 
 def _assumed_image(spec: TensorSpec, detail: dict[str, Any], spec_meta: dict[str, Any]) -> tuple[ImageInput, str]:
@@ -190,6 +190,8 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
     if studio or from_ultralytics or {"task", "names"} <= flat.keys():
         fields = parse_ultralytics_meta(flat, path)
         task, labels = fields.task, fields.labels
+        decoder = _decoder(task, studio, from_ultralytics, outputs, labels, flat.get("end2end") == "True", path,
+                           rtdetr=is_rtdetr(flat))
         image = image_input_from_metadata({**flat, **studio}, path, default_size=layout[1] if layout else None)
         if image is not None and layout is not None and layout[1] is not None:
             # The file's own input shape wins over the source's pre-processing it carries: a studio export of a
@@ -197,14 +199,12 @@ def load(path: Path, *, trust: bool = False) -> ModelHandle:
             # rectangle fed through resize_tensor_input would come back with every box scaled wrong.
             image = dataclasses.replace(image, size=layout[1], dynamic=False)
         if image is None and layout is not None:
-            resize = Resize.CENTER_CROP if task == Task.CLASSIFY else Resize.LETTERBOX
-            image = ImageInput(size=layout[1] or fields.imgsz, resize=resize, stride=fields.stride,
-                               dynamic=layout[1] is None, crop_fraction=1.0)
+            image = ImageInput(size=layout[1] or fields.imgsz, resize=ultralytics_resize(task, decoder),
+                               stride=fields.stride, dynamic=layout[1] is None, crop_fraction=1.0)
         if image is not None and layout is None:
             raise BadInputError(f"its metadata gives image pre-processing, but input '{inputs[0].name}' has shape "
                                 f"{list(inputs[0].shape)}, not a three-channel NHWC or NCHW image", path=path,
                                 fix="re-export the model with Deploy Studio")
-        decoder = _decoder(task, studio, from_ultralytics, outputs, labels, flat.get("end2end") == "True", path)
         said_normalised = studio.get(f"deploy_studio.{STUDIO_BOXES_FIELD}") == "normalised"
         if (from_ultralytics or said_normalised) and decoder in ("yolo", "yolo-end2end", "yolo-obb"):
             meta[BOXES_KEY] = "normalised"

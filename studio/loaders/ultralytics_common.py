@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from studio.complexity import torch_gflops, torch_params
-from studio.loaders.ultralytics_support import check_head, check_task, class_chain
-from studio.model import ImageInput, ModelHandle, Provenance, Resize, Task, TensorSpec
+from studio.loaders.ultralytics_support import RTDETR_HEAD, check_head, check_task, class_chain, ultralytics_resize
+from studio.model import ImageInput, ModelHandle, Provenance, Task, TensorSpec
 
 # Post-processing family per Ultralytics task (see studio.runtime.decoders).
 _DECODERS = {
@@ -41,6 +41,11 @@ def is_end2end(model: Any) -> bool:
     return bool(getattr(head, "end2end", False))
 
 
+def is_rtdetr_module(model: Any) -> bool:
+    layers = getattr(model, "model", None)
+    return layers is not None and len(layers) > 0 and RTDETR_HEAD in class_chain(type(layers[-1]))
+
+
 def _task_metadata(model: Any) -> dict[str, str]:
     """What the decoders read from an exported file's metadata, under Ultralytics' own keys: kpt_shape, end2end, and
     the mask coefficient count (Ultralytics' exports leave it to the prototypes' shape)."""
@@ -65,7 +70,9 @@ def handle_from_module(
     layers = getattr(model, "model", None)
     if isinstance(layers, torch.nn.Sequential) and len(layers):  # a head the studio does not run: say so first
         check_head(class_chain(type(layers[-1])), path)
-    task_name = getattr(model, "task", None) or guess_model_task(model)
+    rtdetr = is_rtdetr_module(model)
+    # Ultralytics' guess knows no RT-DETR head (its RTDETR class fixes the task to detect).
+    task_name = getattr(model, "task", None) or ("detect" if rtdetr else guess_model_task(model))
     check_task(task_name, path)
     task = Task(task_name)
     model.task = str(task)  # Ultralytics' exporter and predictor read it (its own loader sets it too)
@@ -76,17 +83,22 @@ def handle_from_module(
     channels = int(getattr(model, "yaml", {}).get("channels", 3))
     labels = labels_of(getattr(model, "names", None), getattr(model, "nc", None))
     classify = task == Task.CLASSIFY
-    image_input = ImageInput(
-        size=imgsz,
-        resize=Resize.CENTER_CROP if classify else Resize.LETTERBOX,
-        stride=stride,
-        dynamic=not classify,
-        crop_fraction=1.0,  # Ultralytics' classify_transforms: shorter side to size, then a centre crop
-    )
-    gflops, method = torch_gflops(model, (1, channels, *imgsz))
     decoder = _DECODERS.get(task, "tensor")
     if decoder == "yolo" and is_end2end(model):
         decoder = "yolo-end2end"
+    if rtdetr:
+        decoder = "rtdetr"
+        side = max(imgsz)  # RTDETRPredictor stretches every frame to a square (LetterBox(scale_fill=True))
+        imgsz = (side, side)
+    image_input = ImageInput(
+        size=imgsz,
+        resize=ultralytics_resize(task, decoder),
+        stride=stride,
+        # RT-DETR's anchors and its export are made for one size (Ultralytics exports it fixed); a classifier crops.
+        dynamic=not classify and not rtdetr,
+        crop_fraction=1.0,  # Ultralytics' classify_transforms: shorter side to size, then a centre crop
+    )
+    gflops, method = torch_gflops(model, (1, channels, *imgsz))
     return ModelHandle(
         name=path.stem,
         format=fmt,
@@ -94,7 +106,7 @@ def handle_from_module(
         decoder=decoder,
         labels=labels,
         image_input=image_input,
-        inputs=(TensorSpec("images", (1, channels, "height", "width"), "float32"),),
+        inputs=(TensorSpec("images", (1, channels, *(imgsz if rtdetr else ("height", "width"))), "float32"),),
         outputs=(),
         size_bytes=path.stat().st_size,
         provenance=provenance,
@@ -104,5 +116,6 @@ def handle_from_module(
         random_weights=random_weights,
         source_paths=(path,),
         torch_module=model,
-        metadata={"family": "ultralytics", "stride": str(stride), "channels": str(channels), **_task_metadata(model)},
+        metadata={"family": "ultralytics", "stride": str(stride), "channels": str(channels), **_task_metadata(model),
+                  **({"head": RTDETR_HEAD} if rtdetr else {})},
     )

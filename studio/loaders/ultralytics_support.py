@@ -1,9 +1,9 @@
 """Which Ultralytics architectures the studio runs, and the one line that refuses the others.
 
-Ultralytics ships heads whose outputs the studio's runtimes do not decode (RT-DETR's query boxes,
-depth maps, per-pixel classes) or that need inputs it cannot give (YOLO-World and YOLOE take text or
-visual prompt embeddings). Each loader asks here before it builds or describes a model, so that such
-a file is refused by name instead of failing later with a library's own error.
+Ultralytics ships heads whose outputs the studio's runtimes do not decode (depth maps, per-pixel
+classes) or that need inputs it cannot give (YOLO-World and YOLOE take text or visual prompt embeddings).
+Each loader asks here before it builds or describes a model, so that such a file is refused by name
+instead of failing later with a library's own error.
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from studio.errors import BadInputError, UnsupportedError
-from studio.model import Task, TensorSpec
+from studio.model import Resize, Task, TensorSpec
 
 SUPPORTED = ("the studio runs Ultralytics detect, segment (masks), pose (keypoints), OBB (rotated boxes) and "
-             "classify models (YOLOv3, v5, v6, v8, v9, v10, 11, 12 and YOLO26, end-to-end heads included)")
+             "classify models (YOLOv3, v5, v6, v8, v9, v10, 11, 12 and YOLO26, end-to-end heads included) and RT-DETR "
+             "detectors")
 
 # Heads the runtimes decode (subclasses such as Segment26, Pose26, OBB26 are found through their bases).
-RUN_HEADS = frozenset({"Detect", "v10Detect", "Segment", "Pose", "OBB", "Classify"})
+RUN_HEADS = frozenset({"Detect", "v10Detect", "Segment", "Pose", "OBB", "Classify", "RTDETRDecoder"})
 
 # Checked before RUN_HEADS: YOLO-World and YOLOE heads subclass Detect but cannot run without prompts.
 _PROMPTED = "heads (open-vocabulary, prompted by {what}) are not supported yet"
 REFUSED_HEADS = {
-    "RTDETRDecoder": "RT-DETR heads (a transformer decoder with its own box format) are not supported yet",
     "WorldDetect": "YOLO-World " + _PROMPTED.format(what="CLIP text embeddings"),
     "YOLOEDetect": "YOLOE " + _PROMPTED.format(what="text or visual embeddings"),
     "Depth": "depth-estimation heads (Depth) are not supported yet",
@@ -36,9 +36,29 @@ REFUSED_TASKS = {
     "semantic": "Ultralytics semantic-segmentation models are not supported yet",
 }
 
-# Heads whose exported ONNX graph differs from what the studio's decoders read. YOLO-World and YOLOE
-# are not here: Ultralytics bakes their prompt embeddings in, and the graph is a plain detector.
-ONNX_REFUSED_HEADS = {"RTDETRDecoder": REFUSED_HEADS["RTDETRDecoder"]}
+# Heads whose exported ONNX graph differs from what the studio's decoders read (none since RT-DETR is decoded).
+# YOLO-World and YOLOE are not here: Ultralytics bakes their prompt embeddings in, and the graph is a plain detector.
+ONNX_REFUSED_HEADS: dict[str, str] = {}
+
+RTDETR_HEAD = "RTDETRDecoder"
+
+
+def is_rtdetr(meta: Mapping[str, str]) -> bool:
+    """Whether an Ultralytics export's metadata describes an RT-DETR model: its exporter writes the head's class
+    ("head": "RTDETRDecoder"); releases without that key name the model file in the description ("Ultralytics
+    rtdetr-l model", "Ultralytics YOLOv8-rtdetr model")."""
+    if "head" in meta:
+        return meta["head"] == RTDETR_HEAD
+    description = meta.get("description", "").lower().replace("-", "")
+    return description.startswith("ultralytics") and "rtdetr" in description
+
+
+def ultralytics_resize(task: Task, decoder: str) -> Resize:
+    """How Ultralytics' own predictor turns a frame into this model's input: RT-DETR stretches to its square
+    (LetterBox(scale_fill=True)), a classifier crops the centre, every other head letterboxes."""
+    if decoder == "rtdetr":
+        return Resize.STRETCH
+    return Resize.CENTER_CROP if task == Task.CLASSIFY else Resize.LETTERBOX
 
 
 def head_refusal(class_names: Iterable[str]) -> str | None:
@@ -80,7 +100,7 @@ def check_onnx_head(head: str | None, path: Path) -> None:
 
 
 # The decoders a file of each task may name (studio.runtime.decoders); every loader checks a file's claim here.
-TASK_DECODERS = {Task.DETECT: ("yolo", "yolo-end2end", "darknet"), Task.SEGMENT: ("yolo", "yolo-end2end"),
+TASK_DECODERS = {Task.DETECT: ("yolo", "yolo-end2end", "darknet", "rtdetr"), Task.SEGMENT: ("yolo", "yolo-end2end"),
                  Task.POSE: ("yolo", "yolo-end2end"), Task.OBB: ("yolo-obb",),
                  Task.CLASSIFY: ("classify-logits", "classify-probs"), Task.TENSOR: ("tensor",)}
 
@@ -89,19 +109,21 @@ _ONNX_DECODERS = {"detect": "yolo", "segment": "yolo", "pose": "yolo", "obb": "y
 
 
 def ultralytics_onnx_decoder(task: object, end2end: bool, outputs: tuple[TensorSpec, ...], labels: tuple[str, ...],
-                             path: Path) -> str:
+                             path: Path, *, rtdetr: bool = False) -> str:
     """The decoder for an Ultralytics export, after checking that output0 has the layout it reads.
 
     An NMS-free export (YOLO26, YOLOv10 with end2end) writes rows [x1, y1, x2, y2, score, class, extras…];
     its metadata says so, and its shape alone cannot (at imgsz 64, 84 anchors and 84 rows look alike).
-    A graph whose metadata claims a task its output does not have is refused, not decoded into garbage.
+    A graph whose metadata claims a task its output does not have is refused, not decoded into garbage. An RT-DETR
+    export (``rtdetr``: see ``is_rtdetr``) has rows [1, queries, 6] (or [1, queries, 4 + classes]), never a YOLO head.
     """
-    decoder = _ONNX_DECODERS.get(str(task), "tensor")
+    decoder = "rtdetr" if rtdetr and str(task) == "detect" else _ONNX_DECODERS.get(str(task), "tensor")
     shape: tuple[int | str, ...] = outputs[0].shape if outputs else ()
     if decoder == "yolo" and (end2end or (len(shape) == 3 and shape[-1] == 6)):
         decoder = "yolo-end2end"
     expected = {"yolo": (3, 1, 4 + len(labels)), "yolo-obb": (3, 2, 7) if end2end else (3, 1, 5 + len(labels)),
-                "yolo-end2end": (3, 2, 6), "classify-probs": (2, 1, max(len(labels), 1))}.get(decoder)
+                "yolo-end2end": (3, 2, 6), "rtdetr": (3, 2, 6),
+                "classify-probs": (2, 1, max(len(labels), 1))}.get(decoder)
     if expected is None:
         return decoder
     rank, axis, least = expected

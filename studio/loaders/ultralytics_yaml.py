@@ -44,9 +44,10 @@ def _build(path: Path, spec: str, display: str | None = None) -> ModelHandle:
                             fix="give a model yaml such as yolo11n.yaml (dataset yamls are not models)")
     _check_modules(cfg, path)
     check_head(_head_classes(cfg), path)
-    task = guess_model_task(cfg)
+    rtdetr = "RTDETRDecoder" in _head_classes(cfg)
+    task = "detect" if rtdetr else guess_model_task(cfg)  # Ultralytics' guess knows no RT-DETR head: None
     check_task(task, path)
-    model_class = _model_class(task)
+    model_class = _model_class(task, rtdetr=rtdetr)
     _without_pretrained_download(cfg)
     torch.manual_seed(0)  # the same random weights every time, so runs are comparable
     try:
@@ -66,8 +67,11 @@ def _build(path: Path, spec: str, display: str | None = None) -> ModelHandle:
     return handle.replace(name=display) if display else handle
 
 
-def _model_class(task: str):
+def _model_class(task: str, *, rtdetr: bool = False):
     from ultralytics.nn import tasks
+
+    if rtdetr:  # its own model class: Ultralytics' RTDETR(...) builds this one (loss and batch handling differ)
+        return tasks.RTDETRDetectionModel
 
     return {
         "detect": tasks.DetectionModel,

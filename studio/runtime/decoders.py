@@ -173,6 +173,36 @@ def decode_darknet(outputs: list[np.ndarray], geometry: Geometry, labels: tuple[
     return _detections(boxes, scores, class_ids, geometry, labels, options)
 
 
+def decode_rtdetr(outputs: list[np.ndarray], geometry: Geometry, labels: tuple[str, ...],
+                  options: DecodeOptions) -> Detections:
+    """RT-DETR (Ultralytics' ``RTDETRDecoder``): boxes cx, cy, w, h normalised to the network input, scores already
+    sigmoid, no NMS (its queries are one-to-one). Ultralytics 8.3.x+ heads end in a top-k over (query, class) pairs,
+    output0 [1, k, 6] rows cx, cy, w, h, score, class, as ``RTDETRPredictor.postprocess`` reads them (a query may
+    appear once per class); older exports give [1, queries, 4 + classes], each query taking its best class. Then the
+    conf filter, at most max_det by score, and boxes back to the frame through the pre-processing's geometry (a
+    plain stretch for RT-DETR: x × frame width, as Ultralytics scales them)."""
+    pred = outputs[0].reshape(-1, outputs[0].shape[-1]).astype(np.float32)
+    classes = len(labels)
+    # Rows end in an integer class index; with 2 classes, per-query rows [4 + 2] have the same width, and their last
+    # column is a sigmoid score, never all whole numbers in [0, classes).
+    last = pred[:, 5] if pred.shape[1] == 6 else None
+    topk_rows = last is not None and (classes != 2 or bool(np.all((last == np.round(last)) & (last >= 0)
+                                                                   & (last < classes))))
+    if topk_rows:
+        scores, class_ids = pred[:, 4], pred[:, 5].astype(np.int64)
+    else:
+        class_scores = pred[:, 4:]
+        class_ids = class_scores.argmax(1)
+        scores = class_scores[np.arange(len(pred)), class_ids]
+    mask = scores > options.conf
+    order = np.argsort(-scores[mask], kind="stable")[: options.max_det]  # top-k rows are sorted already: unchanged
+    xywh, scores, class_ids = pred[mask, :4][order], scores[mask][order], class_ids[mask][order]
+    height, width = geometry.input_hw
+    centre, size = xywh[:, :2] * (width, height), xywh[:, 2:4] * (width, height)
+    boxes = np.concatenate([centre - size / 2, centre + size / 2], 1)
+    return Detections(_to_original(boxes, geometry).astype(np.float32), scores.astype(np.float32), class_ids, labels)
+
+
 def _top_k(probabilities: np.ndarray, labels: tuple[str, ...], k: int) -> Classification:
     order = np.argsort(-probabilities, kind="stable")[:k]
     return Classification(order, probabilities[order], labels)
@@ -200,6 +230,7 @@ DECODERS: dict[str, Decoder] = {
     "yolo-end2end": decode_yolo_end2end,
     "yolo-obb": decode_yolo_obb,
     "darknet": decode_darknet,
+    "rtdetr": decode_rtdetr,
     "classify-logits": decode_logits,
     "classify-probs": decode_probabilities,
     "tensor": decode_raw,

@@ -74,7 +74,9 @@ def _export_ultralytics(handle: ModelHandle, workdir: Path) -> Path:
     module = copy.deepcopy(handle.torch_module)  # the exporter fuses layers in place; the handle stays intact
     module.pt_path = str(workdir / "model.pt")  # the exporter names its output after this path
     size = handle.image_input.size if handle.image_input else (640, 640)
-    overrides = {"format": "onnx", "imgsz": list(size), "dynamic": True, "simplify": True, "opset": OPSET,
+    # RT-DETR is exported at its one size, as Ultralytics exports it: its anchors and top-k are made for that grid.
+    dynamic = handle.decoder != "rtdetr"
+    overrides = {"format": "onnx", "imgsz": list(size), "dynamic": dynamic, "simplify": True, "opset": OPSET,
                  "batch": 1, "device": "cpu", "verbose": False}
     if handle.decoder == "yolo-end2end" or handle.metadata.get("end2end") == "True":
         # Ultralytics' exporter writes the one-to-many head unless nms=False; the handle decodes the NMS-free rows.

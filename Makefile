@@ -38,7 +38,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-# Everything, as CI runs it (33 minutes on 2 cores in the last fresh-clone run, 720 tests).
+# Everything, as CI runs it (see the README for the last fresh-clone run's time).
 test: install
 	$(BIN)/mypy
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q

@@ -77,8 +77,11 @@ def test_export_reopens_in_its_runtime_with_the_task_parity(exported, fmt):
     slack = INT8_SLACK if fmt == "tflite-int8" else FLOAT_SLACK
     assert parity["value"] >= exported["ceiling"][12] - slack, (fmt, parity, exported["ceiling"])
     runtime = {"onnx": "ort", "openvino": "openvino", "tflite": "litert", "tflite-int8": "litert"}[fmt]
-    again = _agreement(source, reopened, runtime)
-    assert again["metric"] == METRIC[task] and again["value"] >= exported["ceiling"][FRAMES] - slack, (fmt, again)
+    # INT8 on as many frames as its search judged (12): on 6, OBB's few instances (measured 0.746 for yolov8n-obb-dota
+    # while the same file scored above target on 12) make the check noise rather than evidence.
+    frames = 12 if fmt == "tflite-int8" else FRAMES
+    again = _agreement(source, reopened, runtime, frames)
+    assert again["metric"] == METRIC[task] and again["value"] >= exported["ceiling"][frames] - slack, (fmt, again)
 
 
 def test_int8_tflite_says_what_the_search_kept_float(exported):

@@ -173,6 +173,19 @@ def _parser() -> argparse.ArgumentParser:
                           "cpu, cuda or mps as torch sees them (the steps' own device setting is replaced)")
     optimize.add_argument("--json", action="store_true")
 
+    search = commands.add_parser("search", help="search plugins' settings for the fastest variant that keeps a "
+                                                 "fidelity target (Optuna, trials on Ray workers)")
+    _add_model(search)
+    search.add_argument("--spec", required=True, help="a search spec TOML (plugins, ranges, target, objective, budget)")
+    search.add_argument("-o", "--out", required=True,
+                        help="results folder (new or empty; the folder of a stopped search resumes it)")
+    search.add_argument("--cluster", default=None,
+                        help="a Ray cluster's address (ray://HOST:PORT, or HOST:PORT of its head); default: Ray "
+                             "started on this machine")
+    search.add_argument("--workers", type=int, default=2, help="trials built at once on this machine (default 2)")
+    search.add_argument("--frames", "--data", dest="frames", default=None, help=OWN_FRAMES_HELP)
+    search.add_argument("--json", action="store_true")
+
     evaluate = commands.add_parser("evaluate", help="true mAP on a labelled folder (YOLO or COCO), and/or a recipe's "
                                                      "fidelity against the model on the judging frames")
     _add_model(evaluate, recipe=True)
@@ -491,6 +504,20 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     return _emit(args, report, "optimize_text")
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from studio.search.driver import run_search
+
+    def progress(row: dict[str, Any]) -> None:
+        value = "—" if row["fidelity"] is None else f"{row['fidelity']:.3f}"
+        latency = "—" if row["latency_p50_ms"] is None else f"{row['latency_p50_ms']:.1f} ms"
+        print(f"trial {row['number']}: {row['state']}, {row['metric'] or 'fidelity'} {value}, {latency} — "
+              f"{row['summary']}" + (f" ({row['error']})" if row.get("error") else ""), file=sys.stderr, flush=True)
+
+    summary = run_search(args.model, Path(args.spec), Path(args.out), cluster=args.cluster, workers=args.workers,
+                         data=Path(args.frames) if args.frames else None, trust=args.trust, on_trial=progress)
+    return _emit(args, summary, "search_text")
+
+
 # The settings through which a recipe step says where it trains (studio.recovery.settings, the exit heads).
 TRAINING_DEVICE_SETTINGS = ("recovery_device", "device")
 
@@ -623,7 +650,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 COMMANDS = {"zoo": cmd_zoo, "devices": cmd_devices, "info": cmd_info, "predict": cmd_predict, "bench": cmd_bench,
             "demo": cmd_demo,
-            "plugins": cmd_plugins, "optimize": cmd_optimize, "evaluate": cmd_evaluate, "export": cmd_export,
+            "plugins": cmd_plugins, "optimize": cmd_optimize, "search": cmd_search,
+            "evaluate": cmd_evaluate, "export": cmd_export,
             "generate": cmd_generate, "embed": cmd_embed}
 
 

@@ -34,6 +34,7 @@ class Kind(StrEnum):
     LOWRANK = "lowrank"
     EARLY_EXIT = "early_exit"
     EXPORT = "export"
+    INPUT = "input"  # the input size a model runs at
 
 
 # The two kinds of model an export row or a quantizer is declared for (``studio.capabilities.model_kind``).
@@ -77,9 +78,14 @@ class SettingsError(StudioError):
 
 
 def option(default: Any, *, label: str, help: str = "", min: float | None = None,
-           max: float | None = None, choices: tuple[Any, ...] | None = None) -> Any:
-    """A settings field with what a UI needs to show it and a validator needs to check it."""
-    meta = {"label": label, "help": help, "min": min, "max": max, "choices": choices}
+           max: float | None = None, choices: tuple[Any, ...] | None = None, search: Any = None) -> Any:
+    """A settings field with what a UI needs to show it and a validator needs to check it.
+
+    ``search`` declares the field searchable by ``deploy-studio search`` (``studio.search.space``): for a
+    number ``(low, high)`` or ``(low, high, step)`` inside min..max; for a choice or a bool ``True`` (every
+    value) or a tuple of the values worth trying. Fields without it are never searched.
+    """
+    meta = {"label": label, "help": help, "min": min, "max": max, "choices": choices, "search": search}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -156,8 +162,27 @@ def settings_schema(settings_cls: type) -> list[dict[str, Any]]:
             "label": meta.get("label", field.name), "help": meta.get("help", ""),
             "min": meta.get("min"), "max": meta.get("max"),
             "choices": list(literal or meta.get("choices") or []) or None,
+            "search": _search_range(field.name, kind, meta.get("search"), literal or meta.get("choices")),
         })
     return schema
+
+
+def _search_range(name: str, kind: str, declared: Any, choices: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    """A field's declared search range as data: {"low", "high", "step"} for numbers, {"choices"} otherwise."""
+    if declared is None or declared is False:
+        return None
+    if kind in ("int", "float"):
+        if not (isinstance(declared, tuple) and len(declared) in (2, 3)):
+            raise TypeError(f"setting '{name}': search= takes (low, high) or (low, high, step) for a number")
+        low, high, *step = declared
+        return {"low": low, "high": high, "step": step[0] if step else None}
+    if kind == "bool":
+        values: tuple[Any, ...] = (False, True) if declared is True else tuple(declared)
+    elif kind == "choice":
+        values = tuple(choices or ()) if declared is True else tuple(declared)
+    else:
+        raise TypeError(f"setting '{name}': a {kind} setting cannot be searched")
+    return {"choices": list(values)}
 
 
 def _coerce(entry: dict[str, Any], value: Any, plugin_id: str) -> Any:

@@ -260,3 +260,28 @@ def embedding_text(report: dict[str, Any]) -> str:
     for index, (sentence, row) in enumerate(zip(report["sentences"], report["cosine"], strict=True)):
         lines.append(f"  [{index}] " + "  ".join(f"{v:+.3f}" for v in row) + f"  {sentence[:60]}")
     return "\n".join(lines)
+
+
+def search_text(summary: dict[str, Any]) -> str:
+    """The trials of a search, the front marked, and how each figure was measured."""
+    base = summary["baseline"]
+    lines = [f"{summary['model']}: {len(summary['trials'])} trial(s) "
+             f"({', '.join(f'{n} {state}' for state, n in summary['counts'].items() if n)}); target fidelity "
+             f"{summary['target']}; results in {summary['out']}",
+             f"the model itself: {base['latency_p50_ms'] or '—'} ms p50, {base['size_mb'] or '—'} MB",
+             "  #  state     fidelity  p50 ms  speed-up  size MB  variant"]
+    for row in summary["trials"]:
+        fidelity = "—" if row["fidelity"] is None else f"{row['fidelity']:.3f}"
+        latency = "—" if row["latency_p50_ms"] is None else f"{row['latency_p50_ms']:.1f}"
+        speedup = "—" if row.get("speedup") is None else f"{row['speedup']:.2f}×"
+        size = "—" if row["size_mb"] is None else f"{row['size_mb']:.1f}"
+        mark = "*" if row.get("on_front") else " "
+        lines.append(f"{mark}{row['number']:>3}  {row['state']:<9} {fidelity:>8}  {latency:>6}  {speedup:>8}  "
+                     f"{size:>7}  {row['summary']}" + (f" — {row['error']}" if row.get("error") else ""))
+    best = summary.get("best")
+    lines.append(f"best at the target: trial {best['number']}, {best['summary']}" if best
+                 else "no trial reached the target")
+    lines += [f"note: {note}" for note in summary.get("notes", [])]
+    lines += [f"{key}: {text}" for key, text in summary["method"].items()]
+    lines.append("* on the front: no other variant at the target is both faster and smaller")
+    return "\n".join(lines)

@@ -23,7 +23,7 @@ from studio.torch_variant import torch_variant
 class _LowRankOwnSettings:
     mode: Literal["energy", "ratio"] = option("energy", label="Choose the rank by")
     energy: float = option(0.95, label="Energy kept", min=0.5, max=0.9999,
-                           help="Share of the squared singular values the factors keep")
+                           help="Share of the squared singular values the factors keep", search=(0.8, 0.99))
     rank_ratio: float = option(0.5, label="Rank ratio", min=0.05, max=1.0)
     min_features: int = option(64, label="Smallest layer to factorise", min=8, max=100000,
                                help="Layers with fewer input or output features are left alone")

@@ -17,7 +17,8 @@ from studio.torch_variant import torch_variant
 @dataclass
 class _PruneOwnSettings:
     ratio: float = option(0.3, label="Share of channels to remove", min=0.05, max=0.9,
-                          help="Per layer; the detection head and attention blocks are left whole")
+                          help="Per layer; the detection head and attention blocks are left whole",
+                          search=(0.1, 0.6))
     criterion: Literal["output_error", "l1", "bn_scale"] = option(
         "output_error", label="Importance",
         help="output_error: what removing a channel changes in the layers reading it (activation variance "

@@ -26,7 +26,8 @@ from studio.variants import onnx_variant
 class MixedInt8Settings:
     target: float = option(0.9, label="Fidelity target", min=0.0, max=1.0,
                            help="mAP50 against the float model (detectors; by mask IoU / OKS / probiou for "
-                                "segmentation, pose, OBB), top-1 agreement (classifiers)")
+                                "segmentation, pose, OBB), top-1 agreement (classifiers)",
+                           search=(0.85, 0.99))
     granularity: Literal["block", "node"] = option("block", label="Sensitivity unit",
                                                    help="block: a module's weights or its other ops; node: each layer")
     fidelity_frames: int = option(12, label="Frames to score fidelity on", min=2, max=27)

@@ -28,7 +28,7 @@ class StaticInt8Settings:
     calibration: Path | None = option(None, label="Calibration images or video",
                                       help="An image folder or a video; empty uses the bundled media")
     samples: int = option(32, label="Calibration frames", min=8, max=2048)
-    method: Literal["minmax", "entropy", "percentile"] = option("minmax", label="Calibration method")
+    method: Literal["minmax", "entropy", "percentile"] = option("minmax", label="Calibration method", search=True)
     per_channel: bool = option(True, label="Per-channel weights")
     activations: Literal["uint8", "int8"] = option(
         "uint8", label="Activation type", help="uint8 suits x86 CPUs (VNNI), int8 suits ARM")

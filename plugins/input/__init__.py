@@ -1,0 +1,1 @@
+"""Input-size plugins: run a model at another input size."""

@@ -1,0 +1,209 @@
+"""The search's pure logic: spec parsing, the space from the plugins' declarations, the front, the locks."""
+
+from __future__ import annotations
+
+import threading
+import tomllib
+
+import pytest
+
+from studio.errors import BadInputError, StudioError
+from studio.model import ImageInput
+from studio.plugin_api import settings_schema
+from studio.registry import default_registry
+from studio.search.cluster import probe
+from studio.search.driver import FolderLock
+from studio.search.front import best, mark_front
+from studio.search.slot import building, measuring
+from studio.search.space import NONE, baseline_params, build_space, sample
+from studio.search.spec import parse_spec, save_spec
+from tests.unit.handles import handle
+
+SPEC = """
+[target]
+fidelity = 0.9
+[objective]
+minimize = ["latency", "size"]
+[budget]
+trials = 6
+[[stages]]
+plugins = ["input.size"]
+[stages.search."input.size"]
+size = [320, 640, 64]
+[[stages]]
+plugins = ["quantize.fp16", "quantize.static_int8"]
+optional = false
+"""
+
+
+@pytest.fixture
+def dynamic_model(tmp_path):
+    """A handle whose graph is a real (one-node) ONNX file with dynamic height and width."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    spec = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, "h", "w"])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3, "h", "w"])
+    graph = helper.make_graph([helper.make_node("Identity", ["images"], ["out"])], "g", [spec], [out])
+    path = tmp_path / "net.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    return handle(image_input=ImageInput((640, 640), dynamic=True), onnx_path=path)
+
+
+def test_a_spec_round_trips_through_its_saved_toml(tmp_path):
+    spec = parse_spec(tomllib.loads(SPEC))
+    assert spec.objectives == ("latency", "size") and spec.trials == 6 and spec.minutes is None
+    save_spec(spec, tmp_path / "search.toml")
+    assert parse_spec(tomllib.loads((tmp_path / "search.toml").read_text())) == spec
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ('[objective]\nminimize = ["speed"]', "objective.minimize"),
+    ("[target]\nfidelity = 1.5", "target.fidelity"),
+    ("[budget]\ntrials = 0", "budget.trials"),
+    ("[sampler]\nname = \"grid\"", "sampler.name"),
+    ("[extra]\nx = 1", "unknown table"),
+])
+def test_bad_specs_are_one_line_errors_naming_the_field(change, message):
+    with pytest.raises(BadInputError) as info:
+        parse_spec(tomllib.loads(change + '\n[[stages]]\nplugins = ["quantize.fp16"]\n'), "s.toml")
+    assert message in str(info.value) and "s.toml" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_spec_without_stages_or_with_a_plugin_twice_is_refused():
+    with pytest.raises(BadInputError, match="at least one"):
+        parse_spec({})
+    with pytest.raises(BadInputError, match="twice"):
+        parse_spec({"stages": [{"plugins": ["quantize.fp16"]}, {"plugins": ["quantize.fp16"]}]})
+
+
+def test_plugins_declare_what_is_searchable():
+    registry = default_registry()
+    ratio = {e["name"]: e for e in settings_schema(registry.get("prune.channels").Settings)}["ratio"]
+    assert ratio["search"] == {"low": 0.1, "high": 0.6, "step": None}
+    method = {e["name"]: e for e in settings_schema(registry.get("quantize.static_int8").Settings)}["method"]
+    assert method["search"] == {"choices": ["minmax", "entropy", "percentile"]}
+    samples = {e["name"]: e for e in settings_schema(registry.get("quantize.static_int8").Settings)}["samples"]
+    assert samples["search"] is None
+
+
+def test_the_space_samples_recipes_inside_the_declared_ranges(dynamic_model):
+    import optuna
+
+    plans = build_space(parse_spec(tomllib.loads(SPEC)), default_registry(), dynamic_model)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        recipe = sample(trial, plans)
+        study.tell(trial, 1.0)
+        steps = {step.plugin: step.settings for step in recipe.steps}
+        assert steps.keys() & {"quantize.fp16", "quantize.static_int8"}  # the second stage is not optional
+        if "input.size" in steps:
+            assert steps["input.size"]["size"] in range(320, 641, 64)
+        if "quantize.static_int8" in steps:
+            assert steps["quantize.static_int8"]["method"] in ("minmax", "entropy", "percentile")
+        seen.add(tuple(sorted(trial.params.items(), key=str)))
+    assert len(seen) > 5
+    assert baseline_params(plans) is None  # a stage that is not optional: "nothing applied" is not in the space
+
+
+def test_an_optional_space_has_the_model_itself_as_its_baseline(dynamic_model):
+    spec = parse_spec({"stages": [{"plugins": ["quantize.fp16"]}, {"plugins": ["input.size"]}]})
+    plans = build_space(spec, default_registry(), dynamic_model)
+    assert baseline_params(plans) == {"stage1": NONE, "stage2": NONE}
+
+
+@pytest.mark.parametrize(("search", "message"), [
+    ({"input.size": {"size": [16, 640]}}, "outside"),
+    ({"input.size": {"colour": [1, 2]}}, "no setting colour"),
+    ({"input.size": {"size": "big"}}, "search range"),
+])
+def test_ranges_outside_a_setting_or_unknown_settings_are_refused(search, message, dynamic_model):
+    spec = parse_spec({"stages": [{"plugins": ["input.size"], "search": search}]})
+    with pytest.raises(BadInputError, match=message):
+        build_space(spec, default_registry(), dynamic_model)
+
+
+def test_a_plugin_that_cannot_run_on_the_model_is_refused_before_any_trial():
+    spec = parse_spec({"stages": [{"plugins": ["input.size"]}]})
+    with pytest.raises(BadInputError, match="one input size"):
+        build_space(spec, default_registry(), handle())  # a fixed 640×640 graph
+
+
+def test_an_unknown_plugin_names_the_installed_ones(dynamic_model):
+    spec = parse_spec({"stages": [{"plugins": ["quantize.int3"]}]})
+    with pytest.raises(StudioError, match="installed plugins"):
+        build_space(spec, default_registry(), dynamic_model)
+
+
+def row(number, latency, size, fidelity, state="complete", target=0.9):
+    return {"number": number, "state": state, "latency_p50_ms": latency, "size_mb": size, "fidelity": fidelity,
+            "feasible": state == "complete" and fidelity >= target}
+
+
+def test_the_front_holds_the_undominated_variants_at_the_target():
+    rows = [row(0, 10, 5, 0.99), row(1, 8, 6, 0.95), row(2, 12, 6, 0.97), row(3, 5, 2, 0.5), row(4, 9, 4, 0.96),
+            row(5, 1, 1, 0.99, state="failed")]
+    marked = {r["number"]: r["on_front"] for r in mark_front(rows, ("latency", "size"))}
+    assert marked == {0: False, 1: True, 2: False, 3: False, 4: True, 5: False}
+    assert best(rows, ("latency",))["number"] == 1
+    assert best(rows, ("size",))["number"] == 4
+    assert best([row(0, 1, 1, 0.1)], ("latency",)) is None
+
+
+def test_a_second_search_into_the_same_folder_is_refused(tmp_path):
+    with FolderLock(tmp_path):
+        with pytest.raises(StudioError, match="another search") as info, FolderLock(tmp_path):
+            pass
+        assert str(tmp_path) in str(info.value)
+    with FolderLock(tmp_path):  # released with the first
+        pass
+
+
+def test_an_unreachable_cluster_is_one_line_naming_the_address():
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        with pytest.raises(StudioError) as info:
+            probe(f"ray://127.0.0.1:{port}")
+    text = str(info.value)
+    assert f"ray://127.0.0.1:{port}" in text and "ray start --head" in text and "\n" not in text
+    with pytest.raises(StudioError, match="HOST:PORT"):
+        probe("ray://nowhere")
+
+
+def test_timing_waits_for_builds_and_builds_wait_for_timing(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPLOY_STUDIO_SLOT_DIR", str(tmp_path))
+    order: list[str] = []
+    holding, release = threading.Event(), threading.Event()
+
+    def build(name: str) -> None:
+        with building():
+            order.append(f"{name} builds")
+            holding.set()
+            release.wait(10)
+        order.append(f"{name} done")
+
+    def measure() -> None:
+        with measuring():
+            order.append("timing")
+
+    builder = threading.Thread(target=build, args=("a",))
+    builder.start()
+    holding.wait(10)
+    timer = threading.Thread(target=measure)
+    timer.start()
+    timer.join(0.3)
+    assert timer.is_alive() and "timing" not in order  # a build holds the cores: timing waits
+    late = threading.Thread(target=build, args=("b",))
+    holding.clear()
+    late.start()
+    late.join(0.3)
+    assert "b builds" not in order  # a waiting timing run goes first: later builds queue behind it
+    release.set()
+    for thread in (builder, timer, late):
+        thread.join(10)
+    assert order.index("a done") < order.index("timing") < order.index("b builds")

@@ -15,6 +15,7 @@ from typing import Any
 from studio.errors import StudioError
 
 PROBE_TIMEOUT_S = 3.0
+JOIN_ATTEMPTS = 3
 LOCAL_OBJECT_STORE_BYTES = 1_000_000_000  # models and data of one search; Ray's default takes 30 % of memory
 RAY_FIX = "start one with `ray start --head` on that machine (Ray Client listens on port 10001), or check the address"
 
@@ -62,10 +63,11 @@ def connect(address: str | None, workers: int) -> Cluster:
     env = {key: os.environ.get(key, value) for key, value in OFFLINE_ENV.items()}
     try:
         if address:
-            ray.init(address, log_to_driver=False, runtime_env={"env_vars": env})
+            _join(ray, address, env)
         else:
-            # Workers started here inherit this process's environment (the offline switches included).
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False,
+            # "local": a new cluster of this search's own, never one that `ray start` left running here. Its
+            # workers inherit this process's environment (the offline switches included).
+            ray.init("local", num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False,
                      object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     except (ConnectionError, RuntimeError, TimeoutError) as exc:
         where = address or "this machine"
@@ -77,6 +79,19 @@ def connect(address: str | None, workers: int) -> Cluster:
     if address:
         _check_versions(ray)
     return cluster
+
+
+def _join(ray: Any, address: str, env: dict[str, str]) -> None:
+    """Join a cluster. A Ray Client server starts one process per client and can miss its own start-up deadline on
+    a busy head ("Initialization failure from server"): that is tried again twice before it is an error."""
+    for attempt in range(JOIN_ATTEMPTS):
+        try:
+            ray.init(address, log_to_driver=False, runtime_env={"env_vars": env})
+            return
+        except ConnectionError as exc:
+            if "Initialization failure" not in str(exc) or attempt == JOIN_ATTEMPTS - 1:
+                raise
+            ray.shutdown()
 
 
 def _check_versions(ray: Any) -> None:

@@ -121,6 +121,10 @@ class Search:
         from studio.loaders import load_model
         from studio.registry import default_registry
 
+        if self.cluster_address:  # an address that does not answer is refused before anything is written
+            from studio.search.cluster import probe
+
+            probe(self.cluster_address)
         model = load_model(self.model_spec, trust=self.trust)
         if model.image_input is None:
             raise StudioError(f"{model.name}: search covers image models", fix="compress language models from the "

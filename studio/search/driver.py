@@ -335,16 +335,22 @@ class Search:
         write_json(self.out_dir / "progress.json", {"elapsed_s": round(elapsed, 1), "trials": len(self.rows)})
 
     def summary(self, resumed: bool = False) -> dict[str, Any]:
-        rows = mark_front([self._add_speedup(r) for r in sorted(self.rows.values(), key=lambda r: r["number"])],
-                          self.spec.objectives)
-        top = best(rows, self.spec.objectives)
+        rows = [self._add_speedup(r) for r in sorted(self.rows.values(), key=lambda r: r["number"])]
         base = self.baseline or {}
+        itself = None
+        if base.get("state") == "complete":  # the model itself is at the target by definition: a variant that is
+            # slower and bigger than it is on no front
+            itself = {"number": -1, "state": "complete", "feasible": True, "size_mb": base.get("size_mb"),
+                      "latency_p50_ms": (base.get("latency_ms") or {}).get("p50")}
+        mark_front(rows + ([itself] if itself else []), self.spec.objectives)
+        top = best(rows, self.spec.objectives)
         return {
             "model": self.model_spec, "out": str(self.out_dir), "resumed": resumed,
             "target": self.spec.target, "objectives": list(self.spec.objectives),
             "trials": rows, "front": [r["number"] for r in rows if r["on_front"]],
             "best": top, "baseline": {"latency_p50_ms": (base.get("latency_ms") or {}).get("p50"),
-                                      "size_mb": base.get("size_mb"), "host": base.get("host")},
+                                      "size_mb": base.get("size_mb"), "host": base.get("host"),
+                                      "on_front": bool(itself and itself["on_front"])},
             "counts": {state: sum(r["state"] == state for r in rows) for state in ("complete", "pruned", "failed")},
             "notes": self.notes,
             "method": {

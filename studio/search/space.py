@@ -43,6 +43,7 @@ class StagePlan:
     choices: tuple[str, ...]  # plugin ids, plus NONE when optional
     fixed: dict[str, dict[str, Any]]
     dimensions: dict[str, tuple[Dimension, ...]]  # plugin id → its searched settings
+    versions: dict[str, int]  # plugin id → its settings_version (a trial's saved recipe replays as written)
 
 
 def _dimension(plugin: Any, entry: dict[str, Any], written: Any, source: str) -> Dimension:
@@ -83,8 +84,10 @@ def build_space(spec: SearchSpec, registry: Any, model: ModelHandle, source: str
     plans = []
     for index, stage in enumerate(spec.stages, start=1):
         dimensions: dict[str, tuple[Dimension, ...]] = {}
+        versions: dict[str, int] = {}
         for plugin_id in stage.plugins:
             plugin = registry.get(plugin_id)  # an unknown id is a one-line error naming the installed ones
+            versions[plugin_id] = plugin.settings_version
             reasons = plugin.check(model)
             if reasons:
                 raise BadInputError(f"stage {index}: {plugin_id} cannot run on {model.name}: {reasons[0]}",
@@ -104,7 +107,7 @@ def build_space(spec: SearchSpec, registry: Any, model: ModelHandle, source: str
             settings_from_dict(plugin, stage.settings.get(plugin_id, {}))  # fixed settings checked now
         choices = tuple(stage.plugins) + ((NONE,) if stage.optional else ())
         plans.append(StagePlan(f"stage{index}" if len(choices) > 1 else None, choices,
-                               {k: dict(v) for k, v in stage.settings.items()}, dimensions))
+                               {k: dict(v) for k, v in stage.settings.items()}, dimensions, versions))
     if not any(plan.dimensions.get(p) or plan.param for plan in plans for p in plan.choices if p != NONE):
         raise BadInputError("the spec searches nothing: every stage is fixed and no setting is searched",
                             path=source, fix="make a stage optional, give it several plugins, or search a setting")
@@ -128,7 +131,7 @@ def sample(trial: Any, plans: list[StagePlan]) -> Recipe:
                                                             step=dim.step)
             else:
                 settings[dim.setting] = trial.suggest_categorical(dim.param, list(dim.choices))
-        steps.append(Step(chosen, settings))
+        steps.append(Step(chosen, settings, plan.versions[chosen]))
     return Recipe(tuple(steps))
 
 

@@ -90,7 +90,8 @@ def test_plugins_declare_what_is_searchable():
 def test_the_space_samples_recipes_inside_the_declared_ranges(dynamic_model):
     import optuna
 
-    plans = build_space(parse_spec(tomllib.loads(SPEC)), default_registry(), dynamic_model)
+    registry = default_registry()
+    plans = build_space(parse_spec(tomllib.loads(SPEC)), registry, dynamic_model)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
     seen = set()
     for _ in range(30):
@@ -98,6 +99,8 @@ def test_the_space_samples_recipes_inside_the_declared_ranges(dynamic_model):
         recipe = sample(trial, plans)
         study.tell(trial, 1.0)
         steps = {step.plugin: step.settings for step in recipe.steps}
+        # the saved recipe names each plugin's settings version, so a replay does not migrate them again
+        assert all(step.settings_version == registry.get(step.plugin).settings_version for step in recipe.steps)
         assert steps.keys() & {"quantize.fp16", "quantize.static_int8"}  # the second stage is not optional
         if "input.size" in steps:
             assert steps["input.size"]["size"] in range(320, 641, 64)
@@ -207,3 +210,17 @@ def test_timing_waits_for_builds_and_builds_wait_for_timing(tmp_path, monkeypatc
     for thread in (builder, timer, late):
         thread.join(10)
     assert order.index("a done") < order.index("timing") < order.index("b builds")
+
+
+def test_a_trials_recipe_carries_each_plugins_settings_version(dynamic_model):
+    """A saved trial replays with ``optimize --recipe``: a step written without its version would be read as
+    version 1 and migrated again (the video cascade's settings are at version 2)."""
+    from optuna.trial import FixedTrial
+
+    registry = default_registry()
+    spec = parse_spec({"stages": [{"plugins": ["early_exit.video_cascade"], "optional": False,
+                                   "search": {"early_exit.video_cascade": {"low_imgsz": [160, 320, 32]}}}]})
+    recipe = sample(FixedTrial({"early_exit.video_cascade.low_imgsz": 192}),
+                    build_space(spec, registry, dynamic_model))
+    assert recipe.steps[0].settings_version == registry.get("early_exit.video_cascade").settings_version == 2
+    assert recipe.as_dict()["steps"][0]["settings_version"] == 2

@@ -505,7 +505,19 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    import signal
+
     from studio.search.driver import run_search
+    from studio.tasks import Cancelled, TaskContext
+
+    ctx = TaskContext()
+
+    def stop(signum: int, frame: Any) -> None:
+        ctx.cancel()  # the driver notices within half a second, cancels its trials and leaves the study consistent
+
+    # Stopped by Ctrl-C or by the window (SIGTERM) alike, even when started with SIGINT ignored (a background job)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
 
     def progress(row: dict[str, Any]) -> None:
         value = "—" if row["fidelity"] is None else f"{row['fidelity']:.3f}"
@@ -513,8 +525,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"trial {row['number']}: {row['state']}, {row['metric'] or 'fidelity'} {value}, {latency} — "
               f"{row['summary']}" + (f" ({row['error']})" if row.get("error") else ""), file=sys.stderr, flush=True)
 
-    summary = run_search(args.model, Path(args.spec), Path(args.out), cluster=args.cluster, workers=args.workers,
-                         data=Path(args.frames) if args.frames else None, trust=args.trust, on_trial=progress)
+    try:
+        summary = run_search(args.model, Path(args.spec), Path(args.out), cluster=args.cluster, workers=args.workers,
+                             data=Path(args.frames) if args.frames else None, trust=args.trust, on_trial=progress,
+                             ctx=ctx)
+    except Cancelled:
+        print(f"deploy-studio: interrupted — run the same command to resume the search in {args.out}",
+              file=sys.stderr)
+        return 130
     return _emit(args, summary, "search_text")
 
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import random
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from studio.errors import BadInputError, StudioError
 from studio.recipe import Recipe, parse_recipe, save_recipe
 from studio.search.front import best, mark_front
-from studio.search.space import StagePlan, build_space, sample
+from studio.search.space import NONE, StagePlan, build_space, random_params, sample
 from studio.search.spec import SearchSpec, load_spec, save_spec
 from studio.tasks import Cancelled, TaskContext
 
@@ -29,7 +31,7 @@ STUDY_NAME = "deploy-studio-search"
 RESULT_ATTR = "result"  # the trial's row, as the window and the CLI show it
 CONSTRAINT = "fidelity"  # the trial's constraint: target − fidelity, ≤ 0 when it reaches the target
 SKIPPED_ATTR = "skipped"  # "interrupted", "cancelled" or "duplicate of N": not a trial of the budget
-MAX_DUPLICATES = 30  # samples in a row that repeat a finished trial: the space is exhausted
+MAX_DUPLICATES = 30  # random draws per untried point looked for (× 10): beyond that the space is exhausted
 TrialCallback = Callable[[dict[str, Any]], None]
 
 
@@ -166,7 +168,8 @@ class Search:
             from studio.search import cluster as ray_cluster
 
             started = time.monotonic()
-            cluster = ray_cluster.connect(self.cluster_address, self.workers)
+            with _keeping_signal_handlers():  # Ray replaces SIGTERM's; the caller's (stop the search) stay
+                cluster = ray_cluster.connect(self.cluster_address, self.workers)
             try:
                 self._loop(study, plans, model, cluster, started)
             finally:
@@ -198,6 +201,7 @@ class Search:
         if self.baseline is None:  # the model itself, timed like every trial, for the speed-ups
             inflight[cluster.remote_trial.remote(job(-1, Recipe()), model_ref, data_ref)] = (None, Recipe())
         duplicates = 0
+        rng = random.Random(self.spec.seed + len(self.rows))
         try:
             while True:
                 self.ctx.check_cancelled()
@@ -213,7 +217,13 @@ class Search:
 
                         trial.set_user_attr(SKIPPED_ATTR, f"duplicate of {twin}")  # not a trial of the budget
                         study.tell(trial, state=TrialState.FAIL)
-                        duplicates += 1
+                        # A model-based sampler may keep proposing what it has run (few trials, a small space):
+                        # the next trial is a random point nobody has tried, when one is found.
+                        fresh = self._untried(plans, inflight, rng)
+                        if fresh is None:
+                            duplicates = MAX_DUPLICATES
+                        else:
+                            study.enqueue_trial(fresh)
                         continue
                     duplicates = 0
                     ref = cluster.remote_trial.remote(job(trial.number, recipe), model_ref, data_ref)
@@ -233,13 +243,15 @@ class Search:
             raise
 
     def _stop(self, study: Any, ray: Any, inflight: dict[Any, tuple[Any, Recipe]]) -> None:
-        from optuna.trial import TrialState
+        """Cancel every running trial: its worker is killed, and it is marked cancelled in the study (not counted,
+        run again on resume). Every trial the study holds as running is this search's (the folder's lock)."""
+        from optuna.trial import Trial, TrialState
 
-        for ref, (trial, _) in inflight.items():
+        for ref in inflight:
             ray.cancel(ref, force=True)
-            if trial is not None:
-                trial.set_user_attr(SKIPPED_ATTR, "cancelled")
-                study.tell(trial, state=TrialState.FAIL)
+        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+            Trial(study, frozen._trial_id).set_user_attr(SKIPPED_ATTR, "cancelled")
+            study.tell(frozen.number, state=TrialState.FAIL)
 
     @staticmethod
     def _result(ray: Any, ref: Any) -> dict[str, Any]:
@@ -247,6 +259,15 @@ class Search:
             return ray.get(ref)
         except ray.exceptions.RayError as exc:  # the worker process died (killed, out of memory): this trial fails
             return {"state": "failed", "error": f"the worker running it died ({type(exc).__name__})"}
+
+    def _untried(self, plans: list[StagePlan], inflight: dict[Any, tuple[Any, Recipe]],
+                 rng: random.Random) -> dict[str, Any] | None:
+        for _ in range(MAX_DUPLICATES * 10):
+            params = random_params(plans, rng)
+            applies = any(plan.param is None or params[plan.param] != NONE for plan in plans)
+            if applies and self._twin(params, inflight) is None:
+                return params
+        return None
 
     def _twin(self, params: dict[str, Any], inflight: dict[Any, tuple[Any, Recipe]]) -> int | None:
         """The number of a finished or running trial with the same parameters (sampling it again adds nothing)."""
@@ -363,6 +384,23 @@ class Search:
                 "where": self.cluster_address or "Ray on this machine",
             },
         }
+
+
+@contextmanager
+def _keeping_signal_handlers() -> Iterator[None]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread has handlers to keep
+        yield
+        return
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            if handler is not None:
+                signal.signal(number, handler)
 
 
 def _recipe_text(recipe: Recipe) -> str:

@@ -149,3 +149,26 @@ def describe_space(plans: list[StagePlan]) -> list[str]:
             lines.append(f"{plan.param} ∈ {{{', '.join(plan.choices)}}}")
         lines += [dim.describe() for dims in plan.dimensions.values() for dim in dims]
     return lines
+
+
+def random_params(plans: list[StagePlan], rng: Any) -> dict[str, Any]:
+    """Parameters drawn uniformly from the space (``rng``: a ``random.Random``), named as ``sample`` names them: what
+    a search tries when its sampler keeps proposing trials it has already run."""
+    params: dict[str, Any] = {}
+    for plan in plans:
+        chosen = plan.choices[0] if plan.param is None else rng.choice(plan.choices)
+        if plan.param is not None:
+            params[plan.param] = chosen
+        for dim in plan.dimensions.get(chosen, ()) if chosen != NONE else ():
+            if dim.kind == "categorical":
+                params[dim.param] = rng.choice(dim.choices)
+            elif dim.kind == "int":
+                step = int(dim.step or 1)
+                params[dim.param] = int(dim.low or 0) + step * rng.randrange((int(dim.high or 0) - int(dim.low or 0))
+                                                                            // step + 1)
+            elif dim.step:
+                params[dim.param] = float(dim.low or 0) + dim.step * rng.randrange(
+                    round((float(dim.high or 0) - float(dim.low or 0)) / dim.step) + 1)
+            else:
+                params[dim.param] = rng.uniform(float(dim.low or 0), float(dim.high or 0))
+    return params

@@ -228,3 +228,29 @@ def test_an_unreachable_cluster_is_refused_in_one_line(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert f"ray://127.0.0.1:{port}" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_search_cancels_its_running_trial_and_resumes(tmp_path, stop):
+    """Ctrl-C or the window's Stop: the running trial is marked cancelled (not counted, run again on resume), no
+    trial is left running in the study, and the same command then finishes the budget."""
+    import optuna
+    from optuna.trial import TrialState
+
+    spec, out = write_spec(tmp_path, trials=3), tmp_path / "search"
+    search = subprocess.Popen(search_command(spec, out, "--workers", "1"), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: finished_trials(out) >= 1 or search.poll() is not None, "a finished trial")
+        search.send_signal(stop)
+        _, stderr = search.communicate(timeout=120)
+    finally:
+        if search.poll() is None:
+            kill_tree(search)
+    assert search.returncode == 130 and "interrupted" in stderr.strip().splitlines()[-1]
+    study = optuna.load_study(study_name="deploy-studio-search", storage=f"sqlite:///{out / 'study.db'}")
+    assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    stopped = finished_trials(out)
+    summary = run_search(spec, out, "--workers", "1")
+    assert len(summary["trials"]) == 3 and finished_trials(out) == 3 and stopped < 3
+    assert all(r["state"] == "complete" for r in summary["trials"])

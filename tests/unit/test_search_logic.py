@@ -224,3 +224,20 @@ def test_a_trials_recipe_carries_each_plugins_settings_version(dynamic_model):
                     build_space(spec, registry, dynamic_model))
     assert recipe.steps[0].settings_version == registry.get("early_exit.video_cascade").settings_version == 2
     assert recipe.as_dict()["steps"][0]["settings_version"] == 2
+
+
+def test_random_points_stay_in_the_space_and_name_params_as_the_sampler_does(dynamic_model):
+    import random
+
+    from optuna.trial import FixedTrial
+
+    from studio.search.space import random_params
+
+    plans = build_space(parse_spec(tomllib.loads(SPEC)), default_registry(), dynamic_model)
+    rng = random.Random(0)
+    points = [random_params(plans, rng) for _ in range(200)]
+    sizes = {p["input.size.size"] for p in points if p.get("stage1") == "input.size"}
+    assert sizes == set(range(320, 641, 64))  # every step value, nothing between
+    for params in points[:20]:  # each point is a valid trial of the space, its recipe built from exactly these
+        recipe = sample(FixedTrial(params), plans)
+        assert {s.plugin for s in recipe.steps} <= {"input.size", "quantize.fp16", "quantize.static_int8"}

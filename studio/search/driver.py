@@ -229,7 +229,7 @@ class Search:
                     ref = cluster.remote_trial.remote(job(trial.number, recipe), model_ref, data_ref)
                     inflight[ref] = (trial, recipe)
                 if duplicates >= MAX_DUPLICATES and "exhausted" not in " ".join(self.notes):
-                    self.notes.append(f"stopped early: {MAX_DUPLICATES} samples in a row repeated finished trials "
+                    self.notes.append(f"stopped early: no untried point in {MAX_DUPLICATES * 10} random draws "
                                       "(the space is exhausted)")
                 if not inflight:
                     break

@@ -25,9 +25,10 @@ def test_engine_imports_without_heavy_libraries():
     """Opening the app must not pay for torch, Ultralytics or Qt: the engine and every plugin class import
     them inside functions (loading the plugin registry included)."""
     code = ("import sys, studio.cli, studio.loaders, studio.runtime.predictor, studio.bench, studio.zoo;"
+            "import studio.search.driver, studio.search.cluster, studio.search.trial;"
             "from studio.registry import default_registry; default_registry();"
-            "print(sorted(m for m in ('torch', 'ultralytics', 'PySide6', 'onnxruntime', 'torch_pruning')"
-            " if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'ultralytics', 'PySide6', 'onnxruntime', 'torch_pruning', 'ray',"
+            " 'optuna') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -64,6 +64,14 @@ class TfliteExport(Exporter):
             # Measured: ai-edge-quantizer calibrates yolov8-rtdetr (3 min), then the process aborts (SIGABRT, no
             # Python error to catch), so it is refused before the conversion starts.
             return [RTDETR_INT8]
+        if precision == "int8" and model.torch_module is None and model.onnx_path is not None \
+                and model.task in _DETECTORS and not is_language_model(model):
+            # An ONNX-only detector whose head has no known name is refused here, before any format is written
+            # or verified (it used to be refused inside the converter, after the formats asked before it).
+            try:
+                _onnx_head_scope(model)
+            except UnsupportedError as refused:
+                return [str(refused)]
         return []
 
     def export(self, model: ModelHandle, settings: TfliteExportSettings, target: Path, ctx: TaskContext) -> dict:

@@ -80,6 +80,21 @@ def test_a_pruned_variant_stays_small(tmp_path):
     assert report["exports"][0]["size_mb"] < 12  # 35 MB float model, half the channels → about a quarter
 
 
+def test_exporter_settings_are_checked_before_any_work(tmp_path):
+    from studio.plugin_api import SettingsError
+
+    out = tmp_path / "out"
+    with pytest.raises(SettingsError, match="unknown setting"):
+        run_export("zoo:yolov3-tiny-coco", ["onnx", "tflite"], out, settings={"tflite": {"int8_units": 4}})
+    with pytest.raises(SettingsError, match="int8_search_units"):  # below its minimum
+        run_export("zoo:yolov3-tiny-coco", ["onnx", "tflite"], out, settings={"tflite": {"int8_search_units": 0}})
+    with pytest.raises(StudioError, match="settings given for tflite, which is not exported"):
+        run_export("zoo:yolov3-tiny-coco", ["onnx"], out, settings={"tflite": {"int8_search_units": 4}})
+    with pytest.raises(StudioError, match="precision is not an exporter setting"):
+        run_export("zoo:yolov3-tiny-coco", ["tflite"], out, settings={"tflite": {"precision": "int8"}})
+    assert not out.exists() or list(out.iterdir()) == []
+
+
 def test_unknown_format_names_the_available_ones(tmp_path):
     from tests.engine.cli_helpers import run_cli
 

@@ -209,6 +209,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--frames", "--data", dest="frames", default=None,
                         help="the model's own frames (folder, video or data.yaml): INT8 calibration on one side, "
                              "every parity check on the other")
+    export.add_argument("--set", dest="settings", action="append", default=[], type=_format_setting,
+                        metavar="FORMAT.SETTING=VALUE",
+                        help="an exporter setting over its default, e.g. tflite.int8_search_units=4 (repeatable)")
     export.add_argument("--json", action="store_true")
 
     generate = commands.add_parser("generate", help="generate text with a language model; time to first token, "
@@ -574,13 +577,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return _emit(args, result, "evaluation_text")
 
 
+def _format_setting(text: str) -> tuple[str, str, Any]:
+    """``FORMAT.SETTING=VALUE`` → (format, setting, value); the value read as JSON (4, 0.9, true) or else as text."""
+    key, sep, raw = text.partition("=")
+    fmt, dot, name = key.partition(".")
+    if not (sep and dot and fmt and name):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FORMAT.SETTING=VALUE, e.g. tflite.int8_search_units=4")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return fmt.strip(), name.strip(), value
+
+
+def _settings_by_format(items: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
+    settings: dict[str, dict[str, Any]] = {}
+    for fmt, name, value in items:
+        settings.setdefault(fmt, {})[name] = value
+    return settings
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from studio.export import run_export
     from studio.progress import cli_context
 
     report = run_export(args.model, args.to, args.out, precision=args.precision, recipe_path=args.recipe,
                         force=args.force, trust=args.trust, frames=args.frames,
-                        ctx=cli_context())
+                        settings=_settings_by_format(args.settings), ctx=cli_context())
     return _emit(args, report, "export_text")
 
 

@@ -76,8 +76,12 @@ def _refusal(model: ModelHandle, exporters: list[Any], precision: str, registry:
 
 def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision: str = "fp32",
                recipe_path: Path | None = None, force: bool = False, trust: bool = False,
-               frames: Path | None = None, ctx: TaskContext | None = None) -> ExportReport:
+               frames: Path | None = None, settings: dict[str, dict[str, Any]] | None = None,
+               ctx: TaskContext | None = None) -> ExportReport:
+    """``settings``: exporter settings by format over their defaults (``{"tflite": {"int8_search_units": 4}}``);
+    the precision is always ``precision``'s."""
     ctx = ctx or TaskContext()
+    settings = settings or {}
     if frames is not None:  # INT8 calibration and every parity check then use the model's own frames
         from studio.data import FrameSet
 
@@ -92,6 +96,12 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
     refused = _refusal(model, exporters, precision, registry)
     if refused is not None:
         raise refused
+    stray = sorted(set(settings) - {e.format for e in exporters})
+    if stray:
+        raise StudioError(f"settings given for {', '.join(stray)}, which is not exported",
+                          fix=f"give settings only for {', '.join(e.format for e in exporters)}")
+    if any("precision" in given for given in settings.values()):
+        raise StudioError("the precision is not an exporter setting here", fix="give it as the export's precision")
     # Converters that set their precision themselves (OpenVINO, TFLite, CoreML) start from the float
     # variant; the others get the variant the precision's quantizer makes.
     float_recipe = resolved_recipe(Recipe(tuple(steps)), registry)
@@ -102,7 +112,7 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_destination(out_dir, model, exporters, force)
     for exporter in exporters:  # every refusal that needs no work comes before any file is written
-        settings_from_dict(exporter, {}, exporter.settings_version)
+        settings_from_dict(exporter, settings.get(exporter.format), exporter.settings_version)
         if _makes_precision(exporter, model, precision) and not float_recipe.steps:
             # a converter from the model as loaded: ask it now
             reasons = exporter.check(model)
@@ -138,14 +148,14 @@ def run_export(model_spec: str, formats: list[str], out_dir: Path, *, precision:
             native = _makes_precision(exporter, model, precision)
             variant = variant_for(not native and bool(needed))
             reference, made_at, overrides = _reference(model, variant_for), precision, (
-                {"precision": precision} if native else {})
+                {**settings.get(exporter.format, {}), **({"precision": precision} if native else {})})
             reasons = exporter.check(variant)
             if reasons and requant is not None and _makes_precision(exporter, model, requant[1]):
                 # The recipe quantized an ONNX graph this converter cannot take (TFLite and CoreML quantize
                 # from a float model): it gets the float variant and makes the same precision itself,
                 # calibrated again in its own format, judged against that float variant.
                 variant = reference = variant_for("stripped")
-                made_at, overrides = requant[1], {"precision": requant[1]}
+                made_at, overrides = requant[1], {**overrides, "precision": requant[1]}
                 reasons = exporter.check(variant)
             if reasons:
                 raise UnsupportedError(f"{exporter.title} cannot export {variant.name}: {'; '.join(reasons)}")

@@ -44,6 +44,17 @@ class TfliteExportSettings:
         0.95, label="INT8 fidelity target", min=0.0, max=1.0,
         help="int8 of a detector, segmenter, pose or OBB model: the sensitivity search keeps the most harmful "
              "units float until the task's metric against the FP32 file reaches this")
+    calibration_frames: int = option(32, label="INT8 calibration frames", min=8, max=300,
+                                     help="int8: frames whose activation ranges set the int8 scales (every op's "
+                                          "tensors recorded per frame: the slowest part of an INT8 export)")
+    int8_search_units: int = option(
+        12, label="INT8 search: units tried", min=1, max=64,
+        help="int8 of a detector, segmenter, pose or OBB model: how many op units nearest the outputs the search "
+             "quantizes alone and judges (about 5 s each for yolov8s at 640 on 2 cores); fewer is faster and may "
+             "leave a harmful unit untried")
+    int8_search_frames: int = option(
+        12, label="INT8 search: judging frames", min=1, max=27,
+        help="Bundled judging frames each candidate INT8 file is scored on; fewer is faster and noisier")
 
 
 class TfliteExport(Exporter):
@@ -64,6 +75,14 @@ class TfliteExport(Exporter):
             # Measured: ai-edge-quantizer calibrates yolov8-rtdetr (3 min), then the process aborts (SIGABRT, no
             # Python error to catch), so it is refused before the conversion starts.
             return [RTDETR_INT8]
+        if precision == "int8" and model.torch_module is None and model.onnx_path is not None \
+                and model.task in _DETECTORS and not is_language_model(model):
+            # An ONNX-only detector whose head has no known name is refused here, before any format is written
+            # or verified (it used to be refused inside the converter, after the formats asked before it).
+            try:
+                _onnx_head_scope(model)
+            except UnsupportedError as refused:
+                return [str(refused)]
         return []
 
     def export(self, model: ModelHandle, settings: TfliteExportSettings, target: Path, ctx: TaskContext) -> dict:
@@ -110,8 +129,10 @@ class TfliteExport(Exporter):
 
             ctx.check_cancelled()
             details |= quantize_tflite(converted, target, settings.precision, model, ctx.sub(0.05, 0.6),
-                                       keep_float=keep_float, backend=backend,
-                                       target_fidelity=settings.int8_target)
+                                       calibration_samples=settings.calibration_frames, keep_float=keep_float,
+                                       backend=backend, target_fidelity=settings.int8_target,
+                                       search_units=settings.int8_search_units,
+                                       search_frames=settings.int8_search_frames)
             converted.unlink()
         details["metadata"] = write_metadata(target, model, boxes_normalised=scaled)
         ctx.progress(0.6, "verifying in ai_edge_litert")

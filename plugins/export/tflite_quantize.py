@@ -24,6 +24,7 @@ from studio.tasks import TaskContext
 
 # Tasks whose INT8 file is searched for the units to keep float (their decoding mixes scales int8 cannot share).
 SEARCHED_TASKS = ("detect", "segment", "pose", "obb")
+# Defaults of the exporter's int8_search_frames and int8_search_units settings.
 SEARCH_FRAMES = 12  # judging frames per candidate, as the export's own verification uses by default
 SEARCH_CANDIDATES = 12  # units nearest the outputs: about 5 s each for yolov8s at 640 on 2 cores
 
@@ -69,13 +70,15 @@ def dtype_counts(path: Path) -> dict[str, int]:
 
 def quantize_tflite(source: Path, target: Path, precision: str, model: ModelHandle, ctx: TaskContext,
                     calibration_samples: int = 32, keep_float: str | None = None,
-                    backend: Callable[[Path], Any] | None = None, target_fidelity: float = 0.95) -> dict[str, Any]:
+                    backend: Callable[[Path], Any] | None = None, target_fidelity: float = 0.95,
+                    search_units: int = SEARCH_CANDIDATES, search_frames: int = SEARCH_FRAMES) -> dict[str, Any]:
     """Write ``target`` as the ``precision`` version of the FP32 ``source``; returns what was done.
 
     ``keep_float``: the op-scope regex of a detector's decoding to keep float (a detector rebuilt from ONNX
     carries its ONNX node names, not module paths to group by). Otherwise a detector-like model's INT8 is
     searched: ``backend`` opens a .tflite for scoring (as the export's verification does) and
-    ``target_fidelity`` is the task metric against the FP32 file that the search stops at."""
+    ``target_fidelity`` is the task metric against the FP32 file that the search stops at; it tries at most
+    ``search_units`` units, each judged on ``search_frames`` frames."""
     from ai_edge_quantizer import quantizer, recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
     from ai_edge_quantizer.qtyping import TFLOperationName
@@ -104,7 +107,7 @@ def quantize_tflite(source: Path, target: Path, precision: str, model: ModelHand
                     "calibration": info}
         if not keep_float and backend is not None and model.task.value in SEARCHED_TASKS:
             search = _search(source, target, calibration, static, model, backend, target_fidelity,
-                             ctx.sub(0.3, 1.0))
+                             ctx.sub(0.3, 1.0), units=search_units, frames=search_frames)
             kept = ", ".join(search["kept_in_float"]) or "none"
             details |= {"recipe": details["recipe"] + f"; kept float by sensitivity search: {kept}",
                         "int8_search": search, "tensor_dtypes": dtype_counts(target)}
@@ -119,13 +122,14 @@ def quantize_tflite(source: Path, target: Path, precision: str, model: ModelHand
 
 
 def _search(source: Path, target: Path, calibration: Any, static: list[dict[str, Any]], model: ModelHandle,
-            backend: Callable[[Path], Any], target_fidelity: float, ctx: TaskContext) -> dict[str, Any]:
+            backend: Callable[[Path], Any], target_fidelity: float, ctx: TaskContext, *,
+            units: int = SEARCH_CANDIDATES, frames: int = SEARCH_FRAMES) -> dict[str, Any]:
     import tempfile
 
     from plugins.export.tflite_sensitivity import TfliteScorer, search_int8
 
     ctx.progress(0.0, "scoring the FP32 file on the judging frames")
-    scorer = TfliteScorer(model, source, backend, input_hw(_signature(source)[2]), SEARCH_FRAMES, ctx)
+    scorer = TfliteScorer(model, source, backend, input_hw(_signature(source)[2]), frames, ctx)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".int8-search-") as workdir:
         return search_int8(source, target, calibration, static, scorer, Path(workdir), ctx,
-                           target_fidelity=target_fidelity, max_candidates=SEARCH_CANDIDATES)
+                           target_fidelity=target_fidelity, max_candidates=units)

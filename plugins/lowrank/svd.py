@@ -87,12 +87,13 @@ class LowRank:
         report = {"factorised": len(rows), "layers": rows[:200],
                   "params_saved": sum(r["params_before"] - r["params_after"] for r in rows)}
         if settings.recovery_steps and rows:
-            from studio.recovery.distill import recover, torch_fidelity
+            from studio.recovery.distill import recover, torch_fidelity_judge
 
-            report["fidelity_before_recovery"] = torch_fidelity(model, module, ctx=ctx)
+            judge = torch_fidelity_judge(model, ctx=ctx)  # the teacher's results, for before and after
+            report["fidelity_before_recovery"] = judge(module)
             report["recovery"] = recover(model, module, settings, self.id, ctx.sub(0.3, 0.95),
                                          steps=settings.recovery_steps)
-            report["fidelity_after_recovery"] = torch_fidelity(model, module, ctx=ctx)
+            report["fidelity_after_recovery"] = judge(module)
         ctx.add_report(report)
         ctx.progress(1.0, "done")
         return torch_variant(model, module, suffix="lowrank" + ("r" if settings.recovery_steps and rows else ""),

@@ -106,14 +106,15 @@ class PruneChannels:
                   "criterion": settings.criterion, "kept_whole": len(target.ignored),
                   "compensated_layers": folded, "statistics_frames": frames_info}
         if settings.recovery_steps:
-            from studio.recovery.distill import torch_fidelity
+            from studio.recovery.distill import torch_fidelity_judge
 
+            judge = torch_fidelity_judge(model, ctx=ctx)  # the teacher's results, for before and after
             if not each_step:
-                report["fidelity_before_recovery"] = torch_fidelity(model, module, ctx=ctx)
+                report["fidelity_before_recovery"] = judge(module)
                 recoveries.append(self._recover(model, module, settings, ctx.sub(0.1, 0.95), 0,
                                                 settings.recovery_steps))
             report["recovery"] = recoveries[-1] if len(recoveries) == 1 else recoveries[-1] | {"rounds": recoveries}
-            report["fidelity_after_recovery"] = torch_fidelity(model, module, ctx=ctx)
+            report["fidelity_after_recovery"] = judge(module)
         ctx.add_report(report)
         ctx.progress(1.0, "done")
         suffix = f"pruned{round(settings.ratio * 100)}" + ("r" if settings.recovery_steps else "")

@@ -165,5 +165,10 @@ def recover(model: ModelHandle, module: Any, settings: Any, plugin_id: str, ctx:
 def torch_fidelity(teacher_handle: ModelHandle, student_module: Any, frames: int = 12,
                    ctx: Any = None) -> dict[str, Any]:
     """Fidelity of a student module against its teacher on the judging frames, both on torch."""
-    judge, _ = make_judge(teacher_handle, frames, ctx, with_interval=True)
-    return judge(student_module)
+    return torch_fidelity_judge(teacher_handle, frames, ctx)(student_module)
+
+
+def torch_fidelity_judge(teacher_handle: ModelHandle, frames: int = 12, ctx: Any = None) -> Any:
+    """``torch_fidelity`` of any student module: the teacher runs once for all of them (a compression plugin
+    judges its module before and after recovery against the same teacher results)."""
+    return make_judge(teacher_handle, frames, ctx, with_interval=True)[0]

@@ -73,6 +73,15 @@ def checkpoint(frames, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def theirs(checkpoint, frames) -> list:
+    """Ultralytics' own ``RTDETR(...).predict`` of the checkpoint on every frame, run once for every comparison."""
+    from ultralytics import RTDETR
+
+    reference = RTDETR(str(checkpoint))
+    return [reference.predict(frame, conf=CONF, verbose=False, device="cpu")[0] for frame in frames]
+
+
 def _match(ours, theirs, frame: np.ndarray) -> tuple[int, float]:
     """(instances matched, worst box IoU): every Ultralytics instance has one of the studio's with its class and
     score, and the other way round, except within SCORE_TOLERANCE of conf."""
@@ -105,16 +114,12 @@ def test_config_opens_as_an_rtdetr_detector():
     assert (image.resize, image.size, image.dynamic) == (Resize.STRETCH, (640, 640), False)
 
 
-def test_random_weight_checkpoint_matches_ultralytics(checkpoint, frames):
-    from ultralytics import RTDETR
-
+def test_random_weight_checkpoint_matches_ultralytics(checkpoint, frames, theirs):
     from studio.runtime.onnx_export import ensure_onnx
 
     handle = load_model(checkpoint)
     assert (handle.task, handle.decoder, handle.required_image_input().resize) == (Task.DETECT, "rtdetr",
                                                                                     Resize.STRETCH)
-    reference = RTDETR(str(checkpoint))
-    theirs = [reference.predict(frame, conf=CONF, verbose=False, device="cpu")[0] for frame in frames]
     # The studio's ONNX (Ultralytics' exporter, fixed at 640) re-opened by path: recognised from its metadata.
     exported = load_model(ensure_onnx(handle))
     assert (exported.format, exported.decoder) == ("ultralytics-onnx", "rtdetr")
@@ -174,23 +179,19 @@ def exports(checkpoint, tmp_path_factory) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("fmt", list(RUNTIME))
-def test_export_reopens_as_rtdetr_and_matches_ultralytics(exports, fmt, checkpoint, frames):
+def test_export_reopens_as_rtdetr_and_matches_ultralytics(exports, fmt, frames, theirs):
     """Each float export re-opened by path in its own runtime gives Ultralytics' instances (its head normalises the
     boxes in every format: the TFLite route must not scale them as it does a YOLO head's)."""
-    from ultralytics import RTDETR
-
     item = exports[fmt]
     assert item["parity"]["agreement"]["value"] >= 0.99, item["parity"]
     reopened = load_model(item["path"])
     image = reopened.required_image_input()
     assert (reopened.task, reopened.decoder, image.resize, image.size) == (Task.DETECT, "rtdetr", Resize.STRETCH,
                                                                            (640, 640))
-    reference = RTDETR(str(checkpoint))
     predictor = Predictor(reopened, make_backend(reopened, RUNTIME[fmt], threads=2), conf=CONF)
     matched, worst = 0, 1.0
-    for frame in frames[:EXPORT_FRAMES]:
-        count, iou = _match(predictor(frame).result, reference.predict(frame, conf=CONF, verbose=False,
-                                                                        device="cpu")[0], frame)
+    for frame, result in zip(frames[:EXPORT_FRAMES], theirs[:EXPORT_FRAMES], strict=True):
+        count, iou = _match(predictor(frame).result, result, frame)
         matched, worst = matched + count, min(worst, iou)
     print(f"RT-DETR {fmt} export on {RUNTIME[fmt]}, {EXPORT_FRAMES} frames: {matched} instances matched, worst box "
           f"IoU {worst:.4f}")

@@ -141,3 +141,16 @@ def test_verification_lines_name_runtime_and_method():
                           {"format": "coreml", "parity": {"max_abs_diff": 0.1}}]}
     assert verification_lines(report) == ["onnx verified with onnxruntime-genai; 8 tokens",
                                           "tflite verified with cosine"]
+
+
+def test_export_settings_on_the_command_line_are_read_by_format():
+    import argparse
+
+    from studio.cli import _format_setting, _parser, _settings_by_format
+
+    args = _parser().parse_args(["export", "m.onnx", "--to", "tflite", "-o", "out",
+                                      "--set", "tflite.int8_search_units=4", "--set", "tflite.int8_target=0.9"])
+    assert _settings_by_format(args.settings) == {"tflite": {"int8_search_units": 4, "int8_target": 0.9}}
+    assert _format_setting("coreml.name=plain words") == ("coreml", "name", "plain words")  # not JSON: text
+    with pytest.raises(argparse.ArgumentTypeError, match=r"FORMAT\.SETTING=VALUE"):
+        _format_setting("int8_search_units=4")  # no format

@@ -175,6 +175,7 @@ class SearchPanel(QWidget):
         self.entries: list[tuple[Any, ...]] = []  # the table's rows as last drawn
         self.polling = False
         self.reasons: dict[str, list[str]] | None = None
+        self.pending_check: Any = None  # the model whose plugins are to be checked when the tab is shown
         layout = QVBoxLayout(self)
         self.target_label = QLabel("No model loaded.")
         self.target_label.setWordWrap(True)
@@ -317,6 +318,7 @@ class SearchPanel(QWidget):
         if session is self.session:
             return
         self.session = session
+        self.pending_check = None
         handle = None if session is None else session.baseline
         if handle is None or is_language_model(handle) or handle.image_input is None:
             self.target_label.setText("No model loaded." if handle is None else
@@ -327,14 +329,24 @@ class SearchPanel(QWidget):
                                   "fastest variants that keep the target, trial by trial in a child process.")
         if not self.jobs.busy:
             self.new_folder()
-        self._check_plugins(handle)
+        self.reasons, self.pending_check = None, handle
+        self._enable(True, "")
+        if self.isVisible():
+            self._check_plugins()
 
-    def _check_plugins(self, handle: Any) -> None:
-        """Each stage's plugin checked against the model off the GUI thread: one that refuses it is disabled."""
+    def showEvent(self, event) -> None:
+        # The checks trace the model (channel pruning): run when the tab is looked at, not at every model opened
+        self._check_plugins()
+        super().showEvent(event)
+
+    def _check_plugins(self) -> None:
+        """Each stage's plugin checked against the model off the GUI thread (once per model): one that refuses
+        it is disabled, with its reason."""
         from studio.torch_lock import TORCH_MODULE_LOCK
 
-        self.reasons = None
-        self._enable(True, "")
+        handle, self.pending_check = self.pending_check, None
+        if handle is None:
+            return
         plugins = list(self.plugins.values())
 
         def check_all(ctx) -> dict[str, list[str]]:

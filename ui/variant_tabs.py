@@ -132,8 +132,9 @@ class VariantTabs(QObject):
         resume = list(state.lanes) if state.preview is not None else []
         window.central.pane.stop()
         window.show_status(f"{title or job.title}… (preview paused while latency is measured)")
-        if resume:
-            job.finished.connect(lambda: state.preview is None and window.central.preview_variants(resume))
+        if resume:  # not into a window being closed: the job ended because the window cancelled it
+            job.finished.connect(lambda: state.preview is None and window.isVisible()
+                                 and window.central.preview_variants(resume))
 
     def _variant_made(self, variant) -> None:
         self.session_changed(select=variant.key)

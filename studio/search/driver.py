@@ -233,13 +233,15 @@ class Search:
             raise
 
     def _stop(self, study: Any, ray: Any, inflight: dict[Any, tuple[Any, Recipe]]) -> None:
-        from optuna.trial import TrialState
+        from optuna.trial import Trial, TrialState
 
-        for ref, (trial, _) in inflight.items():
+        for ref in inflight:
             ray.cancel(ref, force=True)
-            if trial is not None:
-                trial.set_user_attr(SKIPPED_ATTR, "cancelled")
-                study.tell(trial, state=TrialState.FAIL)
+        # Every trial still running is this search's (the folder's lock): those in flight, and one stopped between
+        # study.ask() and its submission or while its result was being stored — none may be left RUNNING.
+        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+            Trial(study, frozen._trial_id).set_user_attr(SKIPPED_ATTR, "cancelled")
+            study.tell(frozen.number, state=TrialState.FAIL)
 
     @staticmethod
     def _result(ray: Any, ref: Any) -> dict[str, Any]:

@@ -48,6 +48,19 @@ def finished_trials(folder: Path) -> set[int]:
         else set()
 
 
+def drawn_numbers(panel) -> set[int]:
+    return {r["number"] for r in (panel.summary or {}).get("trials", [])}
+
+
+def descendants(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
 def study_states(folder: Path) -> list[str]:
     with sqlite3.connect(folder / "study.db") as db:
         return [state for (state,) in db.execute("SELECT state FROM trials")]
@@ -59,6 +72,7 @@ def test_a_plugin_the_model_refuses_is_disabled_and_a_failed_start_says_why(qtbo
 
     panel = SearchPanel(default_registry())
     qtbot.addWidget(panel)
+    panel.show()  # the plugins are checked when the tab is looked at
     panel.set_session(Session.open("zoo:yolov3-tiny-coco"))  # a Darknet graph of one input size, 416×416
     qtbot.waitUntil(lambda: panel.reasons is not None, timeout=LOAD_TIMEOUT_MS)
     size = panel.stage_boxes["input.size"]
@@ -132,7 +146,7 @@ def test_a_search_from_the_tab_draws_its_trials_and_a_trial_becomes_a_variant(qt
     assert variant.key in [r["key"] for r in window.variants_panel.rows]
 
 
-def test_stop_leaves_the_folder_resumable(qtbot, panel, tmp_path):
+def test_stop_leaves_the_folder_resumable_and_closing_the_window_ends_the_search(qtbot, window, panel, tmp_path):
     folder = tmp_path / "search"
     small_search(panel, folder, trials=40)
     panel.start()
@@ -142,15 +156,26 @@ def test_stop_leaves_the_folder_resumable(qtbot, panel, tmp_path):
     assert panel.child.interrupted_at is not None and panel.child.process.returncode == 130  # SIGINT, not a kill
     assert "Stopped" in panel.status.text()
     assert "RUNNING" not in study_states(folder)  # the trials in flight were closed as cancelled
-    kept = finished_trials(folder)
+    kept = {r["number"] for r in read_rows(folder)["trials"]}
 
     panel.set_folder(folder)  # chosen again (or left as it is): the form shows its spec, Start resumes
     assert panel.start_button.text() == "Resume search" and not panel.trials.isEnabled()
     assert panel.start() is not None
-    qtbot.waitUntil(lambda: len(finished_trials(folder)) > len(kept), timeout=SEARCH_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: len(drawn_numbers(panel)) > len(kept), timeout=SEARCH_TIMEOUT_MS)  # as the tab shows
     panel.stop()
     qtbot.waitUntil(lambda: not panel.jobs.busy, timeout=120_000)
     assert panel.child.process.returncode == 130, panel.child.lines
     summary = read_rows(folder)
     assert kept < {r["number"] for r in summary["trials"]}  # the first run's trials kept, new ones added
     assert "RUNNING" not in study_states(folder)
+
+    # closing the window while a search runs ends it and everything it started (Ray's processes included)
+    assert panel.start() is not None
+    qtbot.waitUntil(lambda: panel.child.process is not None and len(descendants(panel.child.process.pid)) >= 2,
+                    timeout=SEARCH_TIMEOUT_MS)
+    started = descendants(panel.child.process.pid)
+    window.close()
+    qtbot.waitUntil(lambda: panel.child.process.poll() is not None and not any(p.is_running() for p in started),
+                    timeout=20_000)
+    qtbot.wait(300)  # the search job's end reaches the GUI thread: a closed window does not resume its preview
+    assert window.preview is None

@@ -11,9 +11,6 @@ loaded recipe, so it joins the Variants tab with its report.
 
 from __future__ import annotations
 
-import os
-import re
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,18 +18,11 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
-    QGridLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -40,120 +30,30 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.evaluate.evidence import metric_label
 from studio.lm.variants import is_language_model
 from studio.paths import cache_dir
-from studio.plugin_api import Kind, settings_schema
-from studio.search.spec import RUNTIMES, SearchSpec, Stage
+from studio.search.spec import SearchSpec
 from ui.jobs import Job, JobRunner
 from ui.model_panel import NumberItem
 from ui.search_child import SearchChild, search_args
+from ui.search_form import SearchForm
+from ui.search_logic import (
+    axis_labels,
+    default_folder,
+    read_summary,
+    started,
+    table_entries,
+)
 from ui.search_plot import SearchPlot
 
 if TYPE_CHECKING:
     from studio.session import Session
 
-# A stage per kind, in the order a recipe applies them: a trial picks one plugin of each stage, or none.
-STAGE_KINDS = (Kind.INPUT, Kind.PRUNE, Kind.LOWRANK, Kind.QUANTIZE)
-# Quantizers with nothing to tune are still a choice of the quantize stage (FP16 against INT8, or neither).
-UNTUNED_CHOICES = ("quantize.fp16",)
-DEFAULT_STAGES = ("input.size", "quantize.fp16")
-OBJECTIVES = {"latency": ("latency",), "size": ("size",), "latency and size": ("latency", "size")}
 COLUMNS = ["#", "State", "Fidelity", "p50 ms", "Speed-up", "Size MB", "Variant", "Error"]
 POLL_MS = 1000
 RESIZE_UP_TO = 40  # sizing the columns reads every cell (~0.1 ms a row): done while the table is short
 STATE_COLORS = {"at the target": "#34c759", "on the front": "#ffd60a", "below the target": "#ff9f0a",
                 "pruned": "#8e8e93", "failed": "#ff453a"}
-
-
-def searchable(registry: Any) -> list[Any]:
-    """The plugins a search can choose: those declaring searchable settings, and the untuned quantizers."""
-    found = []
-    for kind in STAGE_KINDS:
-        for plugin in registry.by_kind(kind):
-            ranges = [e for e in settings_schema(plugin.Settings) if e.get("search")]
-            if ranges or plugin.id in UNTUNED_CHOICES:
-                found.append(plugin)
-    return found
-
-
-def ranges_text(plugin: Any) -> str:
-    """'size 256–640 step 32': what the search tries of a plugin (its declared ranges)."""
-    parts = []
-    for entry in settings_schema(plugin.Settings):
-        declared = entry.get("search")
-        if not declared:
-            continue
-        if "choices" in declared:
-            parts.append(f"{entry['name']} ∈ {{{', '.join(map(str, declared['choices']))}}}")
-        else:
-            step = f" step {declared['step']}" if declared.get("step") else ""
-            parts.append(f"{entry['name']} {declared['low']}–{declared['high']}{step}")
-    return "; ".join(parts) or "nothing to tune: applied or not"
-
-
-def stages_for(plugins: list[Any]) -> tuple[Stage, ...]:
-    """One optional stage per kind, in ``STAGE_KINDS`` order, with the chosen plugins of that kind."""
-    return tuple(Stage(tuple(p.id for p in plugins if p.kind == kind), optional=True)
-                 for kind in STAGE_KINDS if any(p.kind == kind for p in plugins))
-
-
-def quick_frames(frames: int) -> int:
-    """The quick judgement's frames: the spec's default 6, fewer for a small judging set (half of it)."""
-    return max(1, min(SearchSpec.quick_frames, frames // 2))
-
-
-def default_folder(handle: Any) -> Path:
-    """A new folder for a search of ``handle``: the studio's cache, per model, per start time."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", handle.name)[:40]
-    return cache_dir() / "search" / f"{slug}-{handle.provenance.sha256[:10]}" / time.strftime("%Y%m%d-%H%M%S")
-
-
-def started(folder: Path) -> bool:
-    """Whether a search has run in ``folder`` (then it resumes with the folder's own spec)."""
-    return (folder / "study.db").exists() or (folder / "model.json").exists()
-
-
-def state_text(row: dict[str, Any]) -> str:
-    if row["state"] == "complete":
-        return "on the front" if row.get("on_front") else "at the target" if row.get("feasible") else "below the target"
-    return row["state"]
-
-
-def axis_labels(spec: SearchSpec, summary: dict[str, Any] | None) -> tuple[str, str]:
-    """How each axis was measured, from the spec the trials ran with (the caption holds the summary's method)."""
-    metric = next((r["metric"] for r in (summary or {}).get("trials", []) if r.get("metric")), None)
-    return (f"pipeline p50 latency, ms ({spec.runtime}, {spec.threads} thread(s), {spec.runs} timed frames)",
-            f"fidelity{f' ({metric_label(metric)})' if metric else ''} against the model, {spec.fidelity_frames} "
-            "judging frames")
-
-
-def table_entries(summary: dict[str, Any] | None) -> list[tuple[Any, ...]]:
-    """The table's rows as plain tuples (compared between polls): the model itself first, then each trial."""
-    base = (summary or {}).get("baseline") or {}
-    entries: list[tuple[Any, ...]] = []
-    if base.get("latency_p50_ms"):
-        entries.append((-1, "the model itself", None, base["latency_p50_ms"], 1.0, base.get("size_mb"),
-                        "the model itself", None, "the reference every fidelity is judged against"))
-    for row in (summary or {}).get("trials", []):
-        judged = ""
-        if row.get("fidelity") is not None:
-            judged = (f"{metric_label(row['metric']) if row.get('metric') else 'fidelity'} on "
-                      f"{row.get('fidelity_frames')} frames" + (" (the quick judgement: pruned)"
-                                                              if row["state"] == "pruned" else ""))
-        entries.append((row["number"], state_text(row), row.get("fidelity"), row.get("latency_p50_ms"),
-                        row.get("speedup"), row.get("size_mb"), row["summary"], row.get("error"), judged))
-    return entries
-
-
-def read_summary(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """``read_rows`` for the poll, never raising: a busy SQLite file (the child is writing) is a skipped poll."""
-    from studio.search.driver import read_rows
-
-    try:
-        return read_rows(folder), None
-    except Exception as exc:  # the next poll a second later reads it again
-        return None, f"{type(exc).__name__}: {exc}"
 
 
 class SearchPanel(QWidget):
@@ -180,12 +80,8 @@ class SearchPanel(QWidget):
         self.target_label = QLabel("No model loaded.")
         self.target_label.setWordWrap(True)
         layout.addWidget(self.target_label)
-        self.controls = QWidget()
-        controls = QVBoxLayout(self.controls)
-        controls.setContentsMargins(0, 0, 0, 0)
-        controls.addWidget(self._build_form())
-        controls.addWidget(self._build_stages(registry))
-        layout.addWidget(self.controls)
+        self.form = SearchForm(registry)
+        layout.addWidget(self.form)
         layout.addLayout(self._build_folder_row())
         layout.addLayout(self._build_buttons())
         self.status = QLabel("")
@@ -196,64 +92,6 @@ class SearchPanel(QWidget):
         self._enable(False, "Open a model first.")
 
     # -- construction --------------------------------------------------------------------------------
-    def _build_form(self) -> QWidget:
-        box = QWidget()
-        form = QFormLayout(box)
-        form.setContentsMargins(0, 0, 0, 0)
-        self.target = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.01, value=0.95)
-        self.target.setToolTip("a trial reaches the target when its fidelity against the model (its task's metric, "
-                               "on the judging frames) is at least this")
-        self.objective = QComboBox()
-        self.objective.addItems(list(OBJECTIVES))
-        self.objective.setToolTip("what the search minimises among the trials at the target (both: a front)")
-        self.trials = QSpinBox(minimum=0, maximum=100_000, value=20, specialValueText="no limit")
-        self.minutes = QDoubleSpinBox(decimals=1, minimum=0.0, maximum=100_000.0, value=0.0,
-                                      specialValueText="no limit", suffix=" min")
-        budget = QHBoxLayout()
-        budget.addWidget(QLabel("trials"))
-        budget.addWidget(self.trials)
-        budget.addWidget(QLabel("and/or"))
-        budget.addWidget(self.minutes)
-        self.workers = QSpinBox(minimum=1, maximum=256, value=min(2, os.cpu_count() or 1))
-        self.workers.setToolTip("trials built at once on this machine (every latency is timed alone: one "
-                                "measurement slot per machine)")
-        self.cluster = QLineEdit()
-        self.cluster.setPlaceholderText("none: Ray on this machine (or ray://host:10001, host:6379)")
-        self.runtime = QComboBox()
-        self.runtime.addItems(list(RUNTIMES))
-        self.runs = QSpinBox(minimum=3, maximum=10_000, value=SearchSpec.runs)
-        self.runs.setToolTip("timed frames per trial, after 5 warm-up")
-        self.frames = QSpinBox(minimum=2, maximum=100_000, value=SearchSpec.fidelity_frames)
-        self.frames.setToolTip("frames each trial is judged on; a trial far below the target on the first few "
-                               "(half, at most 6) is pruned before the full judgement and is never timed")
-        form.addRow("Target fidelity", self.target)
-        form.addRow("Minimise", self.objective)
-        form.addRow("Budget", budget)
-        form.addRow("Latency on", self.runtime)
-        form.addRow("Timed frames", self.runs)
-        form.addRow("Judging frames", self.frames)
-        form.addRow("Workers", self.workers)
-        form.addRow("Cluster", self.cluster)
-        return box
-
-    def _build_stages(self, registry: Any) -> QGroupBox:
-        box = QGroupBox("Stages (each trial picks one plugin per kind, or none)")
-        grid = QGridLayout(box)
-        self.plugins = {p.id: p for p in searchable(registry)}
-        self.stage_boxes: dict[str, QCheckBox] = {}
-        self.stage_notes: dict[str, QLabel] = {}
-        for row, plugin in enumerate(self.plugins.values()):
-            check = QCheckBox(f"{plugin.id} — {plugin.title}")
-            check.setObjectName(f"stage_{plugin.id}")
-            check.setChecked(plugin.id in DEFAULT_STAGES)
-            note = QLabel(ranges_text(plugin))
-            note.setWordWrap(True)
-            note.setStyleSheet("color: #8e8e93")
-            grid.addWidget(check, row, 0)
-            grid.addWidget(note, row, 1)
-            self.stage_boxes[plugin.id], self.stage_notes[plugin.id] = check, note
-        return box
-
     def _build_folder_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
         row.addWidget(QLabel("Results in"))
@@ -347,7 +185,7 @@ class SearchPanel(QWidget):
         handle, self.pending_check = self.pending_check, None
         if handle is None:
             return
-        plugins = list(self.plugins.values())
+        plugins = list(self.form.plugins.values())
 
         def check_all(ctx) -> dict[str, list[str]]:
             found = {}
@@ -394,7 +232,7 @@ class SearchPanel(QWidget):
             except Exception as exc:  # a broken spec file is said, not raised
                 self._say(f"This folder's search.toml cannot be read: {exc}", error=True)
             else:
-                self._show_spec(self.shown_spec)
+                self.form.show_spec(self.shown_spec)
                 self._say("This folder holds a search: Start resumes it with its own spec (search.toml); "
                           "New folder searches anew.")
                 self.poll()
@@ -402,38 +240,11 @@ class SearchPanel(QWidget):
             self._say("")
         self._enable(self.session is not None, "")
 
-    def _show_spec(self, spec: SearchSpec) -> None:
-        """The form shows a folder's spec (fixed: resuming needs the same spec)."""
-        self.target.setValue(spec.target)
-        names = {v: k for k, v in OBJECTIVES.items()}
-        self.objective.setCurrentText(names.get(tuple(spec.objectives), "latency"))
-        self.trials.setValue(spec.trials or 0)
-        self.minutes.setValue(spec.minutes or 0.0)
-        self.runtime.setCurrentText(spec.runtime)
-        self.runs.setValue(spec.runs)
-        self.frames.setValue(spec.fidelity_frames)
-        chosen = {p for stage in spec.stages for p in stage.plugins}
-        for plugin_id, box in self.stage_boxes.items():
-            box.setChecked(plugin_id in chosen)
-
     def _enable(self, enabled: bool, reason: str) -> None:
         running = self.jobs.busy
         fixed = self.shown_spec is not None  # a folder's spec: shown, not edited
-        self.controls.setEnabled(enabled and not running)
-        for widget in (self.target, self.objective, self.trials, self.minutes, self.runtime, self.runs, self.frames):
-            widget.setEnabled(not fixed)
-        for plugin_id, box in self.stage_boxes.items():
-            refused = (self.reasons or {}).get(plugin_id)
-            box.setEnabled(not fixed and self.reasons is not None and not refused)
-            if refused:
-                box.setChecked(False)
-            note = ranges_text(self.plugins[plugin_id])
-            if self.reasons is None and enabled:
-                note = "checking whether it applies…"
-            elif refused:
-                note = "cannot run on this model: " + "; ".join(refused)
-            self.stage_notes[plugin_id].setText(note)
-            box.setToolTip(note)
+        self.form.setEnabled(enabled and not running)
+        self.form.set_state(fixed=fixed, reasons=self.reasons, checking=self.reasons is None and enabled)
         self.start_button.setEnabled(enabled and not running)
         self.start_button.setText("Resume search" if fixed else "Start search")
         self.start_button.setToolTip(reason)
@@ -444,15 +255,6 @@ class SearchPanel(QWidget):
         self._on_selection()
 
     # -- the search ----------------------------------------------------------------------------------
-    def spec_from_form(self) -> SearchSpec:
-        chosen = [p for pid, p in self.plugins.items() if self.stage_boxes[pid].isChecked()
-                  and self.stage_boxes[pid].isEnabled()]
-        return SearchSpec(stages=stages_for(chosen), target=round(self.target.value(), 3),
-                          objectives=OBJECTIVES[self.objective.currentText()], runtime=self.runtime.currentText(),
-                          runs=self.runs.value(), trials=self.trials.value() or None,
-                          minutes=self.minutes.value() or None, fidelity_frames=self.frames.value(),
-                          quick_frames=quick_frames(self.frames.value()))
-
     def start(self) -> Job | None:
         """Run (or resume) the search in a child process; refused while one runs."""
         from studio.search.spec import save_spec
@@ -465,7 +267,7 @@ class SearchPanel(QWidget):
             return None
         folder = self.folder
         if self.shown_spec is None:  # a new search: the form's spec, written into an empty folder
-            spec = self.spec_from_form()
+            spec = self.form.spec()
             if not spec.stages:
                 self._say("Check at least one stage.", error=True)
                 return None
@@ -483,8 +285,8 @@ class SearchPanel(QWidget):
         else:
             spec = self.shown_spec
         self.shown_spec = spec
-        args = search_args(session.spec, folder / "search.toml", folder, workers=self.workers.value(),
-                           cluster=self.cluster.text().strip() or None, frames=session.frames, trust=session.trust)
+        args = search_args(session.spec, folder / "search.toml", folder, workers=self.form.workers.value(),
+                           cluster=self.form.cluster.text().strip() or None, frames=session.frames, trust=session.trust)
         self.child = SearchChild(args)
         self.model_spec = session.spec
         job = self.jobs.start("search", self.child.run, done=self._done, error=self._failed,

@@ -34,12 +34,12 @@ def panel(qtbot, window):
 
 def small_search(panel, folder: Path, trials: int) -> None:
     panel.set_folder(folder)
-    panel.target.setValue(0.5)
-    panel.trials.setValue(trials)
-    panel.runs.setValue(3)
-    panel.frames.setValue(2)
-    panel.workers.setValue(1)
-    for plugin_id, box in panel.stage_boxes.items():
+    panel.form.target.setValue(0.5)
+    panel.form.trials.setValue(trials)
+    panel.form.runs.setValue(3)
+    panel.form.frames.setValue(2)
+    panel.form.workers.setValue(1)
+    for plugin_id, box in panel.form.stage_boxes.items():
         box.setChecked(plugin_id in ("input.size", "quantize.fp16"))
 
 
@@ -75,12 +75,12 @@ def test_a_plugin_the_model_refuses_is_disabled_and_a_failed_start_says_why(qtbo
     panel.show()  # the plugins are checked when the tab is looked at
     panel.set_session(Session.open("zoo:yolov3-tiny-coco"))  # a Darknet graph of one input size, 416×416
     qtbot.waitUntil(lambda: panel.reasons is not None, timeout=LOAD_TIMEOUT_MS)
-    size = panel.stage_boxes["input.size"]
+    size = panel.form.stage_boxes["input.size"]
     assert not size.isEnabled() and not size.isChecked()
-    note = panel.stage_notes["input.size"].text()
+    note = panel.form.stage_notes["input.size"].text()
     assert "cannot run on this model: its graph takes one input size (416×416)" in note
-    assert panel.stage_boxes["quantize.fp16"].isEnabled()
-    assert [stage.plugins for stage in panel.spec_from_form().stages] == [("quantize.fp16",)]
+    assert panel.form.stage_boxes["quantize.fp16"].isEnabled()
+    assert [stage.plugins for stage in panel.form.spec().stages] == [("quantize.fp16",)]
 
     stray = tmp_path / "taken"
     stray.mkdir()
@@ -90,17 +90,17 @@ def test_a_plugin_the_model_refuses_is_disabled_and_a_failed_start_says_why(qtbo
     assert sorted(p.name for p in stray.iterdir()) == ["notes.txt"]  # nothing written into it
 
     panel.set_folder(tmp_path / "new")
-    panel.cluster.setText("127.0.0.1:1")  # nothing listens there: the child refuses before it writes anything
+    panel.form.cluster.setText("127.0.0.1:1")  # nothing listens there: the child refuses before it writes anything
     assert panel.start() is not None
     qtbot.waitUntil(lambda: not panel.jobs.busy, timeout=120_000)
     assert panel.status.text().startswith("Search failed:") and "127.0.0.1:1" in panel.status.text()
-    assert panel.start_button.text() == "Start search" and panel.trials.isEnabled()  # the form is free again
+    assert panel.start_button.text() == "Start search" and panel.form.trials.isEnabled()  # the form is free again
 
 
 def test_a_search_from_the_tab_draws_its_trials_and_a_trial_becomes_a_variant(qtbot, window, panel, tmp_path):
     # every searchable plugin is offered; yolo11n-pose's graph has dynamic height and width, so all apply
-    assert {"input.size", "quantize.fp16", "prune.channels", "quantize.static_int8"} <= set(panel.stage_boxes)
-    assert all(box.isEnabled() for box in panel.stage_boxes.values()), panel.reasons
+    assert {"input.size", "quantize.fp16", "prune.channels", "quantize.static_int8"} <= set(panel.form.stage_boxes)
+    assert all(box.isEnabled() for box in panel.form.stage_boxes.values()), panel.reasons
     # results go to a new folder in the studio's cache, shown in the tab
     assert panel.folder.parent.parent == cache_dir() / "search" and not panel.folder.exists()
     assert panel.folder_edit.text() == str(panel.folder)
@@ -159,7 +159,7 @@ def test_stop_leaves_the_folder_resumable_and_closing_the_window_ends_the_search
     kept = {r["number"] for r in read_rows(folder)["trials"]}
 
     panel.set_folder(folder)  # chosen again (or left as it is): the form shows its spec, Start resumes
-    assert panel.start_button.text() == "Resume search" and not panel.trials.isEnabled()
+    assert panel.start_button.text() == "Resume search" and not panel.form.trials.isEnabled()
     assert panel.start() is not None
     qtbot.waitUntil(lambda: len(drawn_numbers(panel)) > len(kept), timeout=SEARCH_TIMEOUT_MS)  # as the tab shows
     panel.stop()

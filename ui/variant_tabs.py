@@ -20,6 +20,7 @@ from ui.autosave import autosave
 
 if TYPE_CHECKING:
     from ui.main_window import MainWindow
+    from ui.search_panel import SearchPanel
 
 
 class VariantTabs(QObject):
@@ -31,6 +32,7 @@ class VariantTabs(QObject):
         self.optimize_panel = None
         self.variants_panel = None
         self.formats_panel = None
+        self.search_panel: SearchPanel | None = None
 
     def install(self):
         """Load the plugin registry and put its panels in the Optimize and Variants tabs, and the Formats tab
@@ -66,7 +68,21 @@ class VariantTabs(QObject):
         tabs.insertTab(tabs.indexOf(self.variants_panel) + 1, self.formats_panel, "Formats")
         window.state.observe("session", self.formats_panel.set_session)
         self.formats_panel.set_session(window.state.session)  # a workspace restored before the plugins loaded
+        self._install_search(registry)
         return registry, self.optimize_panel, self.variants_panel
+
+    def _install_search(self, registry) -> None:
+        """The Search tab after Formats: a search runs as a child process; its trials become variants here."""
+        from ui.search_panel import SearchPanel
+
+        window = self.window
+        panel = self.search_panel = SearchPanel(registry)
+        window.jobs.adopt(panel.jobs)  # closing the window stops a search still running
+        panel.job_started.connect(self._pause_preview)
+        panel.make_variant.connect(lambda path, title: self.apply_recipe(Path(path), title))
+        window.tabs.insertTab(window.tabs.indexOf(self.formats_panel) + 1, panel, "Search")
+        window.state.observe("session", panel.set_session)
+        panel.set_session(window.state.session)
 
     def session_changed(self, select: str | None = None) -> None:
         """The session's variants changed (or a model opened): the table, the language view and the target."""
@@ -116,8 +132,9 @@ class VariantTabs(QObject):
         resume = list(state.lanes) if state.preview is not None else []
         window.central.pane.stop()
         window.show_status(f"{title or job.title}… (preview paused while latency is measured)")
-        if resume:
-            job.finished.connect(lambda: state.preview is None and window.central.preview_variants(resume))
+        if resume:  # not into a window being closed: the job ended because the window cancelled it
+            job.finished.connect(lambda: state.preview is None and window.isVisible()
+                                 and window.central.preview_variants(resume))
 
     def _variant_made(self, variant) -> None:
         self.session_changed(select=variant.key)
@@ -142,5 +159,11 @@ class VariantTabs(QObject):
             return
         path, _ = QFileDialog.getOpenFileName(self.window, "Load a recipe", "", "Recipes (*.toml)")
         if path:
-            self._measuring_job(f"recipe {Path(path).name}", lambda ctx: session.load_recipe(Path(path), ctx),
+            self.apply_recipe(Path(path))
+
+    def apply_recipe(self, path: Path, title: str | None = None) -> None:
+        """Build the recipe at ``path`` as a new variant of the open model (Load recipe…, a search's trial)."""
+        session = self.window.state.session
+        if session is not None:
+            self._measuring_job(title or f"recipe {path.name}", lambda ctx: session.load_recipe(path, ctx),
                                 "Cannot apply the recipe")

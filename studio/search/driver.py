@@ -92,7 +92,7 @@ def _check_folder(out_dir: Path, spec: SearchSpec, identity: dict[str, Any]) -> 
     if model_file.exists() and json.loads(model_file.read_text()) != identity:
         raise StudioError("this folder holds a search of another model or data", path=out_dir,
                           fix="choose a new folder")
-    return True
+    return (out_dir / "study.db").exists()  # a spec written by the window before its first run is no resume
 
 
 def _identity(model: Any, model_spec: str, data: Path | None) -> dict[str, Any]:

@@ -57,9 +57,9 @@ def test_the_report_fills_rows_markers_tooltips_and_preview(qtbot, report):
 def test_the_window_measures_formats_and_cancel_keeps_the_table(qtbot, window):
     open_and_wait(qtbot, window, "zoo:efficientnet-lite0")
     tabs = window.tabs
-    assert [tabs.tabText(i) for i in range(tabs.count())][-1] == "Formats"
+    assert [tabs.tabText(i) for i in range(tabs.count())][-2:] == ["Formats", "Search"]
     panel = window.variant_tabs.formats_panel
-    assert tabs.widget(tabs.count() - 1) is panel and panel.measure.isEnabled()
+    assert tabs.widget(tabs.count() - 2) is panel and panel.measure.isEnabled()
     for name, box in panel.format_boxes.items():
         box.setChecked(name == "onnx")
     for name, box in panel.precision_boxes.items():

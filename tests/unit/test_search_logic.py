@@ -188,7 +188,7 @@ def test_timing_waits_for_builds_and_builds_wait_for_timing(tmp_path, monkeypatc
             order.append(f"{name} builds")
             holding.set()
             release.wait(10)
-        order.append(f"{name} done")
+            order.append(f"{name} done")  # still holding: nothing may time before this
 
     def measure() -> None:
         with measuring():

@@ -294,13 +294,13 @@ class Search:
             for row in self.rows.values():
                 self._add_speedup(row)
             if self.on_trial is not None:  # the window draws the model itself on the plot too
-                self.on_trial(self._row(-1, {}, result) | {"baseline": True})
+                self.on_trial(self._row(-1, {}, {"recipe": Recipe().as_dict(), **result}) | {"baseline": True})
             return
         folder = self.out_dir / "trials" / f"{trial.number:04d}"
         folder.mkdir(parents=True, exist_ok=True)
         save_recipe(recipe, folder / "recipe.toml")
         write_json(folder / "result.json", result)
-        row = self._row(trial.number, trial.params, result)
+        row = self._row(trial.number, trial.params, {"recipe": recipe.as_dict(), **result})
         trial.set_user_attr(RESULT_ATTR, row)
         fidelity = (result.get("fidelity") or result.get("quick_fidelity") or {}).get("value")
         # Optuna's samplers (TPE and NSGA-II) prefer trials whose constraints are ≤ 0
@@ -316,7 +316,7 @@ class Search:
 
     def _row(self, number: int, params: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         fidelity = result.get("fidelity") or result.get("quick_fidelity") or {}
-        recipe = parse_recipe(result.get("recipe", {"steps": []}))
+        recipe = parse_recipe(result["recipe"])  # the trial's own: a worker that died returned none
         row = {
             "number": number, "state": result.get("state", "failed"), "params": params,
             "recipe": recipe.as_dict(), "summary": _recipe_text(recipe),

@@ -163,6 +163,7 @@ def test_a_worker_killed_mid_trial_fails_that_trial_and_the_search_goes_on(tmp_p
     assert len(failed) <= 1 and len(summary["trials"]) == 3, states
     # The kill hit the baseline's timing or a trial: a trial is failed with the reason, or the model itself is.
     reasons = [r["error"] for r in failed] + summary["notes"]
+    assert all(r["recipe"]["steps"] and r["summary"] != "the model itself" for r in failed)  # named by its recipe
     assert any("died" in reason for reason in reasons), (states, summary["notes"])
 
 

@@ -120,8 +120,9 @@ class AgreementJudge:
                 "frames": self.frames}
 
 
-def train_heads(early: Any, model: ModelHandle, settings: Any, ctx: TaskContext) -> tuple[dict[str, Any], list]:
-    """Train ``early``'s heads in place; (report, the choosing frames kept for the threshold)."""
+def train_heads(early: Any, model: ModelHandle, settings: Any, ctx: TaskContext) -> tuple[dict[str, Any], list, list]:
+    """Train ``early``'s heads in place; (report, the training frames (the gate's), the choosing frames kept for
+    the threshold)."""
     from studio.calibration import calibration_frames
     from studio.train import TrainPlan, train
     from studio.train_data import Batches, plain_batch
@@ -146,4 +147,4 @@ def train_heads(early: Any, model: ModelHandle, settings: Any, ctx: TaskContext)
                                         f"{' and '.join(str(r + 1) for r in CHOOSING_HELD_OUT)} held out to choose"}
     report["loss"] = (f"KL divergence of each exit to the final head at temperature {settings.temperature} (×T²), "
                       "backbone frozen (BatchNorm statistics kept), augmented unlabelled frames")
-    return report, choosing
+    return report, training, choosing

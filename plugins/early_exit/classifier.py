@@ -39,6 +39,9 @@ class ClassifierExitSettings:
                             help="auto: the fastest threshold whose top-1 agreement with the full model reaches "
                                  "the target on frames held out from training; or a score in (0, 1], e.g. 0.8")
     target_agreement: float = option(0.95, label="Target top-1 agreement (auto threshold)", min=0.5, max=1.0)
+    warm_start: bool = option(True, label="Warm-start the heads on cached features",
+                              help="fit each head on the frozen backbone's pooled features of the training frames "
+                                   "(seconds) before the augmented training steps")
     steps: int = option(300, label="Training steps", min=1, max=20000)
     lr: float = option(1e-3, label="Learning rate", min=1e-6, max=1.0, help="AdamW, warm-up then cosine decay")
     batch: int = option(16, label="Batch", min=1, max=256)
@@ -82,9 +85,9 @@ class ClassifierExit:
         # recipe keeps its fixed threshold and batch; its steps, lr, temperature and frames mean the same.
         if version < 2:
             data = {"batch": 8, **data, "threshold": str(data.get("threshold", 0.8))}
-        # Versions 1 and 2 exited on the top probability (there was no gate).
+        # Versions 1 and 2 exited on the top probability (there was no gate) and had no warm start.
         if version < 3:
-            data = {**data, "exit_score": "softmax"}
+            data = {**data, "exit_score": "softmax", "warm_start": False}
         return data
 
     def check(self, model: ModelHandle) -> list[str]:

@@ -37,7 +37,8 @@ def exit_variant(effnet_handle):
     ctx = TaskContext()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(exit_threshold, "measure", spy)
-        variant = plugin.apply(effnet_handle, plugin.Settings(steps=20, batch=4, lr=1e-2, target_agreement=0.9), ctx)
+        variant = plugin.apply(effnet_handle, plugin.Settings(steps=20, batch=4, lr=1e-2, target_agreement=0.9,
+                                                              warm_start=False), ctx)
     return variant, ctx.reports[-1], measured
 
 
@@ -195,6 +196,23 @@ def test_runtimes_exit_on_the_gate_score_not_the_top_probability(exit_variant, e
         assert taken_ort == taken_torch == expected
 
 
+def test_warm_start_fits_fresh_heads_to_the_final_layer(effnet_handle):
+    import copy
+
+    from plugins.early_exit.exit_training import AgreementJudge, warm_start
+    from studio.evaluate.frames import judging_frames
+    from studio.nets.early_exit import EarlyExitNet, efficientnet_segments
+    from studio.train_data import plain_batch
+
+    net = EarlyExitNet(efficientnet_segments(copy.deepcopy(effnet_handle.torch_module).eval(), [7, 11], 1000), 1.0)
+    frames = judging_frames(12)[0]
+    judge = AgreementJudge(net, plain_batch(frames, effnet_handle, effnet_handle.image_input.size))
+    before = judge(net)["value"]
+    report = warm_start(net, frames, effnet_handle, 2.0)
+    assert report["frames"] == 12 and judge(net)["value"] > before + 0.3
+    assert report["agreement_on_these_frames"] == judge(net)["per_exit"]
+
+
 def test_gate_fit_finds_the_informative_feature():
     import numpy as np
 
@@ -221,7 +239,8 @@ def test_a_version_1_recipe_keeps_its_fixed_threshold_and_batch():
     assert settings_from_dict(plugin, {}, 2).threshold == "auto"
     # Versions 1 and 2 exited on the top probability; version 3 (a gate by default) keeps what a recipe says.
     assert old.exit_score == settings_from_dict(plugin, {}, 2).exit_score == "softmax"
-    assert settings_from_dict(plugin, {}, 3).exit_score == "gate"
+    assert not old.warm_start and not settings_from_dict(plugin, {}, 2).warm_start
+    assert settings_from_dict(plugin, {}, 3).exit_score == "gate" and settings_from_dict(plugin, {}, 3).warm_start
     assert settings_from_dict(plugin, {"exit_score": "softmax"}, 3).exit_score == "softmax"
     with pytest.raises(SettingsError, match="threshold"):
         plugin.apply(None, settings_from_dict(plugin, {"threshold": "soon"}, 2), TaskContext())

@@ -156,8 +156,8 @@ def warm_start(net: Any, frames: list[np.ndarray], model: ModelHandle, temperatu
     final = torch.cat(finals)
     target = F.softmax(final / temperature, 1)
     agreement = []
-    for segment, features in zip(net.segments[:-1], pooled, strict=True):
-        features, fc = torch.cat(features), segment.head.fc
+    for segment, parts in zip(net.segments[:-1], pooled, strict=True):
+        features, fc = torch.cat(parts), segment.head.fc
         optimizer = torch.optim.Adam(fc.parameters(), lr=1e-2)
         for _ in range(WARM_STEPS):
             optimizer.zero_grad()

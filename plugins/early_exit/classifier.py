@@ -3,9 +3,12 @@
 Heads read intermediate blocks and learn to imitate the final head's softened outputs on unlabelled,
 augmented frames (LGViT's second stage: the backbone never changes, so the final exit stays exactly the
 original model), trained by the engine's trainer (``exit_training``). At run time a sample leaves at the
-first head whose top probability reaches the threshold; with ``threshold = "auto"`` that threshold is
-the fastest whose top-1 agreement with the full model reaches ``target_agreement`` on frames held out
-from training, and the report gives its speed-up and agreement on the judging side (``exit_threshold``).
+first head whose score reaches the threshold: its top probability (``exit_score = "softmax"``) or a gate
+fitted on the training side that predicts whether the head agrees with the final layer (``"gate"``,
+``exit_gate``). With ``threshold = "auto"`` that threshold is the fastest whose top-1 agreement with the
+full model reaches ``target_agreement`` on frames held out from training, and the report gives its speed-up
+and agreement on the judging side (``exit_threshold``); with a gate, also what the same heads give on
+their top probability, chosen the same way.
 """
 
 from __future__ import annotations
@@ -27,10 +30,18 @@ JUDGING_FRAMES = 256  # the judging side is read up to this many frames (the bun
 class ClassifierExitSettings:
     exits: str = option("auto", label="Exit after blocks",
                         help="Comma-separated block numbers, or auto (half and three quarters of the depth)")
-    threshold: str = option("auto", label="Exit when the top probability reaches",
+    exit_score: Literal["gate", "softmax"] = option(
+        "gate", label="Exit score",
+        help="gate: a logistic regression on each head's logits (top probability, margins, entropy, agreement with "
+             "the previous exit) fitted on the training side to predict agreement with the final layer; softmax: "
+             "the head's top probability")
+    threshold: str = option("auto", label="Exit when the score reaches",
                             help="auto: the fastest threshold whose top-1 agreement with the full model reaches "
-                                 "the target on frames held out from training; or a probability, e.g. 0.8")
+                                 "the target on frames held out from training; or a score in (0, 1], e.g. 0.8")
     target_agreement: float = option(0.95, label="Target top-1 agreement (auto threshold)", min=0.5, max=1.0)
+    warm_start: bool = option(True, label="Warm-start the heads on cached features",
+                              help="fit each head on the frozen backbone's pooled features of the training frames "
+                                   "(seconds) before the augmented training steps")
     steps: int = option(300, label="Training steps", min=1, max=20000)
     lr: float = option(1e-3, label="Learning rate", min=1e-6, max=1.0, help="AdamW, warm-up then cosine decay")
     batch: int = option(16, label="Batch", min=1, max=256)
@@ -66,7 +77,7 @@ class ClassifierExit:
     title = "Early-exit heads (classifier)"
     kind = Kind.EARLY_EXIT
     Settings = ClassifierExitSettings
-    settings_version = 2
+    settings_version = 3
 
     @staticmethod
     def migrate(data: dict, version: int) -> dict:
@@ -74,6 +85,9 @@ class ClassifierExit:
         # recipe keeps its fixed threshold and batch; its steps, lr, temperature and frames mean the same.
         if version < 2:
             data = {"batch": 8, **data, "threshold": str(data.get("threshold", 0.8))}
+        # Versions 1 and 2 exited on the top probability (there was no gate) and had no warm start.
+        if version < 3:
+            data = {**data, "exit_score": "softmax", "warm_start": False}
         return data
 
     def check(self, model: ModelHandle) -> list[str]:
@@ -89,6 +103,7 @@ class ClassifierExit:
     def apply(self, model: ModelHandle, settings: ClassifierExitSettings, ctx: TaskContext) -> ModelHandle:
         import copy
 
+        from plugins.early_exit.exit_gate import fit_gates
         from plugins.early_exit.exit_training import train_heads
         from studio.nets.early_exit import EarlyExitNet, efficientnet_segments
         from studio.torch_variant import torch_variant
@@ -97,14 +112,18 @@ class ClassifierExit:
         net = copy.deepcopy(model.torch_module).eval()
         exits = _exits(settings.exits, len(net._blocks))
         early = EarlyExitNet(efficientnet_segments(net, exits, len(model.labels)), fixed or 1.0)
-        training, choosing = train_heads(early, model, settings, ctx.sub(0.0, 0.8))
+        training, training_frames, choosing = train_heads(early, model, settings, ctx.sub(0.0, 0.75))
+        report: dict[str, Any] = {"exits_after_blocks": exits, "exit_score": settings.exit_score, "training": training}
+        if settings.exit_score == "gate":
+            ctx.progress(0.75, "fitting the exit gates on the training side")
+            early.gates, report["gate"] = fit_gates(early, training_frames, model)
         variant = torch_variant(model, early, suffix="exit", note=f"exit heads after blocks {exits}")
-        report = {"exits_after_blocks": exits, "training": training}
         threshold = report_threshold(model, variant, choosing, fixed, settings.target_agreement, report,
                                      ctx.sub(0.8, 1.0))
         early.threshold = threshold
+        spec = {"threshold": threshold, "score": settings.exit_score, **({"gates": early.gates} if early.gates else {})}
         variant = variant.replace(metadata={**variant.metadata, "runtime_mode": RuntimeMode.EARLY_EXIT.value,
-                                            "runtime_settings": json.dumps({"threshold": threshold})})
+                                            "runtime_settings": json.dumps(spec)})
         ctx.add_report(report)
         ctx.progress(1.0, "done")
         return variant
@@ -117,12 +136,14 @@ def report_threshold(model: ModelHandle, variant: ModelHandle, choosing: list, f
     from plugins.early_exit import exit_threshold as th
     from studio.evaluate.frames import judging_frames
 
+    choice_samples: list = []
     if fixed is not None:
         threshold = fixed
     else:
-        chosen, points = th.choose(th.measure(model, variant, choosing, ctx.sub(0.0, 0.4), "choosing frames"),
-                                   target)
+        choice_samples = th.measure(model, variant, choosing, ctx.sub(0.0, 0.4), "choosing frames")
+        chosen, points = th.choose(choice_samples, target)
         report["choice"] = {"target_agreement": target, "frames": len(choosing), "curve": points,
+                            "separation": th.separation(choice_samples),
                             "on": "choosing frames: contiguous runs of the training side held out from training"}
         if chosen is None:
             # Fidelity first: a target no threshold reaches leaves the full model's answers (never exits early).
@@ -137,8 +158,24 @@ def report_threshold(model: ModelHandle, variant: ModelHandle, choosing: list, f
     report["curve"] = th.curve(samples)
     report["chosen"] = th.judged(threshold, samples) | {"how": "fixed by the user" if fixed is not None else
                                                         "auto: fastest reaching the target on the choosing frames"}
+    report["separation"] = th.separation(samples)
     report["judged_on"] = judged_on
+    if choice_samples and getattr(variant.torch_module, "gates", None):
+        report["softmax_same_heads"] = softmax_comparison(choice_samples, samples, target)
     report["method"] = ("onnxruntime 1 thread; the full model and each segment timed per frame (median of "
                         f"{th.TIMING_REPEATS}); latency = the segments run until the exit; agreement = top-1 "
-                        "against the full model")
+                        "against the full model; separation = ROC AUC of the score for 'this exit agrees with the "
+                        "final layer', per exit")
     return threshold
+
+
+def softmax_comparison(choosing: list, judging: list, target: float) -> dict[str, Any]:
+    """The same heads exiting on their top probability, its threshold chosen the same way on the same frames: what
+    the gate adds, from the timings already taken."""
+    from plugins.early_exit import exit_threshold as th
+
+    choosing, judging = th.with_softmax(choosing), th.with_softmax(judging)
+    chosen, _ = th.choose(choosing, target)
+    return {"chosen": th.judged(th.NEVER if chosen is None else chosen, judging),
+            "reached_target_on_choosing_frames": chosen is not None, "separation": th.separation(judging),
+            "choice_separation": th.separation(choosing), "curve": th.curve(judging)}

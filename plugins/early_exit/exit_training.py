@@ -20,6 +20,8 @@ TRAINING_FRAMES = 2048  # the training side is read up to this many frames (spre
 CHOOSING_RUNS = 8  # the training side's frames are cut into this many contiguous runs …
 CHOOSING_HELD_OUT = (1, 5)  # … and these runs choose (checkpoint, threshold) instead of training
 HELD_OUT_LOSS_FRAMES = 8
+WARM_FRAMES = 1024  # the warm start reads the training side up to this many frames (spread over all of it)
+WARM_STEPS = 400  # full-batch Adam steps per head on the cached features (seconds on a CPU)
 
 
 def choosing_split(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -120,8 +122,59 @@ class AgreementJudge:
                 "frames": self.frames}
 
 
-def train_heads(early: Any, model: ModelHandle, settings: Any, ctx: TaskContext) -> tuple[dict[str, Any], list]:
-    """Train ``early``'s heads in place; (report, the choosing frames kept for the threshold)."""
+def warm_start(net: Any, frames: list[np.ndarray], model: ModelHandle, temperature: float) -> dict[str, Any]:
+    """Fit each head on cached features of the un-augmented training frames before the trainer runs.
+
+    The backbone is frozen and a head is global pooling then one linear layer, so its whole problem is a
+    softmax regression on pooled features: one backbone pass over the frames, then full-batch steps that
+    cost milliseconds. On a busy 2-core CPU the trainer managed 145 augmented steps in 12 minutes on
+    vtest.avi, after which both heads answered the video's most frequent class for every frame (0.72
+    agreement, nothing for an exit score to separate); from this start the trainer only refines.
+    """
+    import time
+
+    import torch
+    from torch.nn import functional as F
+
+    from studio.train_data import plain_batch
+
+    started = time.perf_counter()
+    if len(frames) > WARM_FRAMES:
+        frames = [frames[i] for i in np.linspace(0, len(frames) - 1, WARM_FRAMES).astype(int)]
+    size = model.required_image_input().size
+    net.eval()
+    pooled: list[list[Any]] = [[] for _ in net.segments[:-1]]
+    finals = []
+    with torch.no_grad():
+        for start in range(0, len(frames), 32):
+            x = plain_batch(frames[start:start + 32], model, size)
+            for index, segment in enumerate(net.segments[:-1]):
+                for part in segment.parts:
+                    x = part(x)
+                pooled[index].append(F.adaptive_avg_pool2d(x, 1).flatten(1))
+            finals.append(net.segments[-1](x))
+    final = torch.cat(finals)
+    target = F.softmax(final / temperature, 1)
+    agreement = []
+    for segment, parts in zip(net.segments[:-1], pooled, strict=True):
+        features, fc = torch.cat(parts), segment.head.fc
+        optimizer = torch.optim.Adam(fc.parameters(), lr=1e-2)
+        for _ in range(WARM_STEPS):
+            optimizer.zero_grad()
+            loss = F.kl_div(F.log_softmax(fc(features) / temperature, 1), target, reduction="batchmean")
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            agreement.append(round(float((fc(features).argmax(1) == final.argmax(1)).float().mean()), 4))
+    return {"frames": len(frames), "steps": WARM_STEPS, "agreement_on_these_frames": agreement,
+            "seconds": round(time.perf_counter() - started, 1),
+            "what": "each head fitted on pooled features of the un-augmented training side (full-batch Adam, "
+                    "KL to the final head at the distillation temperature) before the trainer"}
+
+
+def train_heads(early: Any, model: ModelHandle, settings: Any, ctx: TaskContext) -> tuple[dict[str, Any], list, list]:
+    """Train ``early``'s heads in place; (report, the training frames (the gate's), the choosing frames kept for
+    the threshold)."""
     from studio.calibration import calibration_frames
     from studio.train import TrainPlan, train
     from studio.train_data import Batches, plain_batch
@@ -129,6 +182,7 @@ def train_heads(early: Any, model: ModelHandle, settings: Any, ctx: TaskContext)
     frames, info = calibration_frames(settings.frames, TRAINING_FRAMES, ctx)
     training, choosing = choosing_split(frames)
     size = model.required_image_input().size  # the plugin takes EfficientNet-Lite classifiers only
+    warm = warm_start(early, training, model, settings.temperature) if settings.warm_start else None
     plan = TrainPlan(steps=settings.steps, minutes=settings.minutes, lr=settings.lr, batch=settings.batch,
                      batchnorm="frozen", device=settings.device, eval_every=max(1, min(25, settings.steps)),
                      patience=settings.patience)
@@ -141,9 +195,10 @@ def train_heads(early: Any, model: ModelHandle, settings: Any, ctx: TaskContext)
     report["judge"] = judge(early) | {
         "what": "mean top-1 agreement of the exits with the final head, on the choosing frames (held out from "
                 "training; the best checkpoint is the one that agreed most there, not on the judging side)"}
+    report["warm_start"] = warm
     report["frames"] = info | {"training": len(training), "choosing": len(choosing),
                                "split": f"{CHOOSING_RUNS} contiguous runs of the training side, runs "
                                         f"{' and '.join(str(r + 1) for r in CHOOSING_HELD_OUT)} held out to choose"}
     report["loss"] = (f"KL divergence of each exit to the final head at temperature {settings.temperature} (×T²), "
                       "backbone frozen (BatchNorm statistics kept), augmented unlabelled frames")
-    return report, choosing
+    return report, training, choosing

@@ -2,8 +2,9 @@
 saved early-exit model reloads and runs anywhere the studio is installed).
 
 A segment maps the previous segment's features to (its features, its exit logits); the last one maps
-features to the final logits. At run time a sample leaves at the first exit whose top softmax
-probability reaches the threshold, so confident inputs skip the rest of the network.
+features to the final logits. At run time a sample leaves at the first exit whose score
+(``studio.runtime.exit_score``: the top softmax probability, or a gate's probability of agreeing with the
+final layer) reaches the threshold, so confident inputs skip the rest of the network.
 """
 
 from __future__ import annotations
@@ -76,21 +77,28 @@ def efficientnet_segments(net: EfficientNet, exits: list[int], classes: int) -> 
 class EarlyExitNet(nn.Module):
     """All segments in one module; ``forward`` exits early for a single sample (the torch runtime)."""
 
-    def __init__(self, segments: list[Segment], threshold: float):
+    def __init__(self, segments: list[Segment], threshold: float, gates: list[dict[str, Any]] | None = None):
         super().__init__()
         self.segments = nn.ModuleList(segments)
         self.threshold = threshold
+        self.gates = gates  # None: exit on the top probability (and in networks saved before gates existed)
         self.last_exit = -1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from studio.runtime.exit_score import exit_score
+
+        gates, previous = getattr(self, "gates", None), None
         for index, segment in enumerate(self.segments):
             if segment.head is None:
                 self.last_exit = index
                 return segment(x)
             x, logits = segment(x)
-            if x.shape[0] == 1 and float(F.softmax(logits, 1).max()) >= self.threshold:
-                self.last_exit = index
-                return logits
+            if x.shape[0] == 1:
+                answer = logits.detach().float().cpu().numpy()
+                if exit_score(answer, gates[index] if gates else None, previous) >= self.threshold:
+                    self.last_exit = index
+                    return logits
+                previous = int(answer.argmax())
         raise RuntimeError("the last segment must have no exit head")
 
     def all_logits(self, x: torch.Tensor) -> list[torch.Tensor]:

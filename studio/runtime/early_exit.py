@@ -1,4 +1,6 @@
-"""onnxruntime for early-exit classifiers: one session per segment, stop at the first confident exit."""
+"""onnxruntime for early-exit classifiers: one session per segment, stop at the first exit whose score
+(``exit_score``: top probability, or the gate's probability of agreeing with the final layer) reaches the
+threshold."""
 
 from __future__ import annotations
 
@@ -9,35 +11,31 @@ from typing import Any
 import numpy as np
 
 from studio.runtime.backends import OrtBackend
-
-
-def _top_probability(logits: np.ndarray) -> float:
-    shifted = logits.reshape(-1).astype(np.float64)
-    shifted = np.exp(shifted - shifted.max())
-    return float(shifted.max() / shifted.sum())
+from studio.runtime.exit_score import exit_score
 
 
 class EarlyExitBackend:
     name = "ort-early-exit"
 
-    def __init__(self, segments: list[Path], threshold: float, *, threads: int = 1, graph_level: str = "all",
-                 spin: bool = False):
+    def __init__(self, segments: list[Path], threshold: float, *, gates: list[dict[str, Any]] | None = None,
+                 threads: int = 1, graph_level: str = "all", spin: bool = False):
         self.sessions = [OrtBackend(path, threads=threads, graph_level=graph_level, spin=spin) for path in segments]
-        self.threshold, self.threads = threshold, threads
+        self.threshold, self.gates, self.threads = threshold, gates, threads
         self.exits: Counter[int] = Counter()
         self.last_exit = -1
         first = self.sessions[0]
         self.session, self.input_name, self.input_dtype = first.session, first.input_name, first.input_dtype
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
-        x = tensor
+        x, previous = tensor, None
         for index, segment in enumerate(self.sessions):
             outputs = segment.session.run(None, {segment.input_name: x})
             if index == len(self.sessions) - 1:
                 return self._leave(index, outputs[0])
             x, logits = outputs
-            if _top_probability(logits) >= self.threshold:
+            if exit_score(logits, self.gates[index] if self.gates else None, previous) >= self.threshold:
                 return self._leave(index, logits)
+            previous = int(logits.argmax())
         raise RuntimeError("no segment produced logits")
 
     def _leave(self, index: int, logits: np.ndarray) -> list[np.ndarray]:
@@ -51,6 +49,7 @@ class EarlyExitBackend:
     def describe(self) -> dict[str, Any]:
         info = self.sessions[0].describe()
         return info | {"early_exit": {"segments": len(self.sessions), "threshold": self.threshold,
+                                      "score": "gate" if self.gates else "softmax",
                                       "graph": [str(s.path) for s in self.sessions]}}
 
 

@@ -106,7 +106,7 @@ def make_backend(handle: ModelHandle, runtime: str, *, threads: int = 1, graph_l
         if (device or "cpu").lower() != "cpu":  # its segments are CPU sessions: no quiet CPU run under a GPU's name
             raise UnsupportedError(f"{handle.name}: an early-exit variant runs on the CPU only", fix="use --device cpu")
         spec = json.loads(handle.metadata["runtime_settings"])
-        return EarlyExitBackend(ensure_segments(handle), spec["threshold"], threads=threads,
+        return EarlyExitBackend(ensure_segments(handle), spec["threshold"], gates=spec.get("gates"), threads=threads,
                                 graph_level=graph_level, spin=spin)
     if chosen is Runtime.ORT:
         from studio.runtime.onnx_export import ensure_onnx

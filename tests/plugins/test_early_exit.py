@@ -37,7 +37,8 @@ def exit_variant(effnet_handle):
     ctx = TaskContext()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(exit_threshold, "measure", spy)
-        variant = plugin.apply(effnet_handle, plugin.Settings(steps=20, batch=4, lr=1e-2, target_agreement=0.9), ctx)
+        variant = plugin.apply(effnet_handle, plugin.Settings(steps=20, batch=4, lr=1e-2, target_agreement=0.9,
+                                                              warm_start=False), ctx)
     return variant, ctx.reports[-1], measured
 
 
@@ -110,16 +111,124 @@ def test_report_curve_is_the_judging_side_and_the_variant_runs_at_the_chosen_thr
 
 def test_exit_curve_covers_thresholds_and_exits_are_used(exit_variant):
     _, report, _ = exit_variant
-    curve = {point["threshold"]: point for point in report["curve"]}
-    assert set(curve) >= {0.3, 0.5, 0.9}
-    for point in curve.values():
-        assert sum(point["exit_share"]) == pytest.approx(1.0, abs=1e-3)
-        assert 0.0 <= point["top1_agreement"] <= 1.0 and point["mean_ms"] > 0
-    # At the lowest threshold some samples leave early (0.1 of 1000 classes is clear even for weak heads).
-    assert sum(curve[min(curve)]["exit_share"][:-1]) > 0
-    # A sample that never leaves early agrees with the full model by construction.
-    assert all(p["top1_agreement"] == 1.0 for p in curve.values() if p["exit_share"][-1] == 1.0)
-    assert curve[0.3]["exit_share"][-1] <= curve[0.9]["exit_share"][-1]
+    gate = {point["threshold"]: point for point in report["curve"]}
+    softmax = {point["threshold"]: point for point in report["softmax_same_heads"]["curve"]}
+    for curve in (gate, softmax):
+        assert set(curve) >= {0.3, 0.5, 0.9}
+        for point in curve.values():
+            assert sum(point["exit_share"]) == pytest.approx(1.0, abs=1e-3)
+            assert 0.0 <= point["top1_agreement"] <= 1.0 and point["mean_ms"] > 0
+        # A sample that never leaves early agrees with the full model by construction.
+        assert all(p["top1_agreement"] == 1.0 for p in curve.values() if p["exit_share"][-1] == 1.0)
+        assert curve[0.3]["exit_share"][-1] <= curve[0.9]["exit_share"][-1]
+    # At the lowest threshold some samples leave early on their top probability (0.05 of 1000 classes is clear even
+    # for weak heads).
+    assert sum(softmax[min(softmax)]["exit_share"][:-1]) > 0
+
+
+def test_the_variant_is_measured_and_chosen_on_its_gate(exit_variant, effnet_handle):
+    """The scores the threshold was chosen on are the gate's (recomputed here from torch logits), not the heads' top
+    probabilities, and the variant carries the same gates to both runtimes."""
+    import numpy as np
+    import torch
+
+    from plugins.early_exit import exit_threshold
+    from studio.runtime.exit_score import exit_scores
+    from studio.train_data import plain_batch
+
+    variant, report, measured = exit_variant
+    spec = json.loads(variant.metadata["runtime_settings"])
+    gates = variant.torch_module.gates
+    assert report["exit_score"] == spec["score"] == "gate" and spec["gates"] == gates and len(gates) == 2
+    assert len(gates[0]["weights"]) == len(report["gate"]["features"]) and report["gate"]["frames"] >= 8
+    frames, samples = measured["judging frames"]
+    with torch.no_grad():
+        logits = [o.numpy() for o in variant.torch_module.all_logits(
+            plain_batch(frames, effnet_handle, effnet_handle.image_input.size))]
+    for index, sample in enumerate(samples):
+        expected = exit_scores([exit_logits[index] for exit_logits in logits[:-1]], gates)
+        assert [score for _, score, _ in sample.exits[:-1]] == pytest.approx(expected, abs=1e-3)
+    assert any(abs(score - top) > 1e-3
+               for s in samples for (_, score, _), top in zip(s.exits[:-1], s.top[:-1], strict=True))
+    chosen, _ = exit_threshold.choose(measured["choosing frames"][1], 0.9)
+    assert spec["threshold"] == (exit_threshold.NEVER if chosen is None else chosen)
+    # The comparison in the report is the same heads and timings exiting on their top probability.
+    softmax = report["softmax_same_heads"]
+    assert softmax["curve"] == exit_threshold.curve(exit_threshold.with_softmax(samples))
+    assert report["chosen"]["threshold"] == spec["threshold"] and len(report["separation"]) == 2
+    assert all(np.isfinite(gate["bias"]) and np.all(np.isfinite(gate["weights"])) for gate in gates)
+
+
+def test_runtimes_exit_on_the_gate_score_not_the_top_probability(exit_variant, effnet_handle):
+    """Hand-made gates: 'always leave at the first exit', then 'leave at the second exit when it agrees with the first'.
+    Both runtimes must follow the gate where the top probability would send every frame to the end."""
+    import copy
+
+    import torch
+
+    from studio.evaluate.frames import judging_frames
+    from studio.runtime.early_exit import EarlyExitBackend, ensure_segments
+    from studio.runtime.preprocess import prepare
+
+    variant = exit_variant[0]
+    image = effnet_handle.image_input
+    tensors = [prepare(frame, image, image.size, False)[0] for frame in judging_frames(8)[0]]
+    net = copy.deepcopy(variant.torch_module).eval()
+    with torch.no_grad():
+        answers = [[int(o.argmax()) for o in net.all_logits(torch.from_numpy(t))] for t in tensors]
+        tops = [float(torch.softmax(o, 1).max()) for t in tensors for o in net.all_logits(torch.from_numpy(t))[:-1]]
+    threshold = 0.999
+    assert max(tops) < threshold  # on its top probability, no frame would leave early at this threshold
+    zero = [0.0] * 5
+    always = [{"weights": zero, "bias": 50.0}, {"weights": zero, "bias": -50.0}]
+    agreeing = [{"weights": zero, "bias": -50.0}, {"weights": [0.0, 0.0, 0.0, 0.0, 100.0], "bias": -50.0}]
+    cases = ((always, [0] * len(answers)), (agreeing, [1 if a[0] == a[1] else 2 for a in answers]))
+    for gates, expected in cases:
+        backend = EarlyExitBackend(ensure_segments(variant), threshold, gates=gates)
+        net.threshold, net.gates = threshold, gates
+        taken_ort, taken_torch = [], []
+        for tensor in tensors:
+            backend.run(tensor)
+            taken_ort.append(backend.last_exit)
+            with torch.no_grad():
+                net(torch.from_numpy(tensor))
+            taken_torch.append(net.last_exit)
+        assert taken_ort == taken_torch == expected
+
+
+def test_warm_start_fits_fresh_heads_to_the_final_layer(effnet_handle):
+    import copy
+
+    from plugins.early_exit.exit_training import AgreementJudge, warm_start
+    from studio.evaluate.frames import judging_frames
+    from studio.nets.early_exit import EarlyExitNet, efficientnet_segments
+    from studio.train_data import plain_batch
+
+    net = EarlyExitNet(efficientnet_segments(copy.deepcopy(effnet_handle.torch_module).eval(), [7, 11], 1000), 1.0)
+    frames = judging_frames(12)[0]
+    judge = AgreementJudge(net, plain_batch(frames, effnet_handle, effnet_handle.image_input.size))
+    before = judge(net)["value"]
+    report = warm_start(net, frames, effnet_handle, 2.0)
+    assert report["frames"] == 12 and judge(net)["value"] > before + 0.3
+    assert report["agreement_on_these_frames"] == judge(net)["per_exit"]
+
+
+def test_gate_fit_finds_the_informative_feature():
+    import numpy as np
+
+    from plugins.early_exit.exit_gate import fit_logistic
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    x[:, 2] = 1.0  # a constant feature (the first exit's "agrees with the previous exit")
+    y = (x[:, 0] + 0.3 * rng.normal(size=400) > 0).astype(float)
+    weights, bias = fit_logistic(x, y)
+    assert weights[2] == 0.0 and weights[0] > 5 * abs(weights[1])
+    p = 1 / (1 + np.exp(-(x @ weights + bias)))
+    assert ((p > 0.5) == (y > 0.5)).mean() > 0.85
+    # An exit that always agrees gets a finite gate that says so.
+    weights, bias = fit_logistic(x, np.ones(400))
+    assert np.all(np.isfinite(weights)) and 1 / (1 + np.exp(-(x[0] @ weights + bias))) > 0.9
 
 
 def test_a_version_1_recipe_keeps_its_fixed_threshold_and_batch():
@@ -128,6 +237,11 @@ def test_a_version_1_recipe_keeps_its_fixed_threshold_and_batch():
     assert (old.threshold, old.batch, old.steps, old.lr) == ("0.8", 8, 5, 0.002)
     assert settings_from_dict(plugin, {"threshold": 0.5}, 1).threshold == "0.5"
     assert settings_from_dict(plugin, {}, 2).threshold == "auto"
+    # Versions 1 and 2 exited on the top probability; version 3 (a gate by default) keeps what a recipe says.
+    assert old.exit_score == settings_from_dict(plugin, {}, 2).exit_score == "softmax"
+    assert not old.warm_start and not settings_from_dict(plugin, {}, 2).warm_start
+    assert settings_from_dict(plugin, {}, 3).exit_score == "gate" and settings_from_dict(plugin, {}, 3).warm_start
+    assert settings_from_dict(plugin, {"exit_score": "softmax"}, 3).exit_score == "softmax"
     with pytest.raises(SettingsError, match="threshold"):
         plugin.apply(None, settings_from_dict(plugin, {"threshold": "soon"}, 2), TaskContext())
     cascade = default_registry().get("early_exit.video_cascade")

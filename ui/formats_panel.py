@@ -17,7 +17,6 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QFormLayout,
     QHBoxLayout,
@@ -25,7 +24,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -40,6 +38,7 @@ from studio.subprocess_job import format_bench_in_subprocess
 from ui.jobs import Job, JobRunner
 from ui.model_panel import NumberItem
 from ui.pareto_plot import pareto_plot
+from ui.tables import results_table
 
 if TYPE_CHECKING:
     from studio.session import Session
@@ -196,12 +195,7 @@ class FormatsPanel(QWidget):
         return boxes
 
     def _build_results(self, layout: QVBoxLayout) -> None:
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().setVisible(False)
+        self.table = results_table(COLUMNS, stretch_last=False)
         self.table.itemSelectionChanged.connect(self._on_selection)
         layout.addWidget(self.table, 2)
         self.preview = QPushButton("Preview this one")

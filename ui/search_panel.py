@@ -17,14 +17,12 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
     QSplitter,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -45,6 +43,7 @@ from ui.search_logic import (
     table_entries,
 )
 from ui.search_plot import SearchPlot
+from ui.tables import results_table
 
 if TYPE_CHECKING:
     from studio.session import Session
@@ -133,13 +132,7 @@ class SearchPanel(QWidget):
         splitter = QSplitter(Qt.Orientation.Vertical)
         self.plot = SearchPlot()
         self.plot.sigPointClicked.connect(self.select_trial)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = results_table(COLUMNS)
         self.table.itemSelectionChanged.connect(self._on_selection)
         splitter.addWidget(self.plot)
         splitter.addWidget(self.table)

@@ -8,11 +8,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -21,6 +19,7 @@ from PySide6.QtWidgets import (
 from studio.evaluate.evidence import metric_label
 from ui.model_panel import NumberItem
 from ui.pareto_plot import pareto_plot
+from ui.tables import results_table
 
 COLUMNS = ["Variant", "Recipe", "Size MB", "Params", "p50 ms", "Speed-up", "Fidelity", "Evidence"]
 THIN = "⚠ thin"
@@ -68,13 +67,7 @@ class VariantsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         layout = QVBoxLayout(self)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = results_table(COLUMNS)
         self.table.itemSelectionChanged.connect(self._on_selection)
         layout.addWidget(self.table, 2)
         buttons = QHBoxLayout()

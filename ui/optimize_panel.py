@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 
 from studio.model import ModelHandle
 from studio.plugin_api import Kind
-from studio.torch_lock import TORCH_MODULE_LOCK
 from ui.jobs import Job, JobRunner
+from ui.plugin_checks import plugin_reasons
 from ui.settings_form import SettingsForm
 from ui.training_devices import DeviceProbe, describe, resolve
 
@@ -157,15 +157,7 @@ class OptimizePanel(QWidget):
         plugins = [box.plugin for box in self.boxes.values()]
 
         def check_all(ctx) -> dict[str, list[str]]:
-            results = {}
-            for plugin in plugins:
-                ctx.check_cancelled()
-                try:
-                    with TORCH_MODULE_LOCK:  # checks trace the model (torch-pruning): one thread at a time
-                        results[plugin.id] = list(plugin.check(handle))
-                except Exception as exc:  # a broken check disables its plugin, not the panel
-                    results[plugin.id] = [f"check failed: {type(exc).__name__}: {exc}"]
-            return results
+            return plugin_reasons(plugins, handle, ctx)
 
         self.jobs.cancel()
         self.jobs.start("check plugins", check_all, done=self._show_reasons)

@@ -33,6 +33,7 @@ from studio.paths import cache_dir
 from studio.search.spec import SearchSpec
 from ui.jobs import Job, JobRunner
 from ui.model_panel import NumberItem
+from ui.plugin_checks import plugin_reasons
 from ui.search_child import SearchChild, search_args
 from ui.search_form import SearchForm
 from ui.search_logic import (
@@ -173,23 +174,13 @@ class SearchPanel(QWidget):
     def _check_plugins(self) -> None:
         """Each stage's plugin checked against the model off the GUI thread (once per model): one that refuses
         it is disabled, with its reason."""
-        from studio.torch_lock import TORCH_MODULE_LOCK
-
         handle, self.pending_check = self.pending_check, None
         if handle is None:
             return
         plugins = list(self.form.plugins.values())
 
         def check_all(ctx) -> dict[str, list[str]]:
-            found = {}
-            for plugin in plugins:
-                ctx.check_cancelled()
-                try:
-                    with TORCH_MODULE_LOCK:  # checks trace the model (torch-pruning): one thread at a time
-                        found[plugin.id] = list(plugin.check(handle))
-                except Exception as exc:  # a broken check disables its plugin, not the panel
-                    found[plugin.id] = [f"check failed: {type(exc).__name__}: {exc}"]
-            return found
+            return plugin_reasons(plugins, handle, ctx)
 
         def checked(found: dict[str, list[str]]) -> None:
             if self.session is not None and self.session.baseline is handle:  # else: an answer for an old model

@@ -13,13 +13,13 @@ import fcntl
 import json
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from studio.atomic import write_text_atomic
 from studio.errors import BadInputError, StudioError
 from studio.recipe import Recipe, parse_recipe, save_recipe
 from studio.search.front import best, mark_front
@@ -36,11 +36,7 @@ TrialCallback = Callable[[dict[str, Any]], None]
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Atomically: a temporary file beside ``path``, then a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
 class FolderLock:

@@ -33,13 +33,12 @@ The spec is saved beside the results (search.toml); resuming needs the same spec
 
 from __future__ import annotations
 
-import os
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.atomic import write_bytes_atomic
 from studio.errors import BadInputError
 
 FORMAT = "deploy-studio-search"
@@ -209,7 +208,4 @@ def save_spec(spec: SearchSpec, path: Path) -> None:
     """Atomically: a temporary file beside ``path``, then a rename."""
     import tomli_w
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        tomli_w.dump(spec.as_dict(), handle)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, tomli_w.dumps(spec.as_dict()).encode())

@@ -7,7 +7,7 @@ frames (``--frames``, else the bundled media), fidelity with its 95 % interval a
 trains on the calibration side only.
 
     .venv/bin/python bench/recovery.py [--models zoo:yolov8s-fall zoo:yolov3-tiny-coco zoo:efficientnet-lite0]
-        [--ratios 0.1 0.2 0.3 0.4 0.5 0.6] [--steps 300] [--minutes 0] [--batch 8] [--device auto]
+        [--ratios 0.1 0.2 0.3 0.4 0.5 0.6] [--steps 300] [--minutes 0] [--batch 8] [--lr 1e-4] [--device auto]
         [--frames PATH] [--fidelity-frames 27] [--threads 1] [--runs 20] [--int8]
 
 ``--frames "$(.venv/bin/python bench/media.py)"`` judges on OpenCV's pedestrian video (795 frames; 60
@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--minutes", type=float, default=0.0, help="a time budget per recovery (0: none)")
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-4, help="the recovery's peak learning rate (AdamW)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--frames", default=None)
     parser.add_argument("--fidelity-frames", type=int, default=27)
@@ -98,7 +99,7 @@ def main() -> None:
     parser.add_argument("--int8", action="store_true", help="also the recovered model with mixed INT8 on top")
     args = parser.parse_args()
     recovery = {"recovery_steps": args.steps, "recovery_batch": args.batch, "recovery_device": args.device,
-                "recovery_minutes": args.minutes}
+                "recovery_minutes": args.minutes, "recovery_lr": args.lr}
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-recovery-") as scratch:
         for spec in args.models:

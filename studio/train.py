@@ -1,5 +1,6 @@
 """One recovery trainer: a compressed student learns its uncompressed teacher's answers on the training
-side of the model's frames, and is judged every few steps on the judging side, which it never sees.
+side of the model's frames, and is judged every few steps on held-out frames it never trains on (the
+caller's: recovery holds whole runs of the training side out, so the judging side chooses nothing).
 
 What a model family's outputs and loss are comes from the caller (a plugin): ``forward(module, inputs)``
 and ``criterion(student_outputs, teacher_outputs)``; how faithful a module is, from ``judge(module)``.

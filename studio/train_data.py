@@ -8,12 +8,41 @@ process, which has no cores to spare.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
 from studio.model import ModelHandle
 from studio.runtime.preprocess import prepare
+
+CHOOSING_RUNS = 8  # the training side's frames are cut into this many contiguous runs …
+CHOOSING_HELD_OUT = (1, 5)  # … and these runs choose (best checkpoint, exit threshold) instead of training
+
+Item = TypeVar("Item")
+
+
+def choosing_split(frames: list[Item], runs: int = CHOOSING_RUNS,
+                   held_out: tuple[int, ...] = CHOOSING_HELD_OUT) -> tuple[list[Item], list[Item]]:
+    """(training frames, choosing frames): a few whole contiguous runs of the training side are held out to
+    choose what training chooses (the best checkpoint, a threshold), so the judging side chooses nothing
+    and the figures reported on it are not flattered by a choice made on the same frames. Whole runs,
+    because neighbouring video frames are near-duplicates and a choice made on a training frame's twin
+    would look too good. ``runs``/``held_out``: how many runs, and which of them choose."""
+    if len(frames) < 4:
+        return frames, frames[-1:]  # too few to split: choose on the last one (the report says how many)
+    edges = np.linspace(0, len(frames), runs + 1).astype(int)
+    training: list[Item] = []
+    choosing: list[Item] = []
+    for run in range(runs):
+        (choosing if run in held_out else training).extend(frames[edges[run]:edges[run + 1]])
+    return training, choosing
+
+
+def spread(items: list[Item], count: int) -> list[Item]:
+    """Up to ``count`` of ``items``, evenly spaced over all of them (first and last included)."""
+    if len(items) <= count:
+        return list(items)
+    return [items[int(i)] for i in np.linspace(0, len(items) - 1, num=count).round().astype(int)]
 
 
 def augment_params(shape: tuple[int, int], rng: np.random.Generator) -> tuple[int, int, int, int, bool, float, float]:

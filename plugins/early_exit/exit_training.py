@@ -15,26 +15,12 @@ import numpy as np
 
 from studio.model import ModelHandle
 from studio.tasks import TaskContext
+from studio.train_data import CHOOSING_HELD_OUT, CHOOSING_RUNS, choosing_split
 
 TRAINING_FRAMES = 2048  # the training side is read up to this many frames (spread over all of it)
-CHOOSING_RUNS = 8  # the training side's frames are cut into this many contiguous runs …
-CHOOSING_HELD_OUT = (1, 5)  # … and these runs choose (checkpoint, threshold) instead of training
 HELD_OUT_LOSS_FRAMES = 8
 WARM_FRAMES = 1024  # the warm start reads the training side up to this many frames (spread over all of it)
 WARM_STEPS = 400  # full-batch Adam steps per head on the cached features (seconds on a CPU)
-
-
-def choosing_split(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(training frames, choosing frames): whole contiguous runs go to one side, because neighbouring video
-    frames are near-duplicates and a threshold chosen on a training frame's twin would look too safe."""
-    if len(frames) < 4:
-        return frames, frames[-1:]  # too few to split: choose on the last one (the report says how many)
-    edges = np.linspace(0, len(frames), CHOOSING_RUNS + 1).astype(int)
-    training: list[np.ndarray] = []
-    choosing: list[np.ndarray] = []
-    for run in range(CHOOSING_RUNS):
-        (choosing if run in CHOOSING_HELD_OUT else training).extend(frames[edges[run]:edges[run + 1]])
-    return training, choosing
 
 
 def head_parameters(net: Any) -> list[Any]:

@@ -3,9 +3,13 @@
 No labels: the teacher's outputs on the training side of the model's frames (the user's, or the
 bundled media) are the targets, augmented so the student does not memorise a few frames. BatchNorm
 statistics are re-estimated first (that alone recovers much of a pruned detector), then the engine's
-trainer (``studio.train``) fine-tunes with BatchNorm in training mode, judges held-out fidelity on the
-judging side every few steps and keeps the best weights. This module supplies only what is specific to
-the model families: their outputs and losses (``outputs``, ``distill_loss``, ``task_loss``).
+trainer (``studio.train``) fine-tunes with BatchNorm in training mode, judges held-out fidelity every few
+steps on choosing frames (whole runs of the training side held out from training) and keeps the best
+weights. The judging side chooses nothing: before/after figures reported there are not flattered by the
+choice of checkpoint (measured: on 25 judging frames a 30 % pruned detector's curve swung 0.71–0.90
+between evaluations, so the best of a dozen picked on the reporting frames reads high). This module
+supplies only what is specific to the model families: their outputs and losses (``outputs``,
+``distill_loss``, ``task_loss``).
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ import numpy as np
 from studio.calibration import calibration_frames
 from studio.model import ModelHandle
 from studio.tasks import TaskContext
-from studio.train_data import augmented_batch
+from studio.train_data import augmented_batch, choosing_split, spread
 
 TRAINING_FRAMES = 2048  # the training side is read up to this many frames (spread over all of it)
-JUDGING_FRAMES = 25
+CHOOSING_FRAMES = 40  # held-out fidelity while training: on this many choosing frames (spread over them)
+# The training side is cut into 16 contiguous runs and every fourth chooses: choosing frames from all along it,
+# so that media given one after another (the bundled street video, then a cartoon) all have a say.
+CHOOSING_RUNS, CHOOSING_HELD_OUT = 16, (1, 5, 9, 13)
 
 
 def recalibrate_batchnorm(module: Any, frames: list[np.ndarray], handle: ModelHandle, size: tuple[int, int],
@@ -50,9 +57,10 @@ def recalibrate_batchnorm(module: Any, frames: list[np.ndarray], handle: ModelHa
     return len(norms)
 
 
-def make_judge(handle: ModelHandle, frames: int, ctx: Any, *, with_interval: bool = False) -> tuple[Any, str]:
-    """(judge, where it judges): fidelity of any student module against ``handle``'s own module on the
-    judging frames; the teacher's results are computed once."""
+def make_judge(handle: ModelHandle, frames: int | list[np.ndarray], ctx: Any, *,
+               with_interval: bool = False) -> tuple[Any, str]:
+    """(judge, where it judges): fidelity of any student module against ``handle``'s own module on
+    ``frames`` (a list), or on that many judging frames; the teacher's results are computed once."""
     from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF, compare_results
     from studio.evaluate.frames import judging_frames
     from studio.runtime.backends import TorchBackend
@@ -60,7 +68,11 @@ def make_judge(handle: ModelHandle, frames: int, ctx: Any, *, with_interval: boo
 
     image_input = handle.required_image_input()
     fixed = None if image_input.dynamic else image_input.size
-    images, note = judging_frames(frames, ctx)
+    if isinstance(frames, list):
+        images, note = frames, (f"{len(frames)} choosing frames (contiguous runs of the training side held out "
+                                "from training; the judging side chooses nothing)")
+    else:
+        images, note = judging_frames(frames, ctx)
     teacher = Predictor(handle, TorchBackend(handle.torch_module, fixed_hw=fixed), conf=TARGET_CONF)
     reference = [teacher(image).result for image in images]
 
@@ -87,60 +99,83 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, plan: Any, sourc
     from studio.train_data import plain_batch
 
     frames, info = calibration_frames(source, TRAINING_FRAMES, ctx)  # the training side: never judged on
+    # A few runs of it choose the best checkpoint, so the judging side, which reports, chooses nothing.
+    frames, choosing = choosing_split(frames, CHOOSING_RUNS, CHOOSING_HELD_OUT)
     rng = np.random.default_rng(plan.seed)
     image_input = handle.required_image_input()
     size = (imgsz, imgsz) if imgsz and image_input.dynamic else image_input.size
     norms = recalibrate_batchnorm(student, frames, handle, size, rng, ctx.sub(0.0, 0.1)) if recalibrate else 0
-    judge, judged_on = make_judge(handle, JUDGING_FRAMES, ctx)
     held_out = plain_batch(judging_frames(8, ctx)[0], handle, size)  # the held-out loss: frames never trained on
     criterion, method = loss_for(handle, student, features)
-    batches, task_loss, labelled = _batches(frames, handle, student, size, plan, source, labels, ctx)
-    resume = resume_path(*resume_key, list(size), features, labels) if resume_key else None
+    batches, task_loss, labelled, choosing = _batches(frames, choosing, handle, student, size, plan, source, labels,
+                                                      ctx)
+    judge, judged_on = make_judge(handle, spread(choosing, CHOOSING_FRAMES), ctx)
+    resume = resume_path(*resume_key, list(size), features, labels, "choose on training runs") if resume_key else None
     report = train(student, teacher, batches=batches, held_out=held_out,
                    forward=lambda module, x: distillation_outputs(module, x, handle), criterion=criterion,
-                   judge=judge, plan=plan, ctx=ctx.sub(0.1, 1.0), task_loss=task_loss, resume=resume)
+                   judge=judge, plan=plan, ctx=ctx.sub(0.1, 1.0), task_loss=task_loss, resume=resume,
+                   judged_on=judged_on)
     ctx.progress(1.0, "recovery done")
+    info = info | {"training": len(frames), "choosing": len(choosing),
+                   "split": f"{CHOOSING_RUNS} contiguous runs of the training side, runs "
+                            f"{' and '.join(str(r + 1) for r in CHOOSING_HELD_OUT)} held out to choose the checkpoint"}
     return report | {"frames": info, "judged_on": judged_on, "input_size": list(size),
                      "batchnorm_recalibrated": norms, "loss": method, "labels": labelled}
 
 
-def _batches(frames: list, handle: ModelHandle, student: Any, size: tuple[int, int], plan: Any, source: Path | None,
-             labels: bool, ctx: TaskContext) -> tuple[Any, Any, dict[str, Any]]:
-    """(training batches, the task loss or None, what was labelled): labelled batches when the model's
-    frames are a labelled dataset (class folders for a classifier, boxes for a detector) and the model has
-    a task loss here, else the unlabelled frames."""
+def _batches(frames: list, choosing: list, handle: ModelHandle, student: Any, size: tuple[int, int], plan: Any,
+             source: Path | None, labels: bool, ctx: TaskContext) -> tuple[Any, Any, dict[str, Any], list]:
+    """(training batches, the task loss or None, what was labelled, the choosing frames): labelled batches
+    when the model's frames are a labelled dataset (class folders for a classifier, boxes for a detector)
+    and the model has a task loss here, else the unlabelled frames. Labelled items are split into training
+    and choosing runs as the frames are, and then the held-out labelled images choose the checkpoint."""
     from studio.recovery.task_loss import task_loss_for
     from studio.train_data import Batches
 
     plain = Batches(frames, handle, size, plan.batch, plan.seed, plan.steps)
     if not labels:
-        return plain, None, {"used": False, "note": "labels not used (setting)"}
+        return plain, None, {"used": False, "note": "labels not used (setting)"}, choosing
     task_loss, how = task_loss_for(handle, student)
     model_frames = getattr(ctx, "frames", None)
     own = model_frames is not None and (source is None or Path(source).expanduser().resolve() == model_frames.path)
     if task_loss is None or not own:
         return plain, None, {"used": False, "note": how if task_loss is None else "the training frames are not "
-                             "the model's frames (labels are read from the model's frames only)"}
-    labelled, info, missing = _labelled_batches(model_frames, handle, size, plan, ctx)
+                             "the model's frames (labels are read from the model's frames only)"}, choosing
+    labelled, info, missing, held = _labelled_batches(model_frames, handle, size, plan, ctx)
     if labelled is None:
-        return plain, None, {"used": False, **info, "note": missing}
-    return labelled, task_loss, {"used": True, **info, "loss": how}
+        return plain, None, {"used": False, **info, "note": missing}, choosing
+    return labelled, task_loss, {"used": True, **info, "loss": how}, held
 
 
 def _labelled_batches(model_frames: Any, handle: ModelHandle, size: tuple[int, int], plan: Any,
-                      ctx: TaskContext) -> tuple[Any, dict[str, Any], str]:
-    """(labelled batches or None, what was found, why there are none): only the training side is read."""
+                      ctx: TaskContext) -> tuple[Any, dict[str, Any], str, list]:
+    """(labelled batches or None, what was found, why there are none, the held-out labelled images): only
+    the training side is read."""
     if handle.task.value == "classify":
         from studio.train_class_labels import ClassBatches, class_training_labels
 
         classes, found = class_training_labels(model_frames, tuple(handle.labels), ctx)
+        classes, held_classes = choosing_split(classes, CHOOSING_RUNS, CHOOSING_HELD_OUT)
         by_class = ClassBatches(classes, handle, size, plan.batch, plan.seed, plan.steps) if classes else None
-        return by_class, found, "no training-side folder is named after a class of the model"
+        images = [image for item in spread(held_classes, CHOOSING_FRAMES)
+                  if (image := _readable(item.path)) is not None]
+        return by_class, found, "no training-side folder is named after a class of the model", images
     from studio.train_labels import LabelledBatches, training_labels
 
     items, info = training_labels(model_frames, tuple(handle.labels), TRAINING_FRAMES, ctx)
+    items, held = choosing_split(items, CHOOSING_RUNS, CHOOSING_HELD_OUT)
     batches = LabelledBatches(items, handle, size, plan.batch, plan.seed, plan.steps) if items else None
-    return batches, info, "no label files on the training side"
+    return batches, info, "no label files on the training side", [item.image for item in held]
+
+
+def _readable(path: Path) -> np.ndarray | None:
+    from studio.errors import BadInputError
+    from studio.sources import read_image
+
+    try:
+        return read_image(path)
+    except BadInputError:  # counted nowhere: the class batches skip it the same way
+        return None
 
 
 def recover(model: ModelHandle, module: Any, settings: Any, plugin_id: str, ctx: TaskContext, *, steps: int,

@@ -78,7 +78,7 @@ def test_qat_trains_under_simulation_and_publishes_a_plain_qdq_graph(darknet_han
     import studio.recovery.distill as distill
     import studio.train as engine
 
-    monkeypatch.setattr(distill, "JUDGING_FRAMES", 6)  # a short judge keeps the test quick
+    monkeypatch.setattr(distill, "CHOOSING_FRAMES", 6)  # a short judge keeps the test quick
     seen = {}
     real_train = engine.train
 

@@ -88,7 +88,7 @@ def test_a_pruned_classifier_recovers_with_cross_entropy_on_its_labelled_trainin
     read = []
     original = class_labels.read_image
     monkeypatch.setattr(class_labels, "read_image", lambda path: read.append(path) or original(path))
-    monkeypatch.setattr(distill, "JUDGING_FRAMES", 6)  # held-out fidelity on fewer frames: this host is slow
+    monkeypatch.setattr(distill, "CHOOSING_FRAMES", 6)  # held-out fidelity on fewer frames: this host is slow
     plugin = default_registry().get("prune.channels")
     frames = FrameSet.open(root)
     ctx = TaskContext(workdir=tmp_path, frames=frames)
@@ -102,9 +102,16 @@ def test_a_pruned_classifier_recovers_with_cross_entropy_on_its_labelled_trainin
     assert labels["labelled"] == len(labelled) and labels["dropped_folders"] == 1
     assert labels["classes"] == len({truth[path] for path in labelled})
     assert recovery["task_loss"]["batches"] == recovery["steps"] == 3 and recovery["task_loss"]["start"] > 0
-    assert "judging side" in recovery["judged_on"]
-    # Every image the batches read was a labelled training-side file: 3 steps × 2 frames.
+    assert "choosing frames" in recovery["judged_on"]
+    # Every image the batches read was a labelled training-side file: 3 steps × 2 frames …
     assert len(read) == 6 and set(read) <= labelled
+    # … and none of the labelled runs held out to choose the checkpoint.
+    from studio.train_class_labels import class_training_labels
+    from studio.train_data import choosing_split
+
+    held = {item.path for item in choosing_split(class_training_labels(frames, tuple(effnet_handle.labels))[0],
+                                                 distill.CHOOSING_RUNS, distill.CHOOSING_HELD_OUT)[1]}
+    assert held and not set(read) & held and 0 < recovery["frames"]["choosing"] <= len(held)
 
 
 def test_no_judging_side_file_is_ever_in_the_labelled_training_set(teacher_labelled_classes, effnet_handle):
@@ -117,13 +124,13 @@ def test_no_judging_side_file_is_ever_in_the_labelled_training_set(teacher_label
     assert judging and any(truth[path] is not None for path in judging)  # labelled frames sit on the judging side
     ctx = TaskContext(frames=frames)
     plan = TrainPlan(steps=40, batch=4)
-    batches, task_loss, info = _batches([], effnet_handle, effnet_handle.torch_module, (224, 224), plan, None,
+    batches, task_loss, info, _ = _batches([], [], effnet_handle, effnet_handle.torch_module, (224, 224), plan, None,
                                         True, ctx)
     assert task_loss is not None and info["used"]
     drawn = {item.path for item in batches.items}
     assert drawn and not drawn & judging and drawn <= {span.path for span in frames.calibration}
     # The same frames given as a step's own "recovery frames" folder are the model's frames: still only one side.
-    again, _, _ = _batches([], effnet_handle, effnet_handle.torch_module, (224, 224), plan, root, True, ctx)
+    again, _, _, _ = _batches([], [], effnet_handle, effnet_handle.torch_module, (224, 224), plan, root, True, ctx)
     assert {item.path for item in again.items} == drawn
 
 

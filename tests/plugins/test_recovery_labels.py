@@ -54,13 +54,13 @@ def test_labels_on_the_training_side_add_the_models_own_loss(fall_handle, teache
     training = {span.path for span in frames.calibration}
     assert labels["used"] and labels["labelled"] == len(training) and labels["boxes"] > 0
     assert recovery["task_loss"]["batches"] == recovery["steps"] == 4
-    assert "judging side" in recovery["judged_on"]
+    assert "choosing frames" in recovery["judged_on"]
     assert recovery["held_out_loss_after"] <= recovery["held_out_loss_before"]
     # Labels switched off: plain distillation batches, no task loss (checked without training again).
     from studio.recovery.distill import _batches
     from studio.train import TrainPlan
 
-    batches, task_loss, used = _batches(frames.calibration_frames(2)[0], fall_handle,
+    batches, task_loss, used, _ = _batches(frames.calibration_frames(2)[0], [], fall_handle,
                                         fall_handle.torch_module, (256, 256), TrainPlan(steps=2, batch=2), None,
                                         False, ctx)
     assert task_loss is None and not used["used"] and not isinstance(batches[0], dict)

@@ -35,6 +35,8 @@ def choosing_split(frames: list[Item], runs: int = CHOOSING_RUNS,
     choosing: list[Item] = []
     for run in range(runs):
         (choosing if run in held_out else training).extend(frames[edges[run]:edges[run + 1]])
+    if not choosing or not training:  # fewer frames than runs: the held-out runs came out empty
+        return frames, frames[-1:]
     return training, choosing
 
 

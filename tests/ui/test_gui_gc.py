@@ -19,12 +19,14 @@ class _Cycle:
 def test_a_busy_worker_never_collects_and_the_gui_thread_does(qtbot, window):
     assert not gc.isenabled()
     seen: list[str] = []
+    kept: list[list] = []
     _Cycle(seen)
 
     def allocate():
-        # Far past generation 0's threshold: with automatic collection on, the cycle dies here.
-        junk = [[i] for i in range(200_000)]
-        del junk
+        # Far past generation 0's threshold: with automatic collection on, the cycle dies here. What it
+        # allocates stays alive: freed at once, the count of generation 0 would fall back under the
+        # threshold and the GUI thread's timer would wait for other allocations (timed out once in CI).
+        kept.append([[i] for i in range(200_000)])
 
     worker = threading.Thread(target=allocate, name="allocating-worker")
     worker.start()
@@ -32,3 +34,4 @@ def test_a_busy_worker_never_collects_and_the_gui_thread_does(qtbot, window):
     assert seen == []
     qtbot.waitUntil(lambda: seen != [], timeout=10_000)
     assert seen == [threading.main_thread().name]
+    kept.clear()

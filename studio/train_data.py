@@ -44,7 +44,7 @@ def spread(items: list[Item], count: int) -> list[Item]:
     """Up to ``count`` of ``items``, evenly spaced over all of them (first and last included)."""
     if len(items) <= count:
         return list(items)
-    return [items[int(i)] for i in np.linspace(0, len(items) - 1, num=count).round().astype(int)]
+    return [items[int(i)] for i in np.linspace(0, len(items) - 1, num=count).astype(int)]
 
 
 def augment_params(shape: tuple[int, int], rng: np.random.Generator) -> tuple[int, int, int, int, bool, float, float]:

@@ -22,7 +22,7 @@ from studio.evaluate.labelled import coco_index, yolo_labels
 from studio.model import ModelHandle
 from studio.runtime.preprocess import prepare
 from studio.sources import VIDEO_SUFFIXES, read_image
-from studio.train_data import apply_augment, augment_params
+from studio.train_data import apply_augment, augment_params, spread
 
 MIN_BOX_SHARE = 0.25  # a box cropped to less than this share of its area is dropped (too little left to find)
 
@@ -68,8 +68,7 @@ def training_labels(frames: Any, names: tuple[str, ...], limit: int, ctx: Any = 
         label = yolo_label_file(path) or coco.get(path.name)
         if label is not None:
             labelled.append((path, label))
-    chosen = [labelled[int(i)] for i in np.unique(np.linspace(0, len(labelled) - 1, num=min(limit, len(labelled))
-                                                              ).astype(int))] if labelled else []
+    chosen = spread(labelled, limit)
     items = []
     for path, label in chosen:
         if ctx is not None:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from studio.model import ModelHandle
+from studio.train_data import spread
 
 GATE_FRAMES = 1024  # the training side is scored up to this many frames (spread over all of it)
 L2 = 1.0  # ridge penalty on standardised weights: keeps a gate finite when one exit (nearly) always agrees
@@ -59,8 +60,7 @@ def fit_gates(net: Any, frames: list[np.ndarray], model: ModelHandle) -> tuple[l
     """(one gate per exit, the report): fitted on ``frames`` (the training side)."""
     from studio.runtime.exit_score import FEATURES, features
 
-    if len(frames) > GATE_FRAMES:
-        frames = [frames[i] for i in np.linspace(0, len(frames) - 1, GATE_FRAMES).astype(int)]
+    frames = spread(frames, GATE_FRAMES)
     logits = exit_logits(net, frames, model)
     final = logits[-1].argmax(1)
     gates, agreement = [], []

@@ -15,7 +15,7 @@ import numpy as np
 
 from studio.model import ModelHandle
 from studio.tasks import TaskContext
-from studio.train_data import CHOOSING_HELD_OUT, CHOOSING_RUNS, choosing_split
+from studio.train_data import CHOOSING_HELD_OUT, CHOOSING_RUNS, choosing_split, spread
 
 TRAINING_FRAMES = 2048  # the training side is read up to this many frames (spread over all of it)
 HELD_OUT_LOSS_FRAMES = 8
@@ -125,8 +125,7 @@ def warm_start(net: Any, frames: list[np.ndarray], model: ModelHandle, temperatu
     from studio.train_data import plain_batch
 
     started = time.perf_counter()
-    if len(frames) > WARM_FRAMES:
-        frames = [frames[i] for i in np.linspace(0, len(frames) - 1, WARM_FRAMES).astype(int)]
+    frames = spread(frames, WARM_FRAMES)
     size = model.required_image_input().size
     net.eval()
     pooled: list[list[Any]] = [[] for _ in net.segments[:-1]]

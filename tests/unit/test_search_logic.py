@@ -241,3 +241,25 @@ def test_random_points_stay_in_the_space_and_name_params_as_the_sampler_does(dyn
     for params in points[:20]:  # each point is a valid trial of the space, its recipe built from exactly these
         recipe = sample(FixedTrial(params), plans)
         assert {s.plugin for s in recipe.steps} <= {"input.size", "quantize.fp16", "quantize.static_int8"}
+
+
+def test_a_resume_removes_the_files_of_a_trial_it_marks_interrupted(tmp_path):
+    """A kill between writing a trial's files and telling the study left a result the study never counted
+    (CI saw five result folders for four trials): the resume marks the trial interrupted and removes them."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from studio.search.driver import SKIPPED_ATTR, Search
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    left_running = study.ask()
+    folder = tmp_path / "trials" / f"{left_running.number:04d}"
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text("{}")
+    search = SimpleNamespace(out_dir=tmp_path, notes=[])  # the two attributes _close_stale uses
+    Search._close_stale(search, study)
+    trial = study.trials[left_running.number]
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs[SKIPPED_ATTR] == "interrupted"
+    assert not folder.exists() and search.notes

@@ -17,6 +17,7 @@ judging frames hold ~500 of a detector's boxes) instead of the bundled media's ~
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 
@@ -43,7 +44,8 @@ def _row(baseline, ratio: float, recovery: dict | None, args, workdir: Path, ctx
             "device": trained.get("device", {}).get("name", "–"), "minutes": trained.get("minutes"),
             "speedup": report["speedup_p50"], **_fidelity_columns(report["fidelity"]),
             "stopped": trained.get("stopped"),
-            "curve": " ".join(f"{p['fidelity']:.2f}@{p['step']}" for p in trained.get("fidelity_curve", []))}, \
+            "curve": " ".join(f"{p['fidelity']:.2f}@{p['step']}" + (f" (loss {p['loss']:.3g})" if "loss" in p else "")
+                       for p in trained.get("fidelity_curve", []))}, \
         load_model(report["pytorch_model"])  # the published checkpoint: the variant's own files left with the staging
 
 
@@ -91,6 +93,10 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=0.0, help="a time budget per recovery (0: none)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-4, help="the recovery's peak learning rate (AdamW)")
+    parser.add_argument("--ema", type=float, default=None, help="the recovery's EMA decay (default: the plugin's)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="other recovery settings of prune.channels, e.g. recovery_imgsz=640")
+    parser.add_argument("--no-plain", action="store_true", help="skip the rows without recovery")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--frames", default=None)
     parser.add_argument("--fidelity-frames", type=int, default=27)
@@ -100,12 +106,17 @@ def main() -> None:
     args = parser.parse_args()
     recovery = {"recovery_steps": args.steps, "recovery_batch": args.batch, "recovery_device": args.device,
                 "recovery_minutes": args.minutes, "recovery_lr": args.lr}
+    if args.ema is not None:
+        recovery["recovery_ema"] = args.ema
+    for pair in args.set:
+        key, _, value = pair.partition("=")
+        recovery[key] = json.loads(value) if value[:1] in "0123456789-[{tf\"n" else value
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-recovery-") as scratch:
         for spec in args.models:
             baseline = load_model(spec)
             for ratio in args.ratios:
-                for with_recovery in (None, recovery):
+                for with_recovery in ((recovery,) if args.no_plain else (None, recovery)):
                     ctx = _context(args, Path(scratch))
                     row, variant = _row(baseline, ratio, with_recovery, args, Path(scratch), ctx)
                     rows.append(row)

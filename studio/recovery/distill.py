@@ -188,7 +188,7 @@ def recover(model: ModelHandle, module: Any, settings: Any, plugin_id: str, ctx:
 
     plan = TrainPlan(steps=steps, minutes=settings.recovery_minutes, lr=settings.recovery_lr,
                      batch=settings.recovery_batch, batchnorm=settings.recovery_batchnorm,
-                     device=settings.recovery_device)
+                     ema=settings.recovery_ema, device=settings.recovery_device)
     frames = getattr(ctx, "frames", None)
     key = (model.provenance.sha256, model.name, plugin_id, dataclasses.asdict(settings), round_,
            frames.fingerprint if frames is not None else "bundled media")

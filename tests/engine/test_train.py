@@ -73,8 +73,14 @@ def test_it_stops_at_the_target_and_when_fidelity_stops_rising():
     reached = _train(teacher, student, TrainPlan(steps=200, lr=1e-2, eval_every=5, target=0.5))
     assert reached["stopped"].startswith("target") and reached["steps"] < 200
     teacher, student = _pair()
-    stalled = _train(teacher, student, TrainPlan(steps=200, lr=0.0, eval_every=5, patience=2, batchnorm="frozen"))
+    stalled = _train(teacher, student, TrainPlan(steps=100, lr=0.0, eval_every=5, patience=2, batchnorm="frozen"))
     assert stalled["stopped"].startswith("fidelity did not rise") and stalled["steps"] == 10
+
+
+def test_a_long_run_is_patient_for_a_tenth_of_its_planned_evaluations():
+    teacher, student = _pair()  # 400 steps judged every 5: 80 evaluations, so 8 without progress, not 2
+    stalled = _train(teacher, student, TrainPlan(steps=400, lr=0.0, eval_every=5, patience=2, batchnorm="frozen"))
+    assert stalled["stopped"] == "fidelity did not rise for 8 evaluations" and stalled["steps"] == 40
 
 
 def test_ema_weights_are_judged_and_kept():
@@ -236,3 +242,28 @@ def test_a_step_budget_warms_up_and_decays_over_the_planned_steps():
     assert rates[100] < 0.011 * 1e-2  # cosine down to 1 % of the rate at the last step
     after_warmup = [rate for step, rate in rates.items() if step >= 20]
     assert after_warmup == sorted(after_warmup, reverse=True) and after_warmup[0] > 0.95e-2
+
+
+def test_the_ema_decay_ramps_up_to_its_cap_and_integer_buffers_follow_the_student():
+    from studio.train import ramped_ema
+
+    update = ramped_ema(0.5)
+    averaged, current = [torch.zeros(3)], [torch.ones(3)]
+    update(averaged, current, torch.tensor(0))  # first update: decay min(0.5, 1/10) → the average moves 90 %
+    assert torch.allclose(averaged[0], torch.full((3,), 0.9))
+    update(averaged, [torch.zeros(3)], torch.tensor(90))  # late: decay capped at 0.5
+    assert torch.allclose(averaged[0], torch.full((3,), 0.45))
+    counts = [torch.tensor(3)]
+    update(counts, [torch.tensor(7)], torch.tensor(5))
+    assert int(counts[0]) == 7
+
+
+def test_without_keep_best_an_ema_run_ends_on_the_averaged_weights_not_the_last_step():
+    def final(ema: float):
+        teacher, student = _pair()
+        _train(teacher, student, TrainPlan(steps=30, lr=1e-2, eval_every=10, ema=ema, patience=100, keep_best=False))
+        return {k: v for k, v in student.state_dict().items() if v.is_floating_point()}
+
+    last, barely, averaged = final(0.0), final(1e-9), final(0.8)  # EMA off; an average of the last step only; EMA
+    assert all(torch.allclose(last[k], barely[k], atol=1e-6) for k in last)  # the same trajectory, its last point
+    assert max(float((last[k] - averaged[k]).abs().max()) for k in last) > 1e-3  # the average lags behind it

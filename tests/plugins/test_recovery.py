@@ -180,7 +180,7 @@ def test_low_rank_recovers_with_the_same_trainer(effnet_handle, tmp_path):
     plugin = default_registry().get("lowrank.svd")
     ctx = TaskContext(workdir=tmp_path)
     variant = plugin.apply(effnet_handle, plugin.Settings(mode="ratio", rank_ratio=0.5, recovery_steps=6,
-                                                          recovery_batch=4), ctx)
+                                                          recovery_batch=4, recovery_ema=0.9), ctx)
     report = ctx.reports[-1]
     recovery = report["recovery"]
     # Measured: rank ratio 0.5 leaves EfficientNet agreeing on no judging frame, and a few steps do not yet
@@ -188,6 +188,7 @@ def test_low_rank_recovers_with_the_same_trainer(effnet_handle, tmp_path):
     # checked here is that low rank goes through the engine's trainer and keeps what is never worse.
     assert recovery["steps"] == 6 and recovery["loss_start"] is not None and recovery["device"]["device"] == "cpu"
     assert [p["step"] for p in recovery["fidelity_curve"]] == [0, 6]
+    assert recovery["ema"] == 0.9 and "EMA 0.9" in recovery["method"]  # the plugin's setting reached the trainer
     assert report["fidelity_after_recovery"]["value"] >= report["fidelity_before_recovery"]["value"]
     assert variant.name.endswith("lowrankr")
 

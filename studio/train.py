@@ -200,7 +200,7 @@ def _judged(module: Any, judge: Judge, mode: str) -> float:
     return value
 
 
-def ramped_ema(decay: float) -> Callable[[list[Any], list[Any], Any], None]:
+def ramped_ema(decay: float) -> Callable[..., None]:
     """An EMA update whose decay ramps up as min(decay, (1 + n) / (10 + n)) after n updates (TensorFlow's
     ``num_updates``): a recovery runs hundreds of steps, not Ultralytics' hundred thousand, and a fixed 0.99
     would keep the untrained start in the average for most of the run. BatchNorm statistics (buffers) are

@@ -28,7 +28,7 @@ class RecoverySettings:
         "train", label="BatchNorm during recovery",
         help="train: statistics follow the training batches (what lets a pruned detector recover); "
              "frozen: the re-estimated statistics stay fixed")
-    recovery_ema: float = option(0.0, label="Recovery weight averaging (EMA decay, 0: off)", min=0.0, max=0.9999,
+    recovery_ema: float = option(0.0, label="Recovery weight averaging (EMA decay, 0: off)", min=0.0, max=0.999,
                                  help="Judge and keep an exponential moving average of the weights and BatchNorm "
                                       "statistics (decay ramped up over the first steps) instead of the last step's")
     recovery_minutes: float = option(0.0, label="Recovery time limit (minutes, 0: none)", min=0.0, max=1440.0)

@@ -9,6 +9,7 @@ trains on the calibration side only.
     .venv/bin/python bench/recovery.py [--models zoo:yolov8s-fall zoo:yolov3-tiny-coco zoo:efficientnet-lite0]
         [--ratios 0.1 0.2 0.3 0.4 0.5 0.6] [--steps 300] [--minutes 0] [--batch 8] [--lr 1e-4] [--device auto]
         [--frames PATH] [--fidelity-frames 27] [--threads 1] [--runs 20] [--int8]
+        [--ema 0.98] [--set recovery_imgsz=640 recovery_features=off ...] [--no-plain]
 
 ``--frames "$(.venv/bin/python bench/media.py)"`` judges on OpenCV's pedestrian video (795 frames; 60
 judging frames hold ~500 of a detector's boxes) instead of the bundled media's ~25 boxes.
@@ -110,7 +111,10 @@ def main() -> None:
         recovery["recovery_ema"] = args.ema
     for pair in args.set:
         key, _, value = pair.partition("=")
-        recovery[key] = json.loads(value) if value[:1] in "0123456789-[{tf\"n" else value
+        try:
+            recovery[key] = json.loads(value)  # numbers, true/false
+        except json.JSONDecodeError:
+            recovery[key] = value  # a word: recovery_features=off, recovery_batchnorm=frozen
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-recovery-") as scratch:
         for spec in args.models:

@@ -9,7 +9,7 @@ trains on the calibration side only.
     .venv/bin/python bench/recovery.py [--models zoo:yolov8s-fall zoo:yolov3-tiny-coco zoo:efficientnet-lite0]
         [--ratios 0.1 0.2 0.3 0.4 0.5 0.6] [--steps 300] [--minutes 0] [--batch 8] [--lr 1e-4] [--device auto]
         [--frames PATH] [--fidelity-frames 27] [--threads 1] [--runs 20] [--int8]
-        [--ema 0.98] [--set recovery_imgsz=640 recovery_features=off ...] [--no-plain]
+        [--set recovery_ema=0.98 recovery_imgsz=640 recovery_features=off ...] [--no-plain]
 
 ``--frames "$(.venv/bin/python bench/media.py)"`` judges on OpenCV's pedestrian video (795 frames; 60
 judging frames hold ~500 of a detector's boxes) instead of the bundled media's ~25 boxes.
@@ -94,9 +94,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=0.0, help="a time budget per recovery (0: none)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-4, help="the recovery's peak learning rate (AdamW)")
-    parser.add_argument("--ema", type=float, default=None, help="the recovery's EMA decay (default: the plugin's)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="other recovery settings of prune.channels, e.g. recovery_imgsz=640")
+                        help="other recovery settings of prune.channels, e.g. recovery_ema=0.98 recovery_imgsz=640")
     parser.add_argument("--no-plain", action="store_true", help="skip the rows without recovery")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--frames", default=None)
@@ -107,8 +106,6 @@ def main() -> None:
     args = parser.parse_args()
     recovery = {"recovery_steps": args.steps, "recovery_batch": args.batch, "recovery_device": args.device,
                 "recovery_minutes": args.minutes, "recovery_lr": args.lr}
-    if args.ema is not None:
-        recovery["recovery_ema"] = args.ema
     for pair in args.set:
         key, _, value = pair.partition("=")
         try:

@@ -6,6 +6,7 @@ variant is never scored on the frames it was calibrated on.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,35 @@ def calibration_frames(source: Path | None, samples: int, ctx: Any = None) -> tu
         raise BadInputError(f"no usable frames ({len(skipped)} unreadable image(s) skipped)", path=name,
                             fix="give a folder of images or a video with readable frames")
     return frames, {"source": name, "frames": len(frames), "skipped": skipped}
+
+
+def calibration_and_choosing_frames(source: Path | None, samples: int, choosing: int, ctx: Any = None
+                                    ) -> tuple[list[np.ndarray], dict[str, Any], list[np.ndarray], str]:
+    """(calibration frames, their note, frames to choose on, where those came from).
+
+    A search that keeps units in float until a fidelity target is met makes a choice; made on the judging
+    frames, its report would be judged on the frames it was tuned to. So it chooses on the calibration side
+    and leaves the judging side to judge the result. From the user's frames (or a calibration source of a
+    step's own), two whole contiguous runs of eight are held out of calibration to choose on
+    (``studio.train_data.choosing_split``, as recovery chooses its checkpoint). The bundled media have no
+    frames to spare (a cartoon fills the calibration set past bikes.mp4's 25 street frames; measured on the
+    fall detector's INT8 TFLite, thinning those street frames cost 0.09 mAP50 on the judging side's 17
+    boxes), so there the search chooses on the calibration frames themselves: still no judging frame.
+    """
+    from studio.train_data import choosing_split, spread
+
+    if source is None and getattr(ctx, "frames", None) is None:
+        frames, info = calibration_frames(None, samples, ctx)
+        held = spread(frames, choosing)
+        note = f"{len(held)} of the calibration frames ({info['source']}; the bundled media have none to spare)"
+        return frames, info | {"choosing_frames": len(held)}, held, note
+    # enough that the held-out quarter gives ``choosing`` frames and the rest ``samples`` to calibrate on
+    frames, info = calibration_frames(source, math.ceil(samples * 4 / 3) + 4 * choosing + 8, ctx)
+    calibrating, held = choosing_split(frames)
+    calibrating, held = spread(calibrating, samples), spread(held, choosing)
+    shared = " (too few frames to hold any out: the last one also calibrated)" if len(frames) < 4 else ""
+    note = f"{len(held)} frames of {info['source']} held out of calibration{shared}"
+    return calibrating, info | {"frames": len(calibrating), "choosing_frames": len(held)}, held, note
 
 
 def model_inputs(handle: ModelHandle, frames: list[np.ndarray], fixed_hw: tuple[int, int] | None = None

@@ -53,8 +53,9 @@ class TfliteExportSettings:
              "quantizes alone and judges (about 5 s each for yolov8s at 640 on 2 cores); fewer is faster and may "
              "leave a harmful unit untried")
     int8_search_frames: int = option(
-        12, label="INT8 search: judging frames", min=1, max=27,
-        help="Bundled judging frames each candidate INT8 file is scored on; fewer is faster and noisier")
+        12, label="INT8 search: frames", min=1, max=27,
+        help="Frames held out of calibration that each candidate INT8 file is scored on (as many judging frames "
+             "judge the result); fewer is faster and noisier")
 
 
 class TfliteExport(Exporter):

@@ -25,7 +25,7 @@ from studio.tasks import TaskContext
 # Tasks whose INT8 file is searched for the units to keep float (their decoding mixes scales int8 cannot share).
 SEARCHED_TASKS = ("detect", "segment", "pose", "obb")
 # Defaults of the exporter's int8_search_frames and int8_search_units settings.
-SEARCH_FRAMES = 12  # judging frames per candidate, as the export's own verification uses by default
+SEARCH_FRAMES = 12  # frames held out of calibration to judge each candidate on (and as many judging frames)
 SEARCH_CANDIDATES = 12  # units nearest the outputs: about 5 s each for yolov8s at 640 on 2 cores
 
 
@@ -46,19 +46,25 @@ def input_hw(shape: tuple[int, ...]) -> tuple[int, int]:
     return (shape[1], shape[2]) if nhwc else (shape[2], shape[3])
 
 
-def calibration_inputs(model: ModelHandle, shape: tuple[int, ...], samples: int,
-                       ctx: TaskContext) -> tuple[list[np.ndarray], dict[str, Any]]:
-    from studio.calibration import calibration_frames
+def calibration_inputs(model: ModelHandle, shape: tuple[int, ...], samples: int, ctx: TaskContext,
+                       choosing: int = 0) -> tuple[list[np.ndarray], dict[str, Any], list[np.ndarray], str]:
+    """(input tensors, where they came from, ``choosing`` frames held out of calibration, their note)."""
+    from studio.calibration import calibration_and_choosing_frames, calibration_frames
     from studio.runtime.preprocess import prepare
 
     nhwc = shape[-1] in (1, 3) and shape[1] not in (1, 3)
     size = input_hw(shape)
-    frames, info = calibration_frames(None, samples, ctx)
+    held: list[np.ndarray] = []
+    note = ""
+    if choosing:
+        frames, info, held, note = calibration_and_choosing_frames(None, samples, choosing, ctx)
+    else:
+        frames, info = calibration_frames(None, samples, ctx)
     tensors = []
     for frame in frames:
         tensor = prepare(frame, model.required_image_input(), size, rect=False)[0]
         tensors.append(np.ascontiguousarray(tensor.transpose(0, 2, 3, 1) if nhwc else tensor))
-    return tensors, info
+    return tensors, info, held, note
 
 
 def dtype_counts(path: Path) -> dict[str, int]:
@@ -99,15 +105,18 @@ def quantize_tflite(source: Path, target: Path, precision: str, model: ModelHand
         engine.load_quantization_recipe(steps)  # every op quantized: calibration records every tensor's range
         key, name, shape = _signature(source)
         ctx.progress(0.05, "calibrating INT8 ranges")
-        tensors, info = calibration_inputs(model, shape, calibration_samples, ctx)
+        searched = not keep_float and backend is not None and model.task.value in SEARCHED_TASKS
+        tensors, info, choosing, choosing_note = calibration_inputs(model, shape, calibration_samples, ctx,
+                                                                    choosing=search_frames if searched else 0)
         calibration = engine.calibrate({key: [{name: t} for t in tensors]}, num_threads=2)
         ctx.check_cancelled()
         details |= {"recipe": "static int8 weights and activations (static_wi8_ai8, min-max)"
                               + (f"; decoding ops kept float (/{keep_float}/)" if keep_float else ""),
                     "calibration": info}
-        if not keep_float and backend is not None and model.task.value in SEARCHED_TASKS:
+        if searched:
+            assert backend is not None  # searched says so; for the type checker
             search = _search(source, target, calibration, static, model, backend, target_fidelity,
-                             ctx.sub(0.3, 1.0), units=search_units, frames=search_frames)
+                             ctx.sub(0.3, 1.0), (choosing, choosing_note), units=search_units)
             kept = ", ".join(search["kept_in_float"]) or "none"
             details |= {"recipe": details["recipe"] + f"; kept float by sensitivity search: {kept}",
                         "int8_search": search, "tensor_dtypes": dtype_counts(target)}
@@ -122,14 +131,19 @@ def quantize_tflite(source: Path, target: Path, precision: str, model: ModelHand
 
 
 def _search(source: Path, target: Path, calibration: Any, static: list[dict[str, Any]], model: ModelHandle,
-            backend: Callable[[Path], Any], target_fidelity: float, ctx: TaskContext, *,
-            units: int = SEARCH_CANDIDATES, frames: int = SEARCH_FRAMES) -> dict[str, Any]:
+            backend: Callable[[Path], Any], target_fidelity: float, ctx: TaskContext,
+            choosing: tuple[list[np.ndarray], str], *, units: int = SEARCH_CANDIDATES) -> dict[str, Any]:
+    """The sensitivity search, choosing on ``choosing`` (frames held out of calibration, their note) and
+    judging the result on as many judging frames."""
     import tempfile
 
     from plugins.export.tflite_sensitivity import TfliteScorer, search_int8
+    from studio.evaluate.frames import judging_frames
 
-    ctx.progress(0.0, "scoring the FP32 file on the judging frames")
-    scorer = TfliteScorer(model, source, backend, input_hw(_signature(source)[2]), frames, ctx)
+    hw = input_hw(_signature(source)[2])
+    ctx.progress(0.0, "scoring the FP32 file on the frames held out of calibration")
+    scorer = TfliteScorer(model, source, backend, hw, *choosing)
+    judge = TfliteScorer(model, source, backend, hw, *judging_frames(len(choosing[0]), ctx))
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".int8-search-") as workdir:
-        return search_int8(source, target, calibration, static, scorer, Path(workdir), ctx,
+        return search_int8(source, target, calibration, static, scorer, judge, Path(workdir), ctx,
                            target_fidelity=target_fidelity, max_candidates=units)

@@ -11,8 +11,9 @@ The same search as the ONNX mixed-INT8 plugin (``plugins.quantize.mixed_int8``),
 2. Candidates: the units nearest the outputs, at most ``max_candidates``, where decoding arithmetic lives;
    the rest of the network is quantized and is not searched (its fidelity shows in the full-INT8 figure).
 3. One calibration (min-max ranges of every tensor) serves every candidate file.
-4. Each candidate alone in INT8, the rest float, scored against the FP32 file on judging frames
-   (never the calibration frames) with the task's fidelity metric; most harmful first.
+4. Each candidate alone in INT8, the rest float, scored against the FP32 file on frames of the
+   calibration side that calibration never saw (``studio.calibration.calibration_and_choosing_frames``)
+   with the task's fidelity metric; most harmful first. The judging frames judge only the result.
 5. From the full INT8 file, the most harmful units are kept float one at a time until the target is met
    (units whose INT8 alone cost nothing are not tried: keeping them float buys nothing measured).
 """
@@ -24,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from studio.model import ModelHandle
 from studio.tasks import TaskContext
@@ -123,17 +126,16 @@ def candidates(units: list[Unit], limit: int) -> list[Unit]:
 
 
 class TfliteScorer:
-    """Fidelity of candidate INT8 files against the FP32 file on judging frames (baseline run once)."""
+    """Fidelity of candidate INT8 files against the FP32 file on a fixed frame set (baseline run once)."""
 
     def __init__(self, model: ModelHandle, float_file: Path, backend: Callable[[Path], Any],
-                 input_hw: tuple[int, int], frames: int, ctx: TaskContext):
+                 input_hw: tuple[int, int], images: list[np.ndarray], note: str):
         from studio.evaluate.fidelity import PREDICTION_CONF, TARGET_CONF
-        from studio.evaluate.frames import judging_frames
         from studio.runtime.decoders import DECODERS
         from studio.runtime.predictor import decode_options
         from studio.runtime.preprocess import prepare
 
-        images, self.note = judging_frames(frames, ctx)
+        self.note = note
         self.prepared = [prepare(f, model.required_image_input(), input_hw, rect=False) for f in images]
         self.decode = DECODERS.get(model.decoder, DECODERS["tensor"])
         self.labels, self.backend = model.labels, backend
@@ -171,9 +173,10 @@ def rank_units(units: list[Unit], score_only: Callable[[Unit], float], baseline:
 
 
 def search_int8(source: Path, target: Path, calibration: Any, static_steps: list[dict[str, Any]],
-                scorer: TfliteScorer, workdir: Path, ctx: TaskContext, *, target_fidelity: float,
-                max_candidates: int) -> dict[str, Any]:
-    """Write ``target``: ``source`` in INT8 with the fewest harmful units kept float to reach the target."""
+                scorer: TfliteScorer, judge: TfliteScorer, workdir: Path, ctx: TaskContext, *,
+                target_fidelity: float, max_candidates: int) -> dict[str, Any]:
+    """Write ``target``: ``source`` in INT8 with the fewest harmful units kept float to reach the target on
+    ``scorer``'s frames; ``judge`` (other frames) gives the figure reported."""
     from ai_edge_quantizer import quantizer
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
@@ -210,18 +213,26 @@ def search_int8(source: Path, target: Path, calibration: Any, static_steps: list
         fidelity = scorer(final)
     for row in rows:
         row["status"] = "kept in float" if any(u.name == row["unit"] for u in kept) else "quantized"
+    judged_full = judge(full)  # before the move: ``final`` may be the full INT8 file itself
     final.replace(target)
-    result = scorer.score(target, with_interval=True)
-    return {"target": target_fidelity, "fidelity_float": ceiling, "fidelity_full_int8": full_fidelity,
-            "fidelity_final": fidelity, "fidelity_final_interval": result.get("interval"),
-            "metric": result.get("metric"), "target_met": fidelity >= target_fidelity,
+    result = judge.score(target, with_interval=True)
+    judged = float(result["value"])
+    # The figures reported are the judging side's, the full INT8 file's beside the result's; the choosing
+    # side's are kept apart: they made the choice, so they flatter it.
+    return {"target": target_fidelity, "fidelity_float": judge(source), "fidelity_full_int8": judged_full,
+            "fidelity_final": judged, "fidelity_final_interval": result.get("interval"),
+            "metric": result.get("metric"), "target_met": judged >= target_fidelity,
+            "judging_frames": judge.note,
+            "choosing": {"frames": scorer.note, "fidelity_float": ceiling, "fidelity_full_int8": full_fidelity,
+                         "fidelity_final": fidelity, "target_met": fidelity >= target_fidelity},
             "kept_in_float": [u.name for u in kept],
             "kept_ops": sum(len(u.ops) for u in kept), "ops": sum(len(u.ops) for u in units),
             "units": len(units), "candidates": [u.name for u in pool], "sensitivity": rows,
             "evidence": result.get("evidence"),
-            "method": f"fidelity ({result.get('metric')}) on {scorer.note} against the FP32 .tflite; candidates: "
-                      f"the {len(pool)} of {len(units)} op units nearest the outputs; drop = fidelity of the FP32 "
-                      "file − fidelity when only that unit is INT8; one calibration for every candidate"}
+            "method": f"units ranked and kept float by fidelity ({result.get('metric')}) on {scorer.note} "
+                      f"against the FP32 .tflite; candidates: the {len(pool)} of {len(units)} op units nearest the "
+                      "outputs; drop = fidelity of the FP32 file − fidelity when only that unit is INT8; one "
+                      f"calibration for every candidate; the final fidelity judged on {judge.note}"}
 
 
 def unit_table(path: Path) -> list[tuple[str, int, str]]:

@@ -4,6 +4,9 @@
 quantizing each alone (``sensitivity``), 3. start from the full INT8 graph and keep the most harmful
 units in float, one at a time, until fidelity against the float model reaches the target. Nothing is
 hard-coded per model: the head of a YOLO detector is found because measuring it shows the damage.
+
+Steps 2 and 3 choose on frames of the calibration side held out of calibration; the judging side only
+judges the result, so the reported fidelity is not flattered by a choice made on its own frames.
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from plugins.quantize.common import TensorReader, calibration_inputs, common_reasons, needs_frames, prepared_float_graph
+import numpy as np
+
+from plugins.quantize.common import TensorReader, common_reasons, needs_frames, prepared_float_graph
 from plugins.quantize.sensitivity import quant_units, rank_units
 from plugins.quantize.static_int8 import quantize_static_graph
+from studio.calibration import calibration_and_choosing_frames, model_inputs
+from studio.evaluate.frames import judging_frames
 from studio.model import ModelHandle, Task
 from studio.plugin_api import VISION, Kind, Provides, option
 from studio.tasks import TaskContext
@@ -30,7 +37,9 @@ class MixedInt8Settings:
                            search=(0.85, 0.99))
     granularity: Literal["block", "node"] = option("block", label="Sensitivity unit",
                                                    help="block: a module's weights or its other ops; node: each layer")
-    fidelity_frames: int = option(12, label="Frames to score fidelity on", min=2, max=27)
+    fidelity_frames: int = option(12, label="Frames to choose and judge on", min=2, max=27,
+                                  help="frames held out of calibration to choose what stays float, and as many "
+                                       "judging frames for the reported fidelity")
     calibration: Path | None = option(None, label="Calibration images or video",
                                       help="An image folder or a video; empty uses the bundled media")
     samples: int = option(32, label="Calibration frames", min=8, max=2048)
@@ -46,11 +55,9 @@ class MixedInt8Settings:
 class _Scorer:
     """Fidelity of candidate graphs against the float model on a fixed frame set (baseline run once)."""
 
-    def __init__(self, model: ModelHandle, float_graph: Path, frames: int, ctx: TaskContext):
-        from studio.evaluate.frames import judging_frames
-
+    def __init__(self, model: ModelHandle, float_graph: Path, frames: list[np.ndarray], note: str):
         self.model = model
-        self.frames, self.note = judging_frames(frames, ctx)
+        self.frames, self.note = frames, note
         self.threads = min(4, os.cpu_count() or 1)
         self.baseline = [self._predictor(float_graph, conf=0.25)(f).result for f in self.frames]
 
@@ -89,7 +96,9 @@ class MixedInt8:
 
         float_graph = prepared_float_graph(model, ctx.sub(0.0, 0.02))
         graph = onnx.load(str(float_graph), load_external_data=False).graph
-        tensors, info = calibration_inputs(model, settings.calibration, settings.samples, ctx.sub(0.02, 0.05))
+        frames, info, choosing, choosing_note = calibration_and_choosing_frames(
+            settings.calibration, settings.samples, settings.fidelity_frames, ctx.sub(0.02, 0.05))
+        tensors = model_inputs(model, frames)
         cache = float_graph.with_name("calibration.json")
         reader = TensorReader(graph.input[0].name, tensors, ctx.sub(0.05, 0.15))
         workdir = float_graph.parent
@@ -99,7 +108,7 @@ class MixedInt8:
             return quantize_static_graph(float_graph, workdir / name, reader, settings, cache=cache, **selection)
 
         full = build("full_int8.onnx")  # also fills the calibration cache
-        scorer = _Scorer(model, float_graph, settings.fidelity_frames, ctx)
+        scorer = _Scorer(model, float_graph, choosing, choosing_note)
         units = quant_units(graph, settings.granularity)
         ceiling = scorer(float_graph)  # the float graph against itself (mAP50 tops out at 0.995)
         rows = rank_units(units, lambda nodes: scorer(build("probe.onnx", only=nodes)), ceiling, ctx.sub(0.15, 0.85))
@@ -115,20 +124,31 @@ class MixedInt8:
             fidelity = scorer(final)
         for row in rows:
             row["status"] = "kept in float" if row["unit"] in kept else "quantized"
-        final_result = scorer.score(final)  # with its evidence and interval: "target met" on 6 boxes is a hint
+        ctx.progress(0.99, "judging the result on the judging side")
+        judge = _Scorer(model, float_graph, *judging_frames(settings.fidelity_frames, ctx))
+        # with its evidence and interval: "target met" on 6 boxes is a hint
+        final_result = judge.score(final)
+        judged = final_result["value"]
         from plugins.quantize.common import reduce_range_choice
 
+        # The figures reported are the judging side's; the choosing side's made the choice, so they flatter it.
         ctx.add_report({"calibration": info, "target": settings.target, "fidelity_metric": final_result["metric"],
-                        "fidelity_float": ceiling,
+                        "fidelity_float": judge(float_graph),
                         "reduce_range": reduce_range_choice(settings)[1],
-                        "fidelity_full_int8": full_fidelity,
-                        "fidelity_final": fidelity, "target_met": fidelity >= settings.target,
+                        "fidelity_full_int8": judge(full),
+                        "fidelity_final": judged, "target_met": judged >= settings.target,
+                        "choosing": {"frames": scorer.note, "fidelity_float": ceiling,
+                                     "fidelity_full_int8": full_fidelity, "fidelity_final": fidelity,
+                                     "target_met": fidelity >= settings.target},
                         "fidelity_final_interval": final_result.get("interval"),
                         "evidence": final_result["evidence"],
                         "warnings": [final_result["evidence"]["warning"]] if final_result["evidence"]["thin"] else [],
                         "kept_in_float": kept, "sensitivity": rows,
-                        "method": f"fidelity on {scorer.note} against the float graph; "
-                                  "drop = fidelity of the float graph − fidelity when only that unit is INT8"})
+                        "judging_frames": judge.note,
+                        "method": f"units ranked and kept in float by fidelity on {scorer.note} against the float "
+                                  "graph (drop = fidelity of the float graph − fidelity when only that unit is "
+                                  f"INT8); the final fidelity judged on {judge.note}"})
         ctx.progress(1.0, "done")
-        note = f"INT8 mixed: {len(kept)} unit(s) kept in float, fidelity {fidelity:.3f} (target {settings.target})"
+        note = (f"INT8 mixed: {len(kept)} unit(s) kept in float, fidelity {judged:.3f} on judging frames "
+                f"(target {settings.target})")
         return onnx_variant(model, final, suffix="int8mixed", note=note)

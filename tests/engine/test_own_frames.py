@@ -4,6 +4,7 @@ and fidelity figures that carry their evidence, a bootstrap interval and the CPU
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import shutil
 from pathlib import Path
@@ -88,6 +89,28 @@ def test_calibration_and_judging_never_share_a_frame(frames_folder):
     # Naming the same folder as a step's own calibration source still gives only its calibration side.
     named, _ = calibration_frames(frames_folder, 64, ctx)
     assert {_digest(f) for f in named} == {_digest(f) for f in calibrating}
+
+
+def test_a_search_chooses_on_frames_held_out_of_calibration_never_on_the_judging_side(tmp_path):
+    """What an INT8 search keeps float is chosen on calibration-side frames that calibrated nothing; the
+    judging side is left to judge the result (else its figure is judged on the frames it was tuned to)."""
+    from studio.calibration import calibration_and_choosing_frames
+    from studio.evaluate.frames import judging_frames
+
+    video = tmp_path / "clip.mp4"
+    shutil.copy(bundled_video("bikes.mp4"), video)
+    ctx = TaskContext(frames=FrameSet.open(video))
+    calibrating, info, choosing, note = calibration_and_choosing_frames(None, 16, 6, ctx)
+    judging = {_digest(f) for f in judging_frames(40, ctx)[0]}
+    assert (len(calibrating), len(choosing)) == (16, 6) == (info["frames"], info["choosing_frames"])
+    calibrated, chosen = {_digest(f) for f in calibrating}, {_digest(f) for f in choosing}
+    assert not chosen & calibrated and not chosen & judging and not calibrated & judging
+    assert "held out of calibration" in note and "calibration side" in note
+    # Held out as whole contiguous runs, not every fourth frame: a choosing frame's neighbours calibrate nothing.
+    side = {_digest(f): i for i, f in enumerate(read_spread(ctx.frames.calibration, 10_000))}  # every frame
+    held, used = sorted(side[d] for d in chosen), sorted(side[d] for d in calibrated)
+    runs = 1 + sum(any(a < c < b for c in used) for a, b in itertools.pairwise(held))
+    assert runs == 2, (held, used)
 
 
 def _detections(boxes: np.ndarray, scores: np.ndarray) -> Detections:

@@ -129,7 +129,11 @@ def test_mixed_int8_finds_the_yolo_head_by_measuring(fall_handle, tmp_path):
     variant = plugin.apply(fall_handle, plugin.Settings(samples=8, fidelity_frames=8), ctx)
     report = ctx.reports[-1]
     assert report["fidelity_full_int8"] < 0.5
-    assert report["target_met"] and report["fidelity_final"] >= 0.9
+    # Chosen on the calibration frames (the bundled media have none to spare), judged on the judging side.
+    choosing = report["choosing"]
+    assert choosing["target_met"] and choosing["fidelity_final"] >= 0.9 and choosing["fidelity_full_int8"] < 0.5
+    assert "of the calibration frames" in choosing["frames"] and "bus.jpg" in report["judging_frames"]
+    assert report["target_met"] == (report["fidelity_final"] >= 0.9) and report["fidelity_final"] >= 0.8
     assert report["sensitivity"][0]["unit"].startswith("/model.22")  # measured most harmful: the head
     assert report["kept_in_float"] and len(report["kept_in_float"]) <= 3
     statuses = {row["status"] for row in report["sensitivity"]}

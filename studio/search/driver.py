@@ -174,6 +174,9 @@ class Search:
                 self._loop(study, plans, model, cluster, started)
             finally:
                 ray_cluster.shutdown()
+                from studio.search.trial import sweep_stale_workdirs
+
+                sweep_stale_workdirs()  # this host's folders of workers killed mid-trial
             summary = self.summary(resumed)
             write_json(self.out_dir / "search.json", summary)
             return summary

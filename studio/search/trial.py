@@ -13,11 +13,31 @@ import socket
 import tempfile
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from studio.errors import StudioError, first_line
 
 _LOADED: dict[tuple[str, str | None], Any] = {}  # per worker process: the base model, loaded once
+WORKDIR_PREFIX = "deploy-studio-trial-"  # + the worker's pid + "-": whose folder it is, for the sweep
+
+
+def sweep_stale_workdirs(root: str | None = None) -> list[str]:
+    """Remove the trial folders of worker processes that are gone, and return their names.
+
+    A worker killed mid-trial (a cancelled search, an out-of-memory kill) never runs its ``finally``, so
+    its folder (the variant's graphs, often hundreds of MB) would stay in the temp folder for good. Every
+    trial, and the driver when a search ends, sweeps this host's. A pid that was reused looks alive and
+    its folder waits for a later sweep: never a live trial's folder removed."""
+    import psutil
+
+    swept = []
+    for path in Path(root or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        pid = path.name[len(WORKDIR_PREFIX):].split("-", 1)[0]
+        if path.is_dir() and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            swept.append(path.name)
+    return swept
 
 
 def _base_model(job: dict[str, Any], model_blob: bytes | None) -> Any:
@@ -42,7 +62,8 @@ def run_trial(job: dict[str, Any], model_blob: bytes | None = None, data_blob: b
     started = time.perf_counter()
     result: dict[str, Any] = {"number": job["number"], "host": socket.gethostname(), "pid": os.getpid(),
                               "recipe": job["recipe"]}
-    workdir = tempfile.mkdtemp(prefix="deploy-studio-trial-")
+    sweep_stale_workdirs()
+    workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
     try:
         result |= _run(job, model_blob, data_blob, workdir)
     except StudioError as exc:
@@ -57,8 +78,6 @@ def run_trial(job: dict[str, Any], model_blob: bytes | None = None, data_blob: b
 
 
 def _run(job: dict[str, Any], model_blob: bytes | None, data_blob: bytes | None, workdir: str) -> dict[str, Any]:
-    from pathlib import Path
-
     from studio.bench import BenchSettings, run_bench
     from studio.optimize import graph_files, judged_fidelity
     from studio.recipe import apply_recipe, parse_recipe

@@ -69,11 +69,14 @@ def test_bench_fields(runtime):
     assert report["method"]["summary"] and report["method"]["runtime"]
 
 
-def test_bench_infer_agrees_with_a_bare_session_loop():
-    """The pipeline's "infer" is what onnxruntime costs: within 10% of a bare InferenceSession.run."""
-    report = run_json("bench", "zoo:yolov3-tiny-coco", "--runs", "40", "--check-bare")
-    ratio = report["check"]["infer_p50_over_bare_p50"]
-    assert 0.9 <= ratio <= 1.1, report["check"]
+def test_bench_times_a_bare_session_loop_beside_the_pipeline():
+    """``--check-bare`` reports a bare InferenceSession.run beside the pipeline's "infer", and their ratio.
+    How close they are is a measurement (README, "bench"), not a timed assertion on a shared machine."""
+    report = run_json("bench", "zoo:yolov3-tiny-coco", "--runs", "6", "--warmup", "1", "--check-bare")
+    check = report["check"]
+    assert check["bare_session_run_p50_ms"] > 0 and "same input tensor" in check["method"]
+    infer_p50 = report["latency_ms"]["infer"]["p50"]
+    assert check["infer_p50_over_bare_p50"] == pytest.approx(infer_p50 / check["bare_session_run_p50_ms"], rel=2e-3)
 
 
 def test_bench_random_weights_are_flagged():

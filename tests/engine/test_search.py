@@ -142,7 +142,9 @@ def test_a_worker_killed_mid_trial_fails_that_trial_and_the_search_goes_on(tmp_p
     def kill_a_running_trial() -> bool:
         for process in psutil.Process(search.pid).children(recursive=True):
             try:
-                if "ray::run_trial" in " ".join(process.cmdline()):
+                # a trial under way: its worker has made its folder (which the kill leaves behind)
+                if ("ray::run_trial" in " ".join(process.cmdline())
+                        and list(Path(tempfile.gettempdir()).glob(f"deploy-studio-trial-{process.pid}-*"))):
                     process.kill()
                     killed.append(process.pid)
                     return True
@@ -165,6 +167,8 @@ def test_a_worker_killed_mid_trial_fails_that_trial_and_the_search_goes_on(tmp_p
     reasons = [r["error"] for r in failed] + summary["notes"]
     assert all(r["recipe"]["steps"] and r["summary"] != "the model itself" for r in failed)  # named by its recipe
     assert any("died" in reason for reason in reasons), (states, summary["notes"])
+    # The killed worker never removed its trial folder; the search swept it.
+    assert not list(Path(tempfile.gettempdir()).glob(f"deploy-studio-trial-{killed[0]}-*"))
 
 
 def free_port() -> int:

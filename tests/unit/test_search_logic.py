@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import tomllib
 
@@ -263,3 +264,18 @@ def test_a_resume_removes_the_files_of_a_trial_it_marks_interrupted(tmp_path):
     trial = study.trials[left_running.number]
     assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs[SKIPPED_ATTR] == "interrupted"
     assert not folder.exists() and search.notes
+
+
+def test_trial_folders_of_dead_workers_are_swept_and_live_ones_kept(tmp_path):
+    import psutil
+
+    from studio.search.trial import WORKDIR_PREFIX, sweep_stale_workdirs
+
+    gone = next(pid for pid in range(4_194_303, 1, -1) if not psutil.pid_exists(pid))  # no such process
+    dead = tmp_path / f"{WORKDIR_PREFIX}{gone}-abc"
+    live = tmp_path / f"{WORKDIR_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "deploy-studio-trial-notapid"
+    for folder in (dead, live, other):
+        (folder / "graph").mkdir(parents=True)
+    assert sweep_stale_workdirs(str(tmp_path)) == [dead.name]
+    assert not dead.exists() and live.exists() and other.exists()

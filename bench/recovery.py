@@ -71,7 +71,7 @@ def _int8_row(baseline, pruned, row: dict, args, ctx: TaskContext) -> dict:
 def _fidelity_columns(fidelity: dict) -> dict:
     interval = fidelity.get("interval") or {}
     return {"metric": fidelity["metric"], "fidelity": fidelity["value"], "low": interval.get("low"),
-            "high": interval.get("high"),
+            "high": interval.get("high"), "any_class": fidelity.get("map50_class_agnostic"),
             "evidence": f"{fidelity['evidence']['count']} {fidelity['evidence']['unit']}"
                         + (" (thin)" if fidelity["evidence"]["thin"] else "")}
 
@@ -131,8 +131,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         bounds = f" [{r['low']:.3f}–{r['high']:.3f}]" if r["low"] is not None else ""
+        # boxes matched whatever their class: high here and low beside it means classes flipped, not boxes lost
+        any_class = f"; any class {r['any_class']:.3f}" if r.get("any_class") is not None else ""
         print(f"| {r['model']} | {r['ratio']:.0%} | {r['recovery']} | {r['device']} | {r['minutes'] or '–'} | "
-              f"{r['speedup']:.2f}× | {r['metric']} {r['fidelity']:.3f}{bounds} | {r['evidence']} |")
+              f"{r['speedup']:.2f}× | {r['metric']} {r['fidelity']:.3f}{bounds}{any_class} | {r['evidence']} |")
     for r in rows:
         if r["curve"]:
             print(f"\n{r['model']} {r['ratio']:.0%} {r['recovery']} ({r['stopped']}): held-out fidelity while "

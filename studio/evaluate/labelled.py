@@ -259,7 +259,7 @@ def labelled_map(predictor: Any, items: list[LabelledImage]) -> dict[str, Any]:
     task = next((name for name, held in (("masks", "polygons"), ("keypoints", "keypoints"), ("rotated", "rotated"))
                  if any(getattr(item, held) is not None for item in items)), None)
     if task is None:  # box labels: a segmentation model is judged by its boxes, not by masks nobody labelled
-        scores = [FrameScore(s.box, {}) for s in scores]
+        scores = [FrameScore(s.box, {}, s.agnostic) for s in scores]
     result = summary(scores, unit="labelled", task=task)
     by = f"; matched by {TASK_METRICS[task][1]}, box mAP50 beside it" if task else ""
     return result | {"method": f"predictions scored against the folder's labels{by}"}

@@ -4,8 +4,11 @@ Targets and predictions are ``Detections`` frame by frame (a baseline's, or a la
 ``Detections``). A task array (masks, keypoints, rotated) makes its metric the headline (``mask_map50``,
 ``pose_map50``, ``obb_map50``); boxes alone keep ``map50``. The box figures stay in the dict under
 ``map50``/``map50_95`` (and ``box_map50``/``box_map50_95`` when a task metric leads), so a detector's
-result reads as before. Frames are reduced to their matches one at a time (``frame_score``), so a caller
-can drop each frame's masks before the next is predicted.
+result reads as before. ``map50_class_agnostic`` beside them matches boxes whatever their class: a variant
+that keeps the boxes but flips near-tied classes (a fall detector's Normal/Fall on walking people) reads
+high there and low on ``map50``; one that loses the boxes reads low on both. Frames are reduced to their
+matches one at a time (``frame_score``), so a caller can drop each frame's masks before the next is
+predicted.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class FrameScore:
 
     box: FrameMatches
     tasks: dict[str, FrameMatches]
+    agnostic: FrameMatches  # the boxes matched as if every box were of one class
 
     def by(self, task: str) -> FrameMatches:
         """Matched by ``task``; a frame where neither side had its array matched nothing."""
@@ -38,10 +42,13 @@ class FrameScore:
 def frame_score(target: Detections, prediction: Detections) -> FrameScore:
     frame = FrameBoxes(prediction.boxes, prediction.scores, prediction.class_ids, target.boxes, target.class_ids)
     box = frame_matches([frame])[0]
+    one_class = FrameBoxes(prediction.boxes, prediction.scores, np.zeros_like(prediction.class_ids),
+                           target.boxes, np.zeros_like(target.class_ids))
+    agnostic = frame_matches([one_class])[0]
     tasks = {name: FrameMatches(match(frame, task_iou(name, target, prediction)), box.scores, box.classes,
                                 box.true_classes)
              for name in TASK_METRICS if getattr(target, name) is not None or getattr(prediction, name) is not None}
-    return FrameScore(box, tasks)
+    return FrameScore(box, tasks, agnostic)
 
 
 def _interval(parts: list[FrameMatches], with_interval: bool) -> dict[str, Any] | None:
@@ -57,7 +64,7 @@ def summary(scores: list[FrameScore], *, unit: str, task: str | None = None,
     if task is None:
         task = next((name for name in TASK_METRICS if any(name in s.tasks for s in scores)), None)
     box_parts = [s.box for s in scores]
-    box = map_of_matches(box_parts)
+    box = map_of_matches(box_parts) | {"map50_class_agnostic": map_of_matches([s.agnostic for s in scores])["map50"]}
     if task is None:
         return {"metric": "map50", "value": box["map50"], **box, "interval": _interval(box_parts, with_interval),
                 "evidence": evidence(len(scores), int(box["targets"]), f"{unit} boxes")}
@@ -67,6 +74,7 @@ def summary(scores: list[FrameScore], *, unit: str, task: str | None = None,
     return {"metric": metric, "value": figures["map50"], metric: figures["map50"],
             f"{metric}_95": figures["map50_95"], **{k: v for k, v in figures.items() if "map" not in k},
             "map50": box["map50"], "map50_95": box["map50_95"], "box_map50": box["map50"],
+            "map50_class_agnostic": box["map50_class_agnostic"],
             "box_map50_95": box["map50_95"], "iou": iou_words, "interval": _interval(task_parts, with_interval),
             "evidence": evidence(len(scores), int(figures["targets"]), f"{unit} instances")}
 

@@ -45,6 +45,26 @@ def test_missing_half_the_objects_halves_recall():
     assert result["recall"] == pytest.approx(0.5, abs=1e-3)
 
 
+def test_flipped_classes_keep_the_class_agnostic_map_and_lost_boxes_lose_both():
+    """A fidelity result says "boxes kept, classes flipped" apart from "boxes lost"."""
+    from studio.evaluate.fidelity import detection_fidelity
+    from studio.runtime.results import Detections
+
+    def detections(boxes, classes):
+        return Detections(np.asarray(boxes, np.float32).reshape(-1, 4), np.full(len(classes), 0.9, np.float32),
+                          np.asarray(classes, int), ("Normal", "Fall"))
+
+    boxes = [[10, 10, 50, 50], [60, 60, 120, 140], [200, 20, 260, 90], [300, 30, 340, 80]]
+    base = [detections(boxes, [0, 0, 1, 1])]
+    flipped = detection_fidelity(base, [detections(boxes, [0, 1, 1, 0])], with_interval=False)
+    lost = detection_fidelity(base, [detections(boxes[:2], [0, 0])], with_interval=False)
+    assert flipped["map50_class_agnostic"] == pytest.approx(PERFECT, abs=1e-3) and flipped["map50"] < 0.6
+    assert lost["map50_class_agnostic"] < 0.6 and lost["map50"] < 0.6
+    from studio.report_text import fidelity_text
+
+    assert "classes flipped" in fidelity_text(flipped) and "classes flipped" not in fidelity_text(lost)
+
+
 @pytest.fixture
 def yolo_folder(tmp_path, bus_path, zidane_path) -> Path:
     (tmp_path / "images").mkdir()

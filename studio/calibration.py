@@ -105,14 +105,27 @@ def calibration_and_choosing_frames(source: Path | None, samples: int, choosing:
     fall detector's INT8 TFLite, thinning those street frames cost 0.09 mAP50 on the judging side's 17
     boxes), so there the search chooses on the calibration frames themselves: still no judging frame.
     """
+    from studio.data import read_spread
     from studio.train_data import choosing_split, spread
 
-    if source is None and getattr(ctx, "frames", None) is None:
+    frames_of_model = getattr(ctx, "frames", None)
+    if frames_of_model is not None and (source is None or Path(source).expanduser().resolve() == frames_of_model.path):
+        kept = frames_of_model.calibrating_and_choosing()[0]
+        frames = read_spread(kept, samples, ctx)
+        if not frames:
+            raise BadInputError("no readable frame on the calibration side", path=frames_of_model.path,
+                                fix="give a folder of images or a video with readable frames")
+        held, note = frames_of_model.choosing_frames(choosing, ctx)
+        info = {"source": f"{len(frames)} frames spread over the calibration side of {frames_of_model.path.name}, "
+                          "two runs of eight held out to choose on", "frames": len(frames), "skipped": [],
+                "choosing_frames": len(held)}
+        return frames, info, held, note
+    if source is None:
         frames, info = calibration_frames(None, samples, ctx)
         held = spread(frames, choosing)
         note = f"{len(held)} of the calibration frames ({info['source']}; the bundled media have none to spare)"
         return frames, info | {"choosing_frames": len(held)}, held, note
-    # enough that the held-out quarter gives ``choosing`` frames and the rest ``samples`` to calibrate on
+    # a step's own source: enough that the held-out quarter gives ``choosing`` frames and the rest ``samples``
     frames, info = calibration_frames(source, math.ceil(samples * 4 / 3) + 4 * choosing + 8, ctx)
     calibrating, held = choosing_split(frames)
     calibrating, held = spread(calibrating, samples), spread(held, choosing)

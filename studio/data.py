@@ -97,6 +97,41 @@ class FrameSet:
         frames = read_spread(self.calibration, count, ctx)
         return frames, f"{len(frames)} frames spread over the calibration side of {self.path.name}"
 
+    def calibrating_and_choosing(self) -> tuple[tuple[Span, ...], tuple[Span, ...]]:
+        """The calibration side as (what calibrates, what a search chooses on): two whole contiguous runs of
+        eight held out (``hold_out``), so a choice is made on frames that neither calibrated nor judge."""
+        return hold_out(self.calibration)
+
+    def choosing_frames(self, count: int, ctx: Any = None) -> tuple[list[np.ndarray], str]:
+        frames = read_spread(self.calibrating_and_choosing()[1], count, ctx)
+        return frames, (f"{len(frames)} frames of {self.path.name} held out of calibration (two runs of the "
+                        "calibration side)")
+
+
+def hold_out(spans: tuple[Span, ...]) -> tuple[tuple[Span, ...], tuple[Span, ...]]:
+    """(kept, held out): the spans' frames, in order, cut into ``CHOOSING_RUNS`` equal runs, the runs of
+    ``CHOOSING_HELD_OUT`` held out — by position, as ``studio.train_data.choosing_split`` cuts a list, but
+    on spans, so that nothing is read to make the cut. Too few frames to cut: the last span is held out and
+    also kept."""
+    from studio.train_data import CHOOSING_HELD_OUT, CHOOSING_RUNS
+
+    total = sum(s.length for s in spans)
+    if total < 4:
+        return spans, spans[-1:]
+    edges = np.linspace(0, total, CHOOSING_RUNS + 1).astype(int)
+    kept: list[Span] = []
+    held: list[Span] = []
+    offset = 0  # position of the span's first frame among all the spans' frames
+    for span in spans:
+        start = span.start
+        while start < span.stop:
+            run = min(int(np.searchsorted(edges, offset + start - span.start, side="right")) - 1, CHOOSING_RUNS - 1)
+            stop = min(span.stop, span.start + int(edges[run + 1]) - offset)
+            (held if run in CHOOSING_HELD_OUT else kept).append(Span(span.path, start, stop))
+            start = stop
+        offset += span.length
+    return tuple(kept), tuple(held)
+
 
 def _media_files(path: Path) -> list[Path]:
     if path.is_file():

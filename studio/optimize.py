@@ -82,13 +82,16 @@ def measure_pair(baseline: ModelHandle, variant: ModelHandle, *, threads: int, r
 
 
 def judged_fidelity(baseline: ModelHandle, variant: ModelHandle, threads: int, frames: int, ctx: TaskContext,
-                    runtime: str = "ort") -> dict:
-    """The variant against the baseline on up to ``frames`` judging frames, both in ``runtime``."""
+                    runtime: str = "ort", side: str = "judging") -> dict:
+    """The variant against the baseline on up to ``frames`` judging frames, both in ``runtime``; ``side``
+    "choosing": on frames held out of the calibration side instead (``choosing_frames``), for a choice whose
+    result the judging side then reports."""
+    from studio.evaluate.frames import choosing_frames
     from studio.runtime.predictor import make_predictor
 
     base = make_predictor(baseline, runtime, threads=threads, conf=TARGET_CONF)
     candidate = make_predictor(variant, runtime, threads=threads, conf=PREDICTION_CONF)
-    images, note = judging_frames(frames, ctx)
+    images, note = (choosing_frames if side == "choosing" else judging_frames)(frames, ctx)
     result = compare_predictors(base, candidate, images, ctx)
     return result | {"frame_set": note}
 

@@ -94,9 +94,13 @@ def table_entries(summary: dict[str, Any] | None) -> list[tuple[Any, ...]]:
     for row in (summary or {}).get("trials", []):
         judged = ""
         if row.get("fidelity") is not None:
-            judged = (f"{metric_label(row['metric']) if row.get('metric') else 'fidelity'} on "
-                      f"{row.get('fidelity_frames')} frames" + (" (the quick judgement: pruned)"
-                                                              if row["state"] == "pruned" else ""))
+            metric = metric_label(row["metric"]) if row.get("metric") else "fidelity"
+            if row["state"] == "pruned":
+                judged = f"{metric} on {row.get('fidelity_frames')} choosing frames (the quick judgement: pruned)"
+            else:
+                judged = f"{metric} on {row.get('fidelity_frames')} judging frames"
+                if row.get("choosing_fidelity") is not None and row["choosing_fidelity"] != row["fidelity"]:
+                    judged += f"; chosen on frames held out of calibration: {row['choosing_fidelity']:.3f}"
         entries.append((row["number"], state_text(row), row.get("fidelity"), row.get("latency_p50_ms"),
                         row.get("speedup"), row.get("size_mb"), row["summary"], row.get("error"), judged))
     return entries

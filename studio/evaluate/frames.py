@@ -33,3 +33,17 @@ def judging_frames(count: int, ctx: Any = None) -> tuple[list[np.ndarray], str]:
         return frames_of_model.judging_frames(count, ctx)
     frames = fidelity_frames(count)
     return frames, "bundled " + FRAME_SET_NOTE.format(n=len(frames))
+
+
+def choosing_frames(count: int, ctx: Any = None) -> tuple[list[np.ndarray], str]:
+    """(frames, where they came from): up to ``count`` frames for a search to choose on. With the user's frames,
+    two runs of their calibration side held out of calibration: never a judging frame. The bundled media have
+    none to spare: their calibration frames (bikes.mp4's first street frames, then a cartoon) hold none of most
+    models' objects, so a trial judged there reads 0 — so the bundled judging frames choose as well, and the
+    note says that the figure reported is then the one the choice was made on."""
+    frames_of_model = getattr(ctx, "frames", None)
+    if frames_of_model is not None:
+        return frames_of_model.choosing_frames(count, ctx)
+    frames, note = judging_frames(count, ctx)
+    return frames, (f"{note} — the bundled media have no frames to spare, so these also choose; give the model's "
+                    "own frames (--frames) for a choice made apart from the judging frames")

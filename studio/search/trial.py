@@ -108,14 +108,18 @@ def _run(job: dict[str, Any], model_blob: bytes | None, data_blob: bytes | None,
         out["params"] = variant.params
         out["steps"] = ctx.reports
         if recipe.steps:
+            # The search chooses (prunes, ranks, draws its front) on frames held out of the calibration side;
+            # the judging frames only report, so a trial's reported figure is not the one it was picked on.
             clock = time.perf_counter()
-            quick = judged_fidelity(base, variant, 1, spec.quick_frames, ctx, spec.runtime)
+            quick = judged_fidelity(base, variant, 1, spec.quick_frames, ctx, spec.runtime, side="choosing")
             out["quick_fidelity"] = _fidelity(quick)
             if quick["value"] < spec.target - spec.quick_margin:
                 seconds["judge"] = round(time.perf_counter() - clock, 2)
                 return out | {"state": "pruned", "seconds": seconds,
-                              "reason": f"{quick['metric']} {quick['value']:.3f} on {spec.quick_frames} frames, "
-                                        f"below {spec.target} − {spec.quick_margin}"}
+                              "reason": f"{quick['metric']} {quick['value']:.3f} on {spec.quick_frames} choosing "
+                                        f"frames, below {spec.target} − {spec.quick_margin}"}
+            chosen = judged_fidelity(base, variant, 1, spec.fidelity_frames, ctx, spec.runtime, side="choosing")
+            out["choosing_fidelity"] = _fidelity(chosen)
             full = judged_fidelity(base, variant, 1, spec.fidelity_frames, ctx, spec.runtime)
             out["fidelity"] = _fidelity(full)
             seconds["judge"] = round(time.perf_counter() - clock, 2)

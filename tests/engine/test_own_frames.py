@@ -106,6 +106,10 @@ def test_a_search_chooses_on_frames_held_out_of_calibration_never_on_the_judging
     calibrated, chosen = {_digest(f) for f in calibrating}, {_digest(f) for f in choosing}
     assert not chosen & calibrated and not chosen & judging and not calibrated & judging
     assert "held out of calibration" in note and "calibration side" in note
+    # A search's trials choose on the same held-out frames (``judged_fidelity(side="choosing")``).
+    from studio.evaluate.frames import choosing_frames
+
+    assert [_digest(f) for f in choosing_frames(6, ctx)[0]] == [_digest(f) for f in choosing]
     # Held out as whole contiguous runs, not every fourth frame: a choosing frame's neighbours calibrate nothing.
     side = {_digest(f): i for i, f in enumerate(read_spread(ctx.frames.calibration, 10_000))}  # every frame
     held, used = sorted(side[d] for d in chosen), sorted(side[d] for d in calibrated)

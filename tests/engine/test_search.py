@@ -102,6 +102,10 @@ def test_a_killed_search_resumes_and_ends_with_every_trial_of_its_budget(tmp_pat
     assert len({json.dumps(r["params"], sort_keys=True) for r in rows}) == 4  # four distinct variants
     assert all(r["state"] == "complete" and r["latency_p50_ms"] > 0 for r in rows), rows
     assert all(r["fidelity"] is not None and 0 <= r["fidelity"] <= 1 for r in rows)
+    # The bundled media have no frames to spare: the choice is made on the judging frames too, and says so.
+    trial = json.loads(next((out / "trials").glob("*/result.json")).read_text())
+    assert "no frames to spare" in trial["choosing_fidelity"]["frame_set"], trial["choosing_fidelity"]
+    assert all(r["feasible"] == (r["choosing_fidelity"] >= 0.5) for r in rows)
     assert summary["baseline"]["latency_p50_ms"] > 0
     # The trials finished before the kill are kept as they were, not run again.
     before = {r["number"] for r in rows if (out / "trials" / f"{r['number']:04d}").exists()}

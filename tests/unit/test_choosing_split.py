@@ -23,3 +23,21 @@ def test_spread_takes_evenly_spaced_items_with_both_ends():
     assert spread(list(range(10)), 20) == list(range(10))
     picked = spread(list(range(100)), 5)
     assert picked[0] == 0 and picked[-1] == 99 and len(set(picked)) == 5
+
+
+def test_spans_are_held_out_exactly_as_their_frames_would_be_as_a_list():
+    """An INT8 search holds runs of the calibration side out on spans (nothing read to cut them): the same frames
+    ``choosing_split`` would hold out of the flattened list, across span and file boundaries."""
+    from pathlib import Path
+
+    from studio.data import Span, hold_out
+
+    spans = (Span(Path("a.mp4"), 0, 37), Span(Path("b.mp4"), 100, 150), Span(Path("c.jpg"), 0, 1),
+             Span(Path("d.mp4"), 5, 60))
+
+    def frames(side):
+        return [(s.path, i) for s in side for i in range(s.start, s.stop)]
+
+    kept, held = hold_out(spans)
+    assert (frames(kept), frames(held)) == choosing_split(frames(spans))  # its defaults: two runs of eight
+    assert hold_out(spans[2:3]) == (spans[2:3], spans[2:3])  # one frame: nothing to cut, it serves both

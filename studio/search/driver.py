@@ -382,8 +382,9 @@ class Search:
             "notes": self.notes,
             "method": {
                 "fidelity": f"against the model on {self.spec.fidelity_frames} judging frames, reported; the "
-                            f"search chooses (the target, the front) on as many frames held out of the calibration "
-                            f"side (choosing_fidelity), and prunes below {self.spec.target} − "
+                            "search chooses (the target, the front) on as many frames of two runs of the "
+                            "calibration side (choosing_fidelity; the judging frames themselves when the search "
+                            f"has no frames of the model's own), and prunes below {self.spec.target} − "
                             f"{self.spec.quick_margin} on {self.spec.quick_frames} of those",
                 "latency": f"`deploy-studio bench` of each variant: {self.spec.runs} frames after 5 warm-up, "
                            f"{self.spec.threads} thread(s), {self.spec.runtime}, pipeline p50; timed in the "

@@ -120,7 +120,9 @@ def _run(job: dict[str, Any], model_blob: bytes | None, data_blob: bytes | None,
                                         f"frames, below {spec.target} − {spec.quick_margin}"}
             chosen = judged_fidelity(base, variant, 1, spec.fidelity_frames, ctx, spec.runtime, side="choosing")
             out["choosing_fidelity"] = _fidelity(chosen)
-            full = judged_fidelity(base, variant, 1, spec.fidelity_frames, ctx, spec.runtime)
+            # without the model's own frames the judging frames chose (their note says so): not judged twice
+            full = (chosen if ctx.frames is None
+                    else judged_fidelity(base, variant, 1, spec.fidelity_frames, ctx, spec.runtime))
             out["fidelity"] = _fidelity(full)
             seconds["judge"] = round(time.perf_counter() - clock, 2)
     waited: dict[str, float] = {}

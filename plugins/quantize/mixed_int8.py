@@ -5,8 +5,10 @@ quantizing each alone (``sensitivity``), 3. start from the full INT8 graph and k
 units in float, one at a time, until fidelity against the float model reaches the target. Nothing is
 hard-coded per model: the head of a YOLO detector is found because measuring it shows the damage.
 
-Steps 2 and 3 choose on frames of the calibration side held out of calibration; the judging side only
-judges the result, so the reported fidelity is not flattered by a choice made on its own frames.
+Steps 2 and 3 choose on the calibration side (``studio.calibration.calibration_and_choosing_frames``:
+runs held out of calibration from the model's own frames, the calibration frames themselves for the thin
+bundled media); the judging side only judges the result, so the reported fidelity is not flattered by a
+choice made on its own frames.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class MixedInt8Settings:
     granularity: Literal["block", "node"] = option("block", label="Sensitivity unit",
                                                    help="block: a module's weights or its other ops; node: each layer")
     fidelity_frames: int = option(12, label="Frames to choose and judge on", min=2, max=27,
-                                  help="frames held out of calibration to choose what stays float, and as many "
+                                  help="calibration-side frames to choose what stays float on, and as many "
                                        "judging frames for the reported fidelity")
     calibration: Path | None = option(None, label="Calibration images or video",
                                       help="An image folder or a video; empty uses the bundled media")

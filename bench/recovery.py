@@ -8,7 +8,8 @@ trains on the calibration side only.
 
     .venv/bin/python bench/recovery.py [--models zoo:yolov8s-fall zoo:yolov3-tiny-coco zoo:efficientnet-lite0]
         [--ratios 0.1 0.2 0.3 0.4 0.5 0.6] [--steps 300] [--minutes 0] [--batch 8] [--lr 1e-4] [--device auto]
-        [--frames PATH] [--fidelity-frames 27] [--threads 1] [--runs 20] [--int8]
+        [--frames PATH] [--fidelity-frames 27] [--threads 1] [--runs 20]
+        [--int8 [--int8-targets 0.9 0.97] [--int8-frames 12]]
         [--set recovery_ema=0.98 recovery_imgsz=640 recovery_features=off ...] [--no-plain]
 
 ``--frames "$(.venv/bin/python bench/media.py)"`` judges on OpenCV's pedestrian video (795 frames; 60
@@ -50,21 +51,27 @@ def _row(baseline, ratio: float, recovery: dict | None, args, workdir: Path, ctx
         load_model(report["pytorch_model"])  # the published checkpoint: the variant's own files left with the staging
 
 
-def _int8_row(baseline, pruned, row: dict, args, ctx: TaskContext) -> dict:
+def _int8_row(baseline, pruned, row: dict, target: float, args, ctx: TaskContext) -> dict:
     """The recovered model with the mixed INT8 search on top, measured against the *unpruned* baseline.
 
     Built from the recovered variant in hand rather than by re-running the whole recipe, which would train
-    the same recovery a second time for the same weights (the trainer is seeded).
+    the same recovery a second time for the same weights (the trainer is seeded). ``target`` is the search's
+    fidelity target against the *recovered* float model, on its choosing frames: a higher one keeps more in
+    float, trading speed for the answers.
     """
     from studio.optimize import judged_fidelity, measure_pair
     from studio.recipe import apply_recipe
     from studio.registry import default_registry
 
     # the mixed INT8 search: plain static INT8 loses a YOLOv8 head (README), the search keeps it
-    variant = apply_recipe(pruned, Recipe((Step("quantize.mixed_int8", {}, 1),)), default_registry(), ctx)
+    settings = {"target": target, "fidelity_frames": args.int8_frames}
+    variant = apply_recipe(pruned, Recipe((Step("quantize.mixed_int8", settings, 1),)), default_registry(), ctx)
+    search = next(d for d in ctx.reports[-1]["details"] if "kept_in_float" in d)  # the search's own report
     base_latency, variant_latency = measure_pair(baseline, variant, threads=args.threads, runs=args.runs, ctx=ctx)
     fidelity = judged_fidelity(baseline, variant, args.threads, args.fidelity_frames, ctx)
-    return row | {"recovery": row["recovery"] + " + INT8", "speedup": base_latency["p50"] / variant_latency["p50"],
+    float_units = len(search.get("kept_in_float", []))
+    return row | {"recovery": f"{row['recovery']} + INT8 (target {target}, {float_units} unit(s) float)",
+                  "speedup": base_latency["p50"] / variant_latency["p50"],
                   **_fidelity_columns(fidelity), "curve": ""}
 
 
@@ -103,6 +110,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--int8", action="store_true", help="also the recovered model with mixed INT8 on top")
+    parser.add_argument("--int8-targets", nargs="+", type=float, default=[0.9], metavar="T",
+                        help="with --int8: one row per fidelity target of the mixed INT8 search (against the "
+                             "recovered float model, on its choosing frames); higher keeps more in float")
+    parser.add_argument("--int8-frames", type=int, default=12,
+                        help="with --int8: the mixed INT8 search's choosing frames (its fidelity_frames)")
     args = parser.parse_args()
     recovery = {"recovery_steps": args.steps, "recovery_batch": args.batch, "recovery_device": args.device,
                 "recovery_minutes": args.minutes, "recovery_lr": args.lr}
@@ -122,8 +134,8 @@ def main() -> None:
                     row, variant = _row(baseline, ratio, with_recovery, args, Path(scratch), ctx)
                     rows.append(row)
                     print(rows[-1], flush=True)
-                if args.int8:
-                    rows.append(_int8_row(baseline, variant, row, args, _context(args, Path(scratch))))
+                for target in args.int8_targets if args.int8 else ():
+                    rows.append(_int8_row(baseline, variant, row, target, args, _context(args, Path(scratch))))
                     print(rows[-1], flush=True)
     print(f"\nmeasured on: {cpu_line()}; onnxruntime {args.threads} thread(s), {args.runs} frames interleaved; "
           f"fidelity on {args.fidelity_frames} judging frames ({args.frames or 'bundled media'})\n")

@@ -13,6 +13,7 @@ and ``studio.evaluate.frames`` keep those sets disjoint).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ class FrameSet:
     judging: tuple[Span, ...]
     calibration: tuple[Span, ...]
     how: str  # how the split was made, for reports
+    # A search's view (``for_search``): the runs it chooses on, already taken out of ``calibration``
+    held_for_search: tuple[Span, ...] = ()
 
     @classmethod
     def open(cls, spec: str | Path) -> FrameSet:
@@ -76,14 +79,29 @@ class FrameSet:
                                 fix="give at least two images, or a video of a few seconds")
         return cls(path, tuple(judging), tuple(calibration), how)
 
+    def for_search(self) -> FrameSet:
+        """The frames as a search trial sees them: the runs the search chooses on (``calibrating_and_choosing``)
+        taken out of the calibration side, so that no step of a trial — calibration, QAT, recovery training,
+        labels — has seen the frames its variant is chosen on. Mixed INT8 inside the trial chooses on the
+        same runs."""
+        if self.held_for_search:
+            return self
+        kept, held = hold_out(self.calibration)
+        if set(kept) & set(held):  # too few frames to cut: nothing could be held apart
+            return self
+        return dataclasses.replace(self, calibration=kept, held_for_search=held)
+
     @functools.cached_property
     def fingerprint(self) -> str:
         return fingerprint(self.path)
 
     def sides(self) -> dict[str, Any]:
         """How the frames were split and how much each side holds (no file is read: cheap enough for the GUI)."""
-        return {"source": str(self.path), "split": self.how, "judging": _side_summary(self.judging),
-                "calibration": _side_summary(self.calibration)}
+        sides = {"source": str(self.path), "split": self.how, "judging": _side_summary(self.judging),
+                 "calibration": _side_summary(self.calibration)}
+        if self.held_for_search:
+            sides["held_for_search"] = _side_summary(self.held_for_search)
+        return sides
 
     def describe(self) -> dict[str, Any]:
         """``sides`` plus the fingerprint of the files (for every report)."""
@@ -95,11 +113,16 @@ class FrameSet:
 
     def calibration_frames(self, count: int, ctx: Any = None) -> tuple[list[np.ndarray], str]:
         frames = read_spread(self.calibration, count, ctx)
-        return frames, f"{len(frames)} frames spread over the calibration side of {self.path.name}"
+        apart = ", less the runs the search chooses on" if self.held_for_search else ""
+        return frames, f"{len(frames)} frames spread over the calibration side of {self.path.name}{apart}"
 
     def calibrating_and_choosing(self) -> tuple[tuple[Span, ...], tuple[Span, ...]]:
         """The calibration side as (what calibrates, what a search chooses on): two whole contiguous runs of
-        eight held out (``hold_out``), so a choice is made on frames that neither calibrated nor judge."""
+        eight held out (``hold_out``), so a choice is made on frames that neither calibrated nor judge. In a
+        search's view those runs are already out of the calibration side, and the search's own choice is made
+        on them too."""
+        if self.held_for_search:
+            return self.calibration, self.held_for_search
         return hold_out(self.calibration)
 
     def choosing_frames(self, count: int, ctx: Any = None) -> tuple[list[np.ndarray], str]:

@@ -383,7 +383,8 @@ class Search:
             "method": {
                 "fidelity": f"against the model on {self.spec.fidelity_frames} judging frames, reported; the "
                             "search chooses (the target, the front) on as many frames of two runs of the "
-                            "calibration side (choosing_fidelity; the judging frames themselves when the search "
+                            "calibration side, which no step of a trial calibrated or trained on "
+                            "(choosing_fidelity; the judging frames themselves when the search "
                             f"has no frames of the model's own), and prunes below {self.spec.target} − "
                             f"{self.spec.quick_margin} on {self.spec.quick_frames} of those",
                 "latency": f"`deploy-studio bench` of each variant: {self.spec.runs} frames after 5 warm-up, "

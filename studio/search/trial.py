@@ -96,7 +96,8 @@ def _run(job: dict[str, Any], model_blob: bytes | None, data_blob: bytes | None,
         from studio.data import FrameSet
 
         data = unpack(Packed(**job["data"]), data_blob)
-        ctx.frames = FrameSet.open(data)
+        # the runs the search chooses on are out of every step's calibration and training (``for_search``)
+        ctx.frames = FrameSet.open(data).for_search()
     out: dict[str, Any] = {}
     with building():
         clock = time.perf_counter()

@@ -117,6 +117,60 @@ def test_a_search_chooses_on_frames_held_out_of_calibration_never_on_the_judging
     assert runs == 2, (held, used)
 
 
+def test_a_search_trial_calibrates_and_trains_apart_from_the_runs_it_is_chosen_on(tmp_path):
+    """In a search, every step of a trial (static INT8 and QAT calibration, recovery training, labels) reads the
+    calibration side with the search's choosing runs taken out, so a trial is never chosen on frames it was
+    calibrated or trained on; mixed INT8 inside the trial chooses on the same runs. The judging side is as it
+    was."""
+    from studio.calibration import calibration_and_choosing_frames, calibration_frames
+    from studio.evaluate.frames import choosing_frames, judging_frames
+
+    video = tmp_path / "clip.mp4"
+    shutil.copy(bundled_video("bikes.mp4"), video)
+    plain = FrameSet.open(video)
+    view = plain.for_search()
+    ctx = TaskContext(frames=view)
+    every = 10_000
+    calibrating = {_digest(f) for f in calibration_frames(None, every, ctx)[0]}
+    chosen = {_digest(f) for f in choosing_frames(every, ctx)[0]}
+    judging = {_digest(f) for f in judging_frames(every, ctx)[0]}
+    assert chosen and calibrating and not chosen & calibrating and not (chosen | calibrating) & judging
+    # the same frames as the plain split: the calibration side, cut in two; the judging side untouched
+    assert chosen | calibrating == {_digest(f) for f in calibration_frames(None, every, TaskContext(frames=plain))[0]}
+    assert judging == {_digest(f) for f in judging_frames(every, TaskContext(frames=plain))[0]}
+    assert chosen == {_digest(f) for f in choosing_frames(every, TaskContext(frames=plain))[0]}
+    # a mixed INT8 step inside the trial chooses on the search's runs and calibrates on the rest
+    inner_calibrating, _, inner_choosing, _ = calibration_and_choosing_frames(None, every, every, ctx)
+    assert {_digest(f) for f in inner_choosing} == chosen
+    assert {_digest(f) for f in inner_calibrating} == calibrating
+    assert view.sides()["held_for_search"]["frames"] == len(chosen) and view.for_search() is view
+    assert "less the runs the search chooses on" in calibration_frames(None, 4, ctx)[1]["source"]
+
+
+@pytest.mark.slow
+def test_a_search_trial_with_the_models_frames_uses_the_search_view(tmp_path):
+    """The trial a search worker runs (in-process here, as a Ray worker calls it) calibrates on the view."""
+    from studio.recipe import Recipe, Step
+    from studio.search.payload import pack
+    from studio.search.spec import parse_spec
+    from studio.search.trial import run_trial
+
+    video = tmp_path / "clip.mp4"
+    shutil.copy(bundled_video("bikes.mp4"), video)
+    spec = parse_spec({"target": {"fidelity": 0.1}, "objective": {"minimize": ["latency"], "runs": 3},
+                       "budget": {"trials": 1}, "judge": {"frames": 3, "quick_frames": 2},
+                       "stages": [{"plugins": ["quantize.static_int8"]}]})
+    packed_model, model_blob = pack("zoo:yolov3-tiny-coco")
+    packed_data, data_blob = pack(str(video))
+    recipe = Recipe((Step("quantize.static_int8", {"samples": 8}, 1),)).as_dict()
+    result = run_trial({"number": 0, "recipe": recipe, "spec": spec.as_dict(), "model": vars(packed_model),
+                        "data": vars(packed_data), "trust": False}, model_blob, data_blob)
+    assert result["state"] == "complete", result.get("error")
+    calibration = result["steps"][0]["details"][0]["calibration"]
+    assert "less the runs the search chooses on" in calibration["source"], calibration
+    assert "held out of calibration" in result["choosing_fidelity"]["frame_set"]
+
+
 def _detections(boxes: np.ndarray, scores: np.ndarray) -> Detections:
     return Detections(boxes, scores, np.zeros(len(boxes), int), ("thing",))
 

@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,9 @@ ADAM_EPS = 1e-6  # AdamW's default 1e-8 turns a converged student's 1e-9 roundin
 @dataclass(frozen=True)
 class TrainPlan:
     steps: int = 300
+    # > 0: the run's length in passes over its training items; ``sized_for`` turns it into ``steps`` once the
+    # caller knows how many items it trains on
+    epochs: float = 0.0
     minutes: float = 0.0  # 0: no time limit
     lr: float = 1e-4
     optimizer: str = "adamw"  # or "sgd" (momentum 0.9, Nesterov)
@@ -53,6 +56,14 @@ class TrainPlan:
     workers: int = -1  # data-loading processes: -1 picks (none on the CPU, up to 4 on a GPU)
     keep_best: bool = True  # end with the best judged weights (never worse than the start on held-out frames)
     task_weight: float = 1.0  # weight of the model's own task loss on labelled batches (when the caller has one)
+
+
+def sized_for(plan: TrainPlan, items: int) -> TrainPlan:
+    """``plan`` with its steps from ``plan.epochs`` passes over ``items`` training items, a batch a step (as it
+    was without an epoch budget)."""
+    if plan.epochs <= 0:
+        return plan
+    return replace(plan, steps=max(1, math.ceil(plan.epochs * items / plan.batch)))
 
 
 Forward = Callable[[Any, Any], Any]
@@ -420,7 +431,8 @@ class _Run:
         plan, losses = self.plan, self.losses
         tenth = max(1, len(losses) // 10)
         report = {
-            "steps": self.step, "planned_steps": plan.steps, "stopped": stopped, "batch": plan.batch, "lr": plan.lr,
+            "steps": self.step, "planned_steps": plan.steps, "epochs": plan.epochs or None, "stopped": stopped,
+            "batch": plan.batch, "lr": plan.lr,
             "optimizer": plan.optimizer, "batchnorm": plan.batchnorm, "ema": plan.ema,
             "precision": self.stepper.precision, "batches": loading, "fidelity_start": round(start_fidelity, 4),
             "fidelity_best": round(self.best.value, 4), "best_step": self.best.step, "fidelity_curve": self.curve,

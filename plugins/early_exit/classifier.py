@@ -43,6 +43,9 @@ class ClassifierExitSettings:
                               help="fit each head on the frozen backbone's pooled features of the training frames "
                                    "(seconds) before the augmented training steps")
     steps: int = option(300, label="Training steps", min=1, max=20000)
+    epochs: float = option(0.0, label="Training epochs (0: the steps decide)", min=0.0, max=1000.0,
+                           help="A budget in passes over the training frames instead of steps: steps = epochs × "
+                                "training frames ÷ batch")
     lr: float = option(1e-3, label="Learning rate", min=1e-6, max=1.0, help="AdamW, warm-up then cosine decay")
     batch: int = option(16, label="Batch", min=1, max=256)
     minutes: float = option(0.0, label="Training time limit (minutes, 0: none)", min=0.0, max=1440.0)

@@ -9,6 +9,7 @@ are not flattered by a choice made on the same frames.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -161,16 +162,17 @@ def train_heads(early: Any, model: ModelHandle, settings: Any, ctx: TaskContext)
     """Train ``early``'s heads in place; (report, the training frames (the gate's), the choosing frames kept for
     the threshold)."""
     from studio.calibration import calibration_frames
-    from studio.train import TrainPlan, train
+    from studio.train import TrainPlan, sized_for, train
     from studio.train_data import Batches, plain_batch
 
     frames, info = calibration_frames(settings.frames, TRAINING_FRAMES, ctx)
     training, choosing = choosing_split(frames)
     size = model.required_image_input().size  # the plugin takes EfficientNet-Lite classifiers only
     warm = warm_start(early, training, model, settings.temperature) if settings.warm_start else None
-    plan = TrainPlan(steps=settings.steps, minutes=settings.minutes, lr=settings.lr, batch=settings.batch,
-                     batchnorm="frozen", device=settings.device, eval_every=max(1, min(25, settings.steps)),
-                     patience=settings.patience)
+    plan = sized_for(TrainPlan(steps=settings.steps, epochs=settings.epochs, minutes=settings.minutes, lr=settings.lr,
+                               batch=settings.batch, batchnorm="frozen", device=settings.device,
+                               patience=settings.patience), len(training))
+    plan = replace(plan, eval_every=max(1, min(25, plan.steps)))
     judge = AgreementJudge(early.eval(), plain_batch(choosing, model, size))
     held_out = plain_batch(choosing[:HELD_OUT_LOSS_FRAMES], model, size)
     report = train(early, model.torch_module, batches=Batches(training, model, size, plan.batch, plan.seed, plan.steps),

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from studio.compress_target import prune_target
 from studio.model import ModelHandle
 from studio.plugin_api import Kind, SettingsError, option
-from studio.recovery.settings import RecoverySettings
+from studio.recovery.settings import RecoverySettings, recovery_wanted
 from studio.tasks import TaskContext
 from studio.torch_variant import torch_variant
 
@@ -68,9 +68,9 @@ class LowRank:
         if is_language_model(model):
             from plugins.lowrank.language import factorise_language_model
 
-            if settings.recovery_steps:
+            if recovery_wanted(settings):
                 raise SettingsError("recovery fine-tunes vision models; a language model is factorised without it",
-                                    fix="set recovery steps to 0")
+                                    fix="set recovery steps and epochs to 0")
             return factorise_language_model(model, settings, ctx)
 
         target = prune_target(model)  # a private copy, and the output layers that must stay whole
@@ -86,7 +86,7 @@ class LowRank:
                 setattr(module.get_submodule(parent_name) if parent_name else module, child, replacement)
         report = {"factorised": len(rows), "layers": rows[:200],
                   "params_saved": sum(r["params_before"] - r["params_after"] for r in rows)}
-        if settings.recovery_steps and rows:
+        if recovery_wanted(settings) and rows:
             from studio.recovery.distill import recover, torch_fidelity_judge
 
             judge = torch_fidelity_judge(model, ctx=ctx)  # the teacher's results, for before and after
@@ -96,5 +96,5 @@ class LowRank:
             report["fidelity_after_recovery"] = judge(module)
         ctx.add_report(report)
         ctx.progress(1.0, "done")
-        return torch_variant(model, module, suffix="lowrank" + ("r" if settings.recovery_steps and rows else ""),
+        return torch_variant(model, module, suffix="lowrank" + ("r" if recovery_wanted(settings) and rows else ""),
                              note=f"{len(rows)} layers factorised ({settings.mode})")

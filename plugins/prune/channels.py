@@ -9,7 +9,7 @@ from plugins.prune.trace import trace_problem
 from studio.compress_target import prune_target
 from studio.model import ModelHandle
 from studio.plugin_api import Kind, option
-from studio.recovery.settings import RecoverySettings
+from studio.recovery.settings import RecoverySettings, recovery_wanted
 from studio.tasks import TaskContext
 from studio.torch_variant import torch_variant
 
@@ -84,7 +84,8 @@ class PruneChannels:
         before = sum(p.numel() for p in target.module.parameters())
         folded = 0
         recoveries: list[dict] = []
-        each_step = settings.recovery_steps and settings.recovery_schedule == "each_step"
+        recovering = recovery_wanted(settings)
+        each_step = recovering and settings.recovery_schedule == "each_step"
         for step in range(settings.iterative_steps):
             ctx.progress(0.1 * step / settings.iterative_steps, f"pruning step {step + 1}/{settings.iterative_steps}")
             ctx.check_cancelled()
@@ -99,31 +100,31 @@ class PruneChannels:
                 steps = settings.iterative_steps
                 share = (0.1 + 0.85 * step / steps, 0.1 + 0.85 * (step + 1) / steps)
                 recoveries.append(self._recover(model, target.module, settings, ctx.sub(*share), step,
-                                                max(1, settings.recovery_steps // settings.iterative_steps)))
+                                                max(1, settings.recovery_steps // steps), 1 / steps))
         module = target.module.eval()
         after = sum(p.numel() for p in module.parameters())
         report = {"params_before": before, "params_after": after, "ratio": settings.ratio,
                   "criterion": settings.criterion, "kept_whole": len(target.ignored),
                   "compensated_layers": folded, "statistics_frames": frames_info}
-        if settings.recovery_steps:
+        if recovering:
             from studio.recovery.distill import torch_fidelity_judge
 
             judge = torch_fidelity_judge(model, ctx=ctx)  # the teacher's results, for before and after
             if not each_step:
                 report["fidelity_before_recovery"] = judge(module)
                 recoveries.append(self._recover(model, module, settings, ctx.sub(0.1, 0.95), 0,
-                                                settings.recovery_steps))
+                                                settings.recovery_steps, 1.0))
             report["recovery"] = recoveries[-1] if len(recoveries) == 1 else recoveries[-1] | {"rounds": recoveries}
             report["fidelity_after_recovery"] = judge(module)
         ctx.add_report(report)
         ctx.progress(1.0, "done")
-        suffix = f"pruned{round(settings.ratio * 100)}" + ("r" if settings.recovery_steps else "")
+        suffix = f"pruned{round(settings.ratio * 100)}" + ("r" if recovering else "")
         return torch_variant(model, module, suffix=suffix,
                              note=f"{settings.ratio:.0%} of channels removed ({settings.criterion})")
 
     @staticmethod
     def _recover(model: ModelHandle, module: object, settings: PruneChannelsSettings, ctx: TaskContext, round_: int,
-                 steps: int) -> dict:
+                 steps: int, share: float) -> dict:
         from studio.recovery.distill import recover
 
-        return recover(model, module, settings, PruneChannels.id, ctx, steps=steps, round_=round_)
+        return recover(model, module, settings, PruneChannels.id, ctx, steps=steps, round_=round_, share=share)

@@ -107,8 +107,8 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, plan: Any, sourc
     norms = recalibrate_batchnorm(student, frames, handle, size, rng, ctx.sub(0.0, 0.1)) if recalibrate else 0
     held_out = plain_batch(judging_frames(8, ctx)[0], handle, size)  # the held-out loss: frames never trained on
     criterion, method = loss_for(handle, student, features)
-    batches, task_loss, labelled, choosing = _batches(frames, choosing, handle, student, size, plan, source, labels,
-                                                      ctx)
+    batches, task_loss, labelled, choosing, plan = _batches(frames, choosing, handle, student, size, plan, source,
+                                                            labels, ctx)
     judge, judged_on = make_judge(handle, spread(choosing, CHOOSING_FRAMES), ctx)
     resume = resume_path(*resume_key, list(size), features, labels, "choose on training runs") if resume_key else None
     report = train(student, teacher, batches=batches, held_out=held_out,
@@ -124,48 +124,55 @@ def distill(student: Any, teacher: Any, handle: ModelHandle, *, plan: Any, sourc
 
 
 def _batches(frames: list, choosing: list, handle: ModelHandle, student: Any, size: tuple[int, int], plan: Any,
-             source: Path | None, labels: bool, ctx: TaskContext) -> tuple[Any, Any, dict[str, Any], list]:
-    """(training batches, the task loss or None, what was labelled, the choosing frames): labelled batches
-    when the model's frames are a labelled dataset (class folders for a classifier, boxes for a detector)
-    and the model has a task loss here, else the unlabelled frames. Labelled items are split into training
-    and choosing runs as the frames are, and then the held-out labelled images choose the checkpoint."""
+             source: Path | None, labels: bool, ctx: TaskContext) -> tuple[Any, Any, dict[str, Any], list, Any]:
+    """(training batches, the task loss or None, what was labelled, the choosing frames, the plan sized to what
+    it trains on): labelled batches when the model's frames are a labelled dataset (class folders for a
+    classifier, boxes for a detector) and the model has a task loss here, else the unlabelled frames. Labelled
+    items are split into training and choosing runs as the frames are, and then the held-out labelled images
+    choose the checkpoint. An epoch budget counts the items trained on: frames, or labelled images."""
     from studio.recovery.task_loss import task_loss_for
+    from studio.train import sized_for
     from studio.train_data import Batches
 
-    plain = Batches(frames, handle, size, plan.batch, plan.seed, plan.steps)
+    plain_plan = sized_for(plan, len(frames))
+    plain = Batches(frames, handle, size, plain_plan.batch, plain_plan.seed, plain_plan.steps)
     if not labels:
-        return plain, None, {"used": False, "note": "labels not used (setting)"}, choosing
+        return plain, None, {"used": False, "note": "labels not used (setting)"}, choosing, plain_plan
     task_loss, how = task_loss_for(handle, student)
     model_frames = getattr(ctx, "frames", None)
     own = model_frames is not None and (source is None or Path(source).expanduser().resolve() == model_frames.path)
     if task_loss is None or not own:
         return plain, None, {"used": False, "note": how if task_loss is None else "the training frames are not "
-                             "the model's frames (labels are read from the model's frames only)"}, choosing
-    labelled, info, missing, held = _labelled_batches(model_frames, handle, size, plan, ctx)
+                             "the model's frames (labels are read from the model's frames only)"}, choosing, plain_plan
+    labelled, info, missing, held, labelled_plan = _labelled_batches(model_frames, handle, size, plan, ctx)
     if labelled is None:
-        return plain, None, {"used": False, **info, "note": missing}, choosing
-    return labelled, task_loss, {"used": True, **info, "loss": how}, held
+        return plain, None, {"used": False, **info, "note": missing}, choosing, plain_plan
+    return labelled, task_loss, {"used": True, **info, "loss": how}, held, labelled_plan
 
 
 def _labelled_batches(model_frames: Any, handle: ModelHandle, size: tuple[int, int], plan: Any,
-                      ctx: TaskContext) -> tuple[Any, dict[str, Any], str, list]:
-    """(labelled batches or None, what was found, why there are none, the held-out labelled images): only
-    the training side is read."""
+                      ctx: TaskContext) -> tuple[Any, dict[str, Any], str, list, Any]:
+    """(labelled batches or None, what was found, why there are none, the held-out labelled images, the plan
+    sized to the labelled training images): only the training side is read."""
+    from studio.train import sized_for
+
     if handle.task.value == "classify":
         from studio.train_class_labels import ClassBatches, class_training_labels
 
         classes, found = class_training_labels(model_frames, tuple(handle.labels), ctx)
         classes, held_classes = choosing_split(classes, CHOOSING_RUNS, CHOOSING_HELD_OUT)
+        plan = sized_for(plan, len(classes))
         by_class = ClassBatches(classes, handle, size, plan.batch, plan.seed, plan.steps) if classes else None
         images = [image for item in spread(held_classes, CHOOSING_FRAMES)
                   if (image := _readable(item.path)) is not None]
-        return by_class, found, "no training-side folder is named after a class of the model", images
+        return by_class, found, "no training-side folder is named after a class of the model", images, plan
     from studio.train_labels import LabelledBatches, training_labels
 
     items, info = training_labels(model_frames, tuple(handle.labels), TRAINING_FRAMES, ctx)
     items, held = choosing_split(items, CHOOSING_RUNS, CHOOSING_HELD_OUT)
+    plan = sized_for(plan, len(items))
     batches = LabelledBatches(items, handle, size, plan.batch, plan.seed, plan.steps) if items else None
-    return batches, info, "no label files on the training side", [item.image for item in held]
+    return batches, info, "no label files on the training side", [item.image for item in held], plan
 
 
 def _readable(path: Path) -> np.ndarray | None:
@@ -179,15 +186,16 @@ def _readable(path: Path) -> np.ndarray | None:
 
 
 def recover(model: ModelHandle, module: Any, settings: Any, plugin_id: str, ctx: TaskContext, *, steps: int,
-            round_: int = 0) -> dict[str, Any]:
+            round_: int = 0, share: float = 1.0) -> dict[str, Any]:
     """Recovery of a compressed ``module`` toward ``model`` from a plugin's ``recovery_*`` settings,
-    resumable after a kill (the job is keyed by model, plugin, settings, round and the frames' fingerprint)."""
+    resumable after a kill (the job is keyed by model, plugin, settings, round and the frames' fingerprint).
+    ``steps`` and ``share`` are this round's part of the budget (of the steps, and of the epochs when set)."""
     import dataclasses
 
     from studio.train import TrainPlan
 
-    plan = TrainPlan(steps=steps, minutes=settings.recovery_minutes, lr=settings.recovery_lr,
-                     batch=settings.recovery_batch, batchnorm=settings.recovery_batchnorm,
+    plan = TrainPlan(steps=steps, epochs=settings.recovery_epochs * share, minutes=settings.recovery_minutes,
+                     lr=settings.recovery_lr, batch=settings.recovery_batch, batchnorm=settings.recovery_batchnorm,
                      ema=settings.recovery_ema, device=settings.recovery_device)
     frames = getattr(ctx, "frames", None)
     # a search's view of the frames trains on fewer of them: its checkpoint must not resume a plain run's

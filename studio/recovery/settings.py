@@ -19,6 +19,10 @@ class RecoverySettings:
                                  help="Re-estimate BatchNorm, then fine-tune toward the unpruned model's "
                                       "outputs on the training side of the model's frames; held-out fidelity "
                                       "is judged every 25 steps and the best weights are kept")
+    recovery_epochs: float = option(0.0, label="Recovery epochs (0: the steps decide)", min=0.0, max=1000.0,
+                                    help="A budget in passes over the training frames instead of steps: steps = "
+                                         "epochs × training frames ÷ batch (each batch drawn at random from them, "
+                                         "augmented); when set, recovery runs even with steps at 0")
     recovery_lr: float = option(1e-4, label="Recovery learning rate", min=1e-6, max=1e-1,
                                 help="AdamW, warm-up then cosine decay")
     recovery_imgsz: int = option(320, label="Recovery input size", min=64, max=1280,
@@ -48,3 +52,8 @@ class RecoverySettings:
                                    help="A YOLO folder, data.yaml or COCO json (detectors), or class folders "
                                         "ROOT/<split>/<class>/*.jpg (classifiers) as the model's frames: the "
                                         "model's own loss on the labelled training frames is mixed in")
+
+
+def recovery_wanted(settings: RecoverySettings) -> bool:
+    """Whether a plugin's settings ask for recovery: a step budget, or an epoch budget."""
+    return settings.recovery_steps > 0 or settings.recovery_epochs > 0

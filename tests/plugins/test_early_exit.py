@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -37,8 +38,8 @@ def exit_variant(effnet_handle):
     ctx = TaskContext()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(exit_threshold, "measure", spy)
-        variant = plugin.apply(effnet_handle, plugin.Settings(steps=20, batch=4, lr=1e-2, target_agreement=0.9,
-                                                              warm_start=False), ctx)
+        variant = plugin.apply(effnet_handle, plugin.Settings(epochs=0.7, batch=4, lr=1e-2, target_agreement=0.9,
+                                                              warm_start=False), ctx)  # ~20 steps
     return variant, ctx.reports[-1], measured
 
 
@@ -56,6 +57,9 @@ def test_exit_heads_are_trained_by_the_engine_trainer(exit_variant, effnet_handl
     assert len(heads) == 2 and report["exits_after_blocks"] == [7, 11]
     training = report["training"]
     assert training["device"]["device"] == "cpu" and training["batchnorm"] == "frozen"
+    # the budget was given in epochs: passes over the training frames, a batch of 4 a step
+    steps = math.ceil(0.7 * training["frames"]["training"] / 4)
+    assert training["epochs"] == 0.7 and training["planned_steps"] == steps
     assert training["held_out_loss_after"] < training["held_out_loss_before"]
     # Held out: agreement of the exits with the final head on the judging side, trained heads against the same
     # heads untrained (freshly initialised).

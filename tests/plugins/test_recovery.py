@@ -4,6 +4,7 @@ recovery on the same seed, never worse than where it started, and the fixes issu
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 
@@ -179,15 +180,19 @@ def test_frozen_batchnorm_is_why_the_loss_fell_while_the_answers_got_worse(fall_
 def test_low_rank_recovers_with_the_same_trainer(effnet_handle, tmp_path):
     plugin = default_registry().get("lowrank.svd")
     ctx = TaskContext(workdir=tmp_path)
-    variant = plugin.apply(effnet_handle, plugin.Settings(mode="ratio", rank_ratio=0.5, recovery_steps=6,
-                                                          recovery_batch=4, recovery_ema=0.9), ctx)
+    # A budget in epochs (steps left at 0): a fifth of a pass over the training frames, a batch of 4 a step.
+    variant = plugin.apply(effnet_handle, plugin.Settings(mode="ratio", rank_ratio=0.5, recovery_steps=0,
+                                                          recovery_epochs=0.2, recovery_batch=4, recovery_ema=0.9),
+                           ctx)
     report = ctx.reports[-1]
     recovery = report["recovery"]
+    steps = math.ceil(0.2 * recovery["frames"]["training"] / 4)
+    assert 3 <= steps <= 12 and recovery["planned_steps"] == steps and recovery["epochs"] == 0.2
     # Measured: rank ratio 0.5 leaves EfficientNet agreeing on no judging frame, and a few steps do not yet
     # change a top-1 answer (nor is a 6-step loss trend reliable: batch-to-batch noise is larger); what is
     # checked here is that low rank goes through the engine's trainer and keeps what is never worse.
-    assert recovery["steps"] == 6 and recovery["loss_start"] is not None and recovery["device"]["device"] == "cpu"
-    assert [p["step"] for p in recovery["fidelity_curve"]] == [0, 6]
+    assert recovery["steps"] == steps and recovery["loss_start"] is not None and recovery["device"]["device"] == "cpu"
+    assert [p["step"] for p in recovery["fidelity_curve"]] == [0, steps]
     assert recovery["ema"] == 0.9 and "EMA 0.9" in recovery["method"]  # the plugin's setting reached the trainer
     assert report["fidelity_after_recovery"]["value"] >= report["fidelity_before_recovery"]["value"]
     assert variant.name.endswith("lowrankr")

@@ -101,6 +101,8 @@ def table_entries(summary: dict[str, Any] | None) -> list[tuple[Any, ...]]:
                 judged = f"{metric} on {row.get('fidelity_frames')} judging frames"
                 if row.get("choosing_fidelity") is not None and row["choosing_fidelity"] != row["fidelity"]:
                     judged += f"; chosen on frames held out of calibration: {row['choosing_fidelity']:.3f}"
+        if row.get("same_graph_as") is not None:
+            judged += f"; the same graph as trial {row['same_graph_as']}: its figures, not measured again"
         entries.append((row["number"], state_text(row), row.get("fidelity"), row.get("latency_p50_ms"),
                         row.get("speedup"), row.get("size_mb"), row["summary"], row.get("error"), judged))
     return entries

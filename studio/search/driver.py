@@ -24,6 +24,7 @@ from studio.atomic import write_text_atomic
 from studio.errors import BadInputError, StudioError
 from studio.recipe import Recipe, parse_recipe, save_recipe
 from studio.search.front import best, mark_front
+from studio.search.graph_memo import forget, search_key
 from studio.search.space import NONE, StagePlan, build_space, random_params, sample
 from studio.search.spec import SearchSpec, load_spec, save_spec
 from studio.tasks import Cancelled, TaskContext
@@ -157,6 +158,7 @@ class Search:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with FolderLock(self.out_dir):
             resumed = _check_folder(self.out_dir, self.spec, identity)
+            self.memo_key = search_key(self.out_dir, self.spec.as_dict(), identity)
             (self.out_dir / "trials").mkdir(exist_ok=True)
             save_spec(self.spec, self.out_dir / "search.toml")
             write_json(self.out_dir / "model.json", identity)
@@ -177,6 +179,7 @@ class Search:
                 from studio.search.trial import sweep_stale_workdirs
 
                 sweep_stale_workdirs()  # this host's folders of workers killed mid-trial
+                forget(self.memo_key)  # this host's figures of graphs already measured, for twins
             summary = self.summary(resumed)
             write_json(self.out_dir / "search.json", summary)
             return summary
@@ -198,7 +201,7 @@ class Search:
         def job(number: int, recipe: Recipe) -> dict[str, Any]:
             return {"number": number, "recipe": recipe.as_dict(), "spec": self.spec.as_dict(),
                     "model": vars(packed_model), "data": vars(packed_data) if packed_data else None,
-                    "trust": self.trust}
+                    "trust": self.trust, "search_key": self.memo_key}
 
         inflight: dict[Any, tuple[Any, Recipe]] = {}
         if self.baseline is None:  # the model itself, timed like every trial, for the speed-ups
@@ -331,6 +334,8 @@ class Search:
             "latency_p50_ms": (result.get("latency_ms") or {}).get("p50"),
             "size_mb": result.get("size_mb"), "host": result.get("host"), "seconds": result.get("seconds", {}),
             "error": result.get("error") or result.get("reason"),
+            # its graphs were byte for byte an earlier trial's: that trial's figures, not measured again
+            "same_graph_as": result.get("same_graph_as"),
         }
         # at the target by the choosing frames' figure: the front is a choice, and the judging side reports it
         row["feasible"] = row["state"] == "complete" and (row["choosing_fidelity"] or 0.0) >= self.spec.target
@@ -391,6 +396,8 @@ class Search:
                            f"{self.spec.threads} thread(s), {self.spec.runtime}, pipeline p50; timed in the "
                            "machine's exclusive measurement slot (no other trial building or judging on it)",
                 "size": "bytes of the variant's ONNX graph(s)",
+                "same graphs": "a trial whose graphs are byte for byte an earlier trial's on the same host takes "
+                               "that trial's fidelity and latency (same_graph_as) and is not put on the front",
                 "where": self.cluster_address or "Ray on this machine",
             },
         }

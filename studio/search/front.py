@@ -10,8 +10,9 @@ def objective_values(row: dict[str, Any], objectives: tuple[str, ...]) -> list[f
 
 
 def mark_front(rows: list[dict[str, Any]], objectives: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Set ``on_front`` on each row: complete, at the target, and not dominated by another such row."""
-    feasible = [r for r in rows if r["state"] == "complete" and r.get("feasible")]
+    """Set ``on_front`` on each row: complete, at the target, and not dominated by another such row. A trial
+    whose graphs were an earlier trial's (``same_graph_as``) is that variant again: drawn, never on the front."""
+    feasible = [r for r in rows if r["state"] == "complete" and r.get("feasible") and r.get("same_graph_as") is None]
     for row in rows:
         row["on_front"] = False
     for row in feasible:

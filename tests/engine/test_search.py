@@ -263,3 +263,36 @@ def test_a_stopped_search_cancels_its_running_trial_and_resumes(tmp_path, stop):
     summary = run_search(spec, out, "--workers", "1")
     assert len(summary["trials"]) == 3 and finished_trials(out) == 3 and stopped < 3
     assert all(r["state"] == "complete" for r in summary["trials"])
+
+
+def test_a_trial_that_builds_an_earlier_trials_graphs_is_not_judged_or_timed_again():
+    """The worker's own function, in this process: the second trial builds the same bytes and takes the first
+    one's figures, naming it, instead of judging and timing them again."""
+    import tomllib
+    import uuid
+
+    from studio.recipe import Recipe, Step
+    from studio.search.graph_memo import forget
+    from studio.search.payload import pack
+    from studio.search.spec import parse_spec
+    from studio.search.trial import run_trial
+
+    spec = parse_spec(tomllib.loads(SPEC.format(trials=2)))
+    packed, blob = pack("zoo:yolo11n-pose")
+    key = f"test-{uuid.uuid4().hex}"
+    recipe = Recipe((Step("input.size", {"size": 320}, 1),)).as_dict()
+
+    def trial(number: int) -> dict:
+        return run_trial({"number": number, "recipe": recipe, "spec": spec.as_dict(), "model": vars(packed),
+                          "data": None, "trust": False, "search_key": key}, blob, None)
+
+    try:
+        first, second = trial(0), trial(1)
+    finally:
+        forget(key)
+    assert first["state"] == second["state"] == "complete", (first.get("error"), second.get("error"))
+    assert "same_graph_as" not in first and second["same_graph_as"] == 0
+    assert second["graph_sha256"] == first["graph_sha256"] and second["size_mb"] == first["size_mb"]
+    assert second["latency_ms"] == first["latency_ms"] and second["fidelity"] == first["fidelity"]
+    assert "judge" in first["seconds"] and "measure" in first["seconds"]  # the first judged and timed …
+    assert "judge" not in second["seconds"] and "measure" not in second["seconds"]  # … the second did neither

@@ -279,3 +279,35 @@ def test_trial_folders_of_dead_workers_are_swept_and_live_ones_kept(tmp_path):
         (folder / "graph").mkdir(parents=True)
     assert sweep_stale_workdirs(str(tmp_path)) == [dead.name]
     assert not dead.exists() and live.exists() and other.exists()
+
+
+def test_a_trial_with_an_earlier_trials_graphs_takes_its_figures_and_stays_off_the_front(tmp_path):
+    from studio.search.graph_memo import forget, graph_digest, lend, recall, remember
+    from ui.search_logic import table_entries
+
+    one, same, other = tmp_path / "a-int8mixed.onnx", tmp_path / "b-int8mixed.onnx", tmp_path / "c.onnx"
+    one.write_bytes(b"graph bytes")
+    same.write_bytes(b"graph bytes")  # another name (another recipe), the same bytes
+    other.write_bytes(b"graph byteS")
+    assert graph_digest([one]) == graph_digest([same]) != graph_digest([other])
+    assert graph_digest([one, other]) != graph_digest([other, one])  # segments in order
+    root = tmp_path / "tmp"
+    measured = {"state": "complete", "fidelity": {"value": 0.97}, "latency_ms": {"p50": 12.0}, "size_mb": 3.0,
+                "seconds": {"build": 5.0, "judge": 9.0}}
+    assert recall("search", graph_digest([one]), root) is None
+    remember("search", graph_digest([one]), 4, measured, root)
+    remember("search", graph_digest([other]), 5, {"state": "failed", "error": "boom"}, root)  # lends nothing
+    twin = recall("search", graph_digest([same]), root)
+    assert lend(twin) == {"state": "complete", "fidelity": {"value": 0.97}, "latency_ms": {"p50": 12.0},
+                          "same_graph_as": 4}  # its judgement and timing; the build (size, seconds) is the trial's own
+    assert recall("search", graph_digest([other]), root) is None  # a failed trial
+    assert recall("another", graph_digest([one]), root) is None  # another search
+    remember("search", graph_digest([other]), 6, lend(twin), root)  # a lent result is not lent on
+    assert recall("search", graph_digest([other]), root) is None
+    forget("search", root)
+    assert recall("search", graph_digest([one]), root) is None
+    # the twin is drawn with its figures but is the same variant: never a second point on the front
+    rows = mark_front([row(4, 12, 3, 0.97), row(7, 12, 3, 0.97) | {"same_graph_as": 4}], ("latency",))
+    assert [r["on_front"] for r in rows] == [True, False]
+    entry = table_entries({"trials": [{**rows[1], "metric": "map50", "summary": "int8 target 0.95"}]})[0]
+    assert "the same graph as trial 4" in entry[-1]

@@ -69,8 +69,12 @@ def _int8_row(baseline, pruned, row: dict, target: float, args, ctx: TaskContext
     search = next(d for d in ctx.reports[-1]["details"] if "kept_in_float" in d)  # the search's own report
     base_latency, variant_latency = measure_pair(baseline, variant, threads=args.threads, runs=args.runs, ctx=ctx)
     fidelity = judged_fidelity(baseline, variant, args.threads, args.fidelity_frames, ctx)
+    # what INT8 alone cost on the judging side: against the recovered float model it was searched against
+    alone = judged_fidelity(pruned, variant, args.threads, args.fidelity_frames, ctx)["value"]
     float_units = len(search.get("kept_in_float", []))
-    return row | {"recovery": f"{row['recovery']} + INT8 (target {target}, {float_units} unit(s) float)",
+    return row | {"recovery": f"{row['recovery']} + INT8 (target {target}, {float_units} unit(s) float; "
+                              f"{alone:.3f} against the recovered float on the judging frames, "
+                              f"{search['choosing']['fidelity_final']:.3f} on the search's choosing frames)",
                   "speedup": base_latency["p50"] / variant_latency["p50"],
                   **_fidelity_columns(fidelity), "curve": ""}
 

@@ -109,6 +109,7 @@ class Search:
         self.model_spec, self.spec, self.out_dir = model_spec, spec, Path(out_dir).expanduser().resolve()
         self.cluster_address, self.workers, self.trust = cluster, workers, trust
         self.data = Path(data).expanduser().resolve() if data else None
+        self.memo_key = ""  # names this search's memo of measured graphs (``graph_memo``), set when it runs
         self.ctx = ctx or TaskContext()
         self.on_trial = on_trial
         self.spec_source = spec_source

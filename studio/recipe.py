@@ -121,11 +121,13 @@ def resolved_recipe(recipe: Recipe, registry: Any) -> Recipe:
 def apply_recipe(model: ModelHandle, recipe: Recipe, registry: Any, ctx: TaskContext) -> ModelHandle:
     """Run every step in order; each returns a new handle (the source model is never modified)."""
     planned = validate_recipe(recipe, registry)
+    source = ctx.source_model or model  # a caller that built the input itself names the model it came from
     for index, (plugin, settings) in enumerate(planned):
         reasons = plugin.check(model)
         if reasons:
             raise BadInputError(f"step {index + 1} ({plugin.id}) cannot run on {model.name}: {'; '.join(reasons)}")
         step_ctx = ctx.sub(index / len(planned), (index + 1) / len(planned))
+        step_ctx.source_model = source
         model = plugin.apply(model, settings, step_ctx)
         ctx.add_report({"step": index + 1, "plugin": plugin.id, "title": plugin.title,
                         "settings_version": plugin.settings_version, "settings": settings_to_dict(settings),

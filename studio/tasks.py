@@ -45,6 +45,9 @@ class TaskContext:
     stop_event: threading.Event = field(default_factory=threading.Event)
     # Structured figures a job publishes while it runs (training loss, held-out fidelity) for live charts.
     on_metric: MetricCallback | None = None
+    # The model a recipe started from (``apply_recipe`` sets it for its steps): a step that chooses by fidelity
+    # can judge against it rather than against its own input, which earlier steps have already changed.
+    source_model: Any = None
 
     def progress(self, fraction: float, text: str = "") -> None:
         """Report ``fraction`` (0..1) of the current job (or sub-span, see ``sub``)."""
@@ -76,12 +79,12 @@ class TaskContext:
     def sub(self, start: float, end: float) -> TaskContext:
         """A context whose 0..1 maps onto ``start..end`` of this one (for a step within a recipe).
 
-        It shares progress, cancel, workdir and frames, and has its own list of reports.
+        It shares progress, cancel, workdir, frames and the source model, and has its own list of reports.
         """
         low, high = self._span
         return TaskContext(self.on_progress, self.cancel_event, self.workdir, [],
                            (low + (high - low) * start, low + (high - low) * end), self.frames, self.stop_event,
-                           self.on_metric)
+                           self.on_metric, self.source_model)
 
     def scratch(self, prefix: str) -> Path:
         """A new folder for intermediate files, inside ``workdir`` when one is set."""

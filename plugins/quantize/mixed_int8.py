@@ -37,8 +37,10 @@ class MixedInt8Settings:
                            help="mAP50 against the float model (detectors; by mask IoU / OKS / probiou for "
                                 "segmentation, pose, OBB), top-1 agreement (classifiers)",
                            search=(0.85, 0.99))
-    granularity: Literal["block", "node"] = option("block", label="Sensitivity unit",
-                                                   help="block: a module's weights or its other ops; node: each layer")
+    granularity: Literal["block", "node"] = option(
+        "block", label="Sensitivity unit",
+        help="block: a module's weights or its other ops; node: each layer with weights alone (about twice the "
+             "probes), so that one small layer can stay float where block would keep a whole module")
     fidelity_frames: int = option(12, label="Frames to choose and judge on", min=2, max=27,
                                   help="calibration-side frames to choose what stays float on, and as many "
                                        "judging frames for the reported fidelity")
@@ -52,16 +54,28 @@ class MixedInt8Settings:
         "auto", label="7-bit weights (reduce_range)",
         help="auto: on when this CPU has no VNNI, where onnxruntime's u8s8 kernels can saturate; "
              "on: for a model that will run on such CPUs (AVX2, AVX-512 without VNNI)")
+    reference: Literal["input", "original"] = option(
+        "original", label="Judge against",
+        help="input: the float model this step quantizes; original: the model the recipe started from, when an "
+             "earlier step (pruning, recovery) changed it — the units its answers need stay float, not only "
+             "those the input's own answers need")
 
 
 class _Scorer:
-    """Fidelity of candidate graphs against the float model on a fixed frame set (baseline run once)."""
+    """Fidelity of candidate graphs against a reference on a fixed frame set (its results computed once):
+    the float model itself, or the model the recipe started from."""
 
-    def __init__(self, model: ModelHandle, float_graph: Path, frames: list[np.ndarray], note: str):
+    def __init__(self, model: ModelHandle, float_graph: Path, frames: list[np.ndarray], note: str,
+                 reference: ModelHandle | None = None):
+        from studio.evaluate.fidelity import TARGET_CONF
+        from studio.runtime.predictor import make_predictor
+
         self.model = model
         self.frames, self.note = frames, note
         self.threads = min(4, os.cpu_count() or 1)
-        self.baseline = [self._predictor(float_graph, conf=0.25)(f).result for f in self.frames]
+        judge_by = (make_predictor(reference, "ort", threads=self.threads, conf=TARGET_CONF) if reference is not None
+                    else self._predictor(float_graph, conf=TARGET_CONF))
+        self.baseline = [judge_by(f).result for f in self.frames]
 
     def _predictor(self, graph: Path, conf: float):
         from studio.runtime.backends import OrtBackend
@@ -88,7 +102,14 @@ class MixedInt8:
     # nothing, so the sensitivity search keeps the units that need it in float.
     provides = (Provides("int8", VISION, preferred_for=(Task.DETECT, Task.SEGMENT, Task.POSE)),)
     Settings = MixedInt8Settings
-    settings_version = 1
+    settings_version = 2
+
+    @staticmethod
+    def migrate(data: dict, version: int) -> dict:
+        # Version 1 judged against its own float input (there was no reference).
+        if version < 2:
+            data = {**data, "reference": "input"}
+        return data
 
     def check(self, model: ModelHandle) -> list[str]:
         return common_reasons(model) or needs_frames(model)
@@ -110,15 +131,19 @@ class MixedInt8:
             return quantize_static_graph(float_graph, workdir / name, reader, settings, cache=cache, **selection)
 
         full = build("full_int8.onnx")  # also fills the calibration cache
-        scorer = _Scorer(model, float_graph, choosing, choosing_note)
+        reference = _reference(model, settings, ctx)
+        scorer = _Scorer(model, float_graph, choosing, choosing_note, reference)
         units = quant_units(graph, settings.granularity)
-        ceiling = scorer(float_graph)  # the float graph against itself (mAP50 tops out at 0.995)
+        # the float graph against the reference: itself (mAP50 tops out at 0.995), or what the float input
+        # keeps of the original; a target above that cannot be met by keeping units float
+        ceiling = scorer(float_graph)
+        goal = min(settings.target, ceiling)
         rows = rank_units(units, lambda nodes: scorer(build("probe.onnx", only=nodes)), ceiling, ctx.sub(0.15, 0.85))
         kept: list[str] = []
         fidelity = full_fidelity = scorer(full)
         final = full
         for row in rows:
-            if fidelity >= settings.target:
+            if fidelity >= goal:
                 break
             ctx.progress(0.85 + 0.15 * len(kept) / len(rows), f"keeping {row['unit']} in float")
             kept.append(row["unit"])
@@ -127,14 +152,18 @@ class MixedInt8:
         for row in rows:
             row["status"] = "kept in float" if row["unit"] in kept else "quantized"
         ctx.progress(0.99, "judging the result on the judging side")
-        judge = _Scorer(model, float_graph, *judging_frames(settings.fidelity_frames, ctx))
+        judge = _Scorer(model, float_graph, *judging_frames(settings.fidelity_frames, ctx), reference)
         # with its evidence and interval: "target met" on 6 boxes is a hint
         final_result = judge.score(final)
         judged = final_result["value"]
         from plugins.quantize.common import reduce_range_choice
 
         # The figures reported are the judging side's; the choosing side's made the choice, so they flatter it.
-        ctx.add_report({"calibration": info, "target": settings.target, "fidelity_metric": final_result["metric"],
+        against = ("the float model this step quantized" if reference is None
+                   else f"{reference.name}, the model the recipe started from")
+        ctx.add_report({"calibration": info, "target": settings.target, "against": against,
+                        "goal": goal if goal < settings.target else None,
+                        "fidelity_metric": final_result["metric"],
                         "fidelity_float": judge(float_graph),
                         "reduce_range": reduce_range_choice(settings)[1],
                         "fidelity_full_int8": judge(full),
@@ -147,10 +176,19 @@ class MixedInt8:
                         "warnings": [final_result["evidence"]["warning"]] if final_result["evidence"]["thin"] else [],
                         "kept_in_float": kept, "sensitivity": rows,
                         "judging_frames": judge.note,
-                        "method": f"units ranked and kept in float by fidelity on {scorer.note} against the float "
-                                  "graph (drop = fidelity of the float graph − fidelity when only that unit is "
-                                  f"INT8); the final fidelity judged on {judge.note}"})
+                        "method": f"units ranked and kept in float by fidelity on {scorer.note} against {against} "
+                                  "(drop = fidelity of the float graph − fidelity when only that unit is INT8), "
+                                  "until the target is met or, when the float graph itself is below it, the float "
+                                  f"graph's own figure; the final fidelity judged on {judge.note}"})
         ctx.progress(1.0, "done")
         note = (f"INT8 mixed: {len(kept)} unit(s) kept in float, fidelity {judged:.3f} on judging frames "
                 f"(target {settings.target})")
         return onnx_variant(model, final, suffix="int8mixed", note=note)
+
+
+def _reference(model: ModelHandle, settings: MixedInt8Settings, ctx: TaskContext) -> ModelHandle | None:
+    """The model to judge against other than the float input itself, or None (``reference`` setting)."""
+    source = getattr(ctx, "source_model", None)
+    if settings.reference == "input" or source is None or source is model:
+        return None
+    return source

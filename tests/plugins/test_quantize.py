@@ -128,7 +128,7 @@ def test_mixed_int8_finds_the_yolo_head_by_measuring(fall_handle, tmp_path):
     ctx = TaskContext(workdir=tmp_path)
     variant = plugin.apply(fall_handle, plugin.Settings(samples=8, fidelity_frames=8), ctx)
     report = ctx.reports[-1]
-    assert report["fidelity_full_int8"] < 0.5
+    assert report["fidelity_full_int8"] < 0.5 and "the float model this step quantized" in report["against"]
     # Chosen on the calibration frames (the bundled media have none to spare), judged on the judging side.
     choosing = report["choosing"]
     assert choosing["target_met"] and choosing["fidelity_final"] >= 0.9 and choosing["fidelity_full_int8"] < 0.5
@@ -145,6 +145,23 @@ def test_mixed_int8_finds_the_yolo_head_by_measuring(fall_handle, tmp_path):
     assert any("thin evidence" in w for w in report["warnings"])
     assert report["fidelity_final_interval"]["low"] <= report["fidelity_final"]
     assert report["reduce_range"]["setting"] == "auto"
+
+
+@pytest.mark.slow
+def test_mixed_int8_after_another_step_judges_against_the_model_the_recipe_started_from(tmp_path):
+    """After a step that changed the model (here a smaller input), the search keeps float what the *original*
+    model's answers need: it is judged against the model the recipe started from, not against its own input."""
+    from studio.loaders import load_model
+
+    ctx = TaskContext(workdir=tmp_path)
+    recipe = Recipe((Step("input.size", {"size": 320}, 1),
+                     Step("quantize.mixed_int8", {"samples": 8, "fidelity_frames": 6}, 2)))
+    apply_recipe(load_model("zoo:yolo11n-pose"), recipe, default_registry(), ctx)
+    report = ctx.reports[-1]["details"][-1]
+    assert report["against"] == "yolo11n-pose, the model the recipe started from"
+    # the float input at 320 px is not the original at 640: against itself it would read its ceiling, 0.995
+    assert report["fidelity_float"] < 0.99 and report["choosing"]["fidelity_float"] < 0.99
+    assert report["fidelity_final"] <= report["fidelity_float"] + 0.05  # judged against the same original
 
 
 def test_activation_report_flags_the_yolo_head_concat(fall_handle, tmp_path):

@@ -255,3 +255,32 @@ def test_the_registry_skips_broken_entry_points_with_a_reason():
     with pytest.raises(StudioError, match=r"no plugin 'x\.y' is installed — installed plugins: demo\.plugin"):
         registry.get("x.y")
     assert registry.by_kind(Kind.QUANTIZE) == [registry.get("demo.plugin")] and registry.by_kind(Kind.PRUNE) == []
+
+
+def test_mixed_int8_recipes_of_version_1_replay_against_their_own_input():
+    from plugins.quantize.mixed_int8 import MixedInt8
+    from studio.plugin_api import settings_from_dict
+
+    assert MixedInt8.migrate({"target": 0.95}, 1) == {"target": 0.95, "reference": "input"}
+    assert MixedInt8.migrate({"target": 0.95}, 2) == {"target": 0.95}
+    assert settings_from_dict(MixedInt8, {}, 1).reference == "input"
+    assert settings_from_dict(MixedInt8, {}, 2).reference == "original"
+
+
+def test_per_layer_units_keep_each_weight_layer_alone_and_group_the_rest_by_block():
+    from onnx import helper
+
+    from plugins.quantize.sensitivity import quant_units
+
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], name="/model.22/cv2/Conv"),
+             helper.make_node("Conv", ["a", "w1"], ["b"], name="/model.22/dfl/conv/Conv"),
+             helper.make_node("Sigmoid", ["b"], ["c"], name="/model.22/Sigmoid"),
+             helper.make_node("Mul", ["c", "c"], ["d"], name="/model.22/Mul"),
+             helper.make_node("Reshape", ["d", "s"], ["y"], name="/model.22/Reshape")]  # not a unit of its own
+    graph = helper.make_graph(nodes, "g", [], [])
+    assert quant_units(graph, "node") == {"/model.22/cv2/Conv": ["/model.22/cv2/Conv"],
+                                          "/model.22/dfl/conv/Conv": ["/model.22/dfl/conv/Conv"],
+                                          "/model.22 [other]": ["/model.22/Sigmoid", "/model.22/Mul"]}
+    assert quant_units(graph, "block") == {
+        "/model.22 [weights]": ["/model.22/cv2/Conv", "/model.22/dfl/conv/Conv"],
+        "/model.22 [other]": ["/model.22/Sigmoid", "/model.22/Mul"]}

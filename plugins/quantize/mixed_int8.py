@@ -135,9 +135,9 @@ class MixedInt8:
         scorer = _Scorer(model, float_graph, choosing, choosing_note, reference)
         units = quant_units(graph, settings.granularity)
         # the float graph against the reference: itself (mAP50 tops out at 0.995), or what the float input
-        # keeps of the original; a target above that cannot be met by keeping units float
+        # keeps of the original, which no unit kept float can raise: then that is as far as the search goes
         ceiling = scorer(float_graph)
-        goal = min(settings.target, ceiling)
+        goal = settings.target if reference is None else min(settings.target, ceiling)
         rows = rank_units(units, lambda nodes: scorer(build("probe.onnx", only=nodes)), ceiling, ctx.sub(0.15, 0.85))
         kept: list[str] = []
         fidelity = full_fidelity = scorer(full)

@@ -202,7 +202,7 @@ def test_a_language_model_is_not_given_vision_recovery(smollm):
     from studio.plugin_api import SettingsError
 
     plugin = default_registry().get("lowrank.svd")
-    with pytest.raises(SettingsError, match="set recovery steps to 0"):
+    with pytest.raises(SettingsError, match="set recovery steps and epochs to 0"):
         plugin.apply(smollm, plugin.Settings(recovery_steps=10), TaskContext())
 
 

@@ -8,6 +8,8 @@ so): it exercises the labelled path with real frames and real ImageNet class nam
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import pytest
 
@@ -124,13 +126,17 @@ def test_no_judging_side_file_is_ever_in_the_labelled_training_set(teacher_label
     assert judging and any(truth[path] is not None for path in judging)  # labelled frames sit on the judging side
     ctx = TaskContext(frames=frames)
     plan = TrainPlan(steps=40, batch=4)
-    batches, task_loss, info, _ = _batches([], [], effnet_handle, effnet_handle.torch_module, (224, 224), plan, None,
-                                        True, ctx)
-    assert task_loss is not None and info["used"]
+    batches, task_loss, info, _, sized = _batches([], [], effnet_handle, effnet_handle.torch_module, (224, 224), plan,
+                                               None, True, ctx)
+    assert task_loss is not None and info["used"] and sized == plan  # no epoch budget: the steps stand
     drawn = {item.path for item in batches.items}
     assert drawn and not drawn & judging and drawn <= {span.path for span in frames.calibration}
     # The same frames given as a step's own "recovery frames" folder are the model's frames: still only one side.
-    again, _, _, _ = _batches([], [], effnet_handle, effnet_handle.torch_module, (224, 224), plan, root, True, ctx)
+    again, _, _, _, _ = _batches([], [], effnet_handle, effnet_handle.torch_module, (224, 224), plan, root, True, ctx)
+    # an epoch budget counts the labelled images the classes hold, not the frames
+    _, _, _, _, by_epochs = _batches([], [], effnet_handle, effnet_handle.torch_module, (224, 224),
+                                     TrainPlan(epochs=2.0, batch=4), None, True, ctx)
+    assert by_epochs.steps == math.ceil(2.0 * len(batches.items) / 4)
     assert {item.path for item in again.items} == drawn
 
 

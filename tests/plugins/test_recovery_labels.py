@@ -60,7 +60,7 @@ def test_labels_on_the_training_side_add_the_models_own_loss(fall_handle, teache
     from studio.recovery.distill import _batches
     from studio.train import TrainPlan
 
-    batches, task_loss, used, _ = _batches(frames.calibration_frames(2)[0], [], fall_handle,
-                                        fall_handle.torch_module, (256, 256), TrainPlan(steps=2, batch=2), None,
-                                        False, ctx)
+    batches, task_loss, used, _, _ = _batches(frames.calibration_frames(2)[0], [], fall_handle,
+                                           fall_handle.torch_module, (256, 256), TrainPlan(steps=2, batch=2), None,
+                                           False, ctx)
     assert task_loss is None and not used["used"] and not isinstance(batches[0], dict)

@@ -24,15 +24,30 @@ LENT = ("state", "reason", "quick_fidelity", "choosing_fidelity", "fidelity", "l
 
 
 def graph_digest(graphs: list[Path]) -> str:
-    """sha256 over the graphs' bytes, in order (not their names, which follow the recipe): equal only for the
-    same files."""
+    """sha256 over the graphs' bytes and the external weight files they name, in order (not their names, which
+    follow the recipe): equal only for the same files."""
     digest = hashlib.sha256()
-    for graph in graphs:
-        digest.update(f"{graph.stat().st_size}\0".encode())  # where one file ends and the next begins
-        with graph.open("rb") as stream:
+    for path in (file for graph in graphs for file in (graph, *_external_files(graph))):
+        digest.update(f"{path.stat().st_size}\0".encode())  # where one file ends and the next begins
+        with path.open("rb") as stream:
             for block in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def _external_files(graph: Path) -> list[Path]:
+    """The files a graph keeps its weights in beside it (ONNX external data), so that two graphs of one
+    structure with other weights never look the same."""
+    import onnx
+
+    try:
+        model = onnx.load(str(graph), load_external_data=False)
+    except Exception:  # not an ONNX file this onnx reads: its own bytes are all there is to compare
+        return []
+    names = {entry.value for tensor in model.graph.initializer
+             if tensor.data_location == onnx.TensorProto.EXTERNAL
+             for entry in tensor.external_data if entry.key == "location"}
+    return [graph.parent / name for name in sorted(names) if (graph.parent / name).is_file()]
 
 
 def search_key(out_dir: Path, spec: dict[str, Any], identity: dict[str, Any]) -> str:

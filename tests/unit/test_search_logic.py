@@ -311,3 +311,26 @@ def test_a_trial_with_an_earlier_trials_graphs_takes_its_figures_and_stays_off_t
     assert [r["on_front"] for r in rows] == [True, False]
     entry = table_entries({"trials": [{**rows[1], "metric": "map50", "summary": "int8 target 0.95"}]})[0]
     assert "the same graph as trial 4" in entry[-1]
+
+
+def test_graphs_that_keep_their_weights_beside_them_differ_by_those_weights(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from studio.search.graph_memo import graph_digest
+
+    def graph(folder, weights):
+        folder.mkdir()
+        tensor = numpy_helper.from_array(np.full((64, 64), weights, np.float32), "w")
+        node = helper.make_node("MatMul", ["x", "w"], ["y"], name="/m/MatMul")
+        model = helper.make_model(helper.make_graph(
+            [node], "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+            [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])], [tensor]))
+        onnx.save(model, str(folder / "model.onnx"), save_as_external_data=True, location="model.onnx.data",
+                  size_threshold=0)
+        return folder / "model.onnx"
+
+    one, other = graph(tmp_path / "a", 1.0), graph(tmp_path / "b", 2.0)
+    assert one.read_bytes() == other.read_bytes()  # the same structure: only the weights beside it differ
+    assert graph_digest([one]) != graph_digest([other])

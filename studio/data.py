@@ -95,6 +95,12 @@ class FrameSet:
     def fingerprint(self) -> str:
         return fingerprint(self.path)
 
+    @property
+    def training_fingerprint(self) -> str:
+        """What a training run on these frames is keyed by: the files, and whether a search's choosing runs are
+        out of the calibration side (a view that trains on fewer frames must not resume a plain run)."""
+        return self.fingerprint + (" search view" if self.held_for_search else "")
+
     def sides(self) -> dict[str, Any]:
         """How the frames were split and how much each side holds (no file is read: cheap enough for the GUI)."""
         sides = {"source": str(self.path), "split": self.how, "judging": _side_summary(self.judging),

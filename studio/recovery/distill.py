@@ -198,10 +198,8 @@ def recover(model: ModelHandle, module: Any, settings: Any, plugin_id: str, ctx:
                      lr=settings.recovery_lr, batch=settings.recovery_batch, batchnorm=settings.recovery_batchnorm,
                      ema=settings.recovery_ema, device=settings.recovery_device)
     frames = getattr(ctx, "frames", None)
-    # a search's view of the frames trains on fewer of them: its checkpoint must not resume a plain run's
     key = (model.provenance.sha256, model.name, plugin_id, dataclasses.asdict(settings), round_,
-           frames.fingerprint + (" search view" if frames.held_for_search else "") if frames is not None
-           else "bundled media")
+           frames.training_fingerprint if frames is not None else "bundled media")
     return distill(module, model.torch_module, model, plan=plan, source=settings.recovery_frames,
                    imgsz=settings.recovery_imgsz, recalibrate=settings.recovery_recalibrate,
                    features=settings.recovery_features, labels=settings.recovery_labels, resume_key=key, ctx=ctx)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.atomic import write_text_atomic
+from studio.hashing import sha256_file
 
 # What a twin's result lends: its judgement and its timing, never its build (that was this trial's own)
 LENT = ("state", "reason", "quick_fidelity", "choosing_fidelity", "fidelity", "latency_ms", "bench")
@@ -26,13 +27,7 @@ LENT = ("state", "reason", "quick_fidelity", "choosing_fidelity", "fidelity", "l
 def graph_digest(graphs: list[Path]) -> str:
     """sha256 over the graphs' bytes and the external weight files they name, in order (not their names, which
     follow the recipe): equal only for the same files."""
-    digest = hashlib.sha256()
-    for path in (file for graph in graphs for file in (graph, *_external_files(graph))):
-        digest.update(f"{path.stat().st_size}\0".encode())  # where one file ends and the next begins
-        with path.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(*(file for graph in graphs for file in (graph, *_external_files(graph))))
 
 
 def _external_files(graph: Path) -> list[Path]:

@@ -144,6 +144,8 @@ def test_a_search_trial_calibrates_and_trains_apart_from_the_runs_it_is_chosen_o
     assert {_digest(f) for f in inner_choosing} == chosen
     assert {_digest(f) for f in inner_calibrating} == calibrating
     assert view.sides()["held_for_search"]["frames"] == len(chosen) and view.for_search() is view
+    # a recovery trained on the view never resumes from a plain run's checkpoint, nor the other way round
+    assert plain.training_fingerprint == plain.fingerprint != view.training_fingerprint
     assert "less the runs the search chooses on" in calibration_frames(None, 4, ctx)[1]["source"]
 
 

@@ -13,6 +13,9 @@ from studio.model import ModelHandle, Task
 from studio.plugin_api import SettingsError
 from studio.tasks import TaskContext
 
+FLOAT_STEM_HELP = ("The convolution that reads the image stays float (with the ops up to the next layer): "
+                   "onnxruntime's INT8 kernel is slower than float on 3 input channels, and it is the layer INT8 "
+                   "hurts most. Turn off for a runtime whose INT8 stem is fast.")
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger",
                  "QLinearMatMul", "DynamicQuantizeLinear", "MatMulNBits"}
 

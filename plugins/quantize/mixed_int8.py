@@ -20,9 +20,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from plugins.quantize.common import TensorReader, common_reasons, needs_frames, prepared_float_graph
+from plugins.quantize.common import (
+    FLOAT_STEM_HELP,
+    TensorReader,
+    common_reasons,
+    needs_frames,
+    prepared_float_graph,
+)
 from plugins.quantize.sensitivity import quant_units, rank_units
 from plugins.quantize.static_int8 import quantize_static_graph
+from plugins.quantize.stem import keep_stem_float
 from studio.calibration import calibration_and_choosing_frames, model_inputs
 from studio.evaluate.frames import judging_frames
 from studio.model import ModelHandle, Task
@@ -50,6 +57,7 @@ class MixedInt8Settings:
     method: Literal["minmax", "entropy", "percentile"] = option("minmax", label="Calibration method")
     per_channel: bool = option(True, label="Per-channel weights")
     activations: Literal["uint8", "int8"] = option("uint8", label="Activation type")
+    float_stem: bool = option(True, label="Keep the first layer float", help=FLOAT_STEM_HELP)
     reduce_range: Literal["auto", "on", "off"] = option(
         "auto", label="7-bit weights (reduce_range)",
         help="auto: on when this CPU has no VNNI, where onnxruntime's u8s8 kernels can saturate; "
@@ -102,13 +110,16 @@ class MixedInt8:
     # nothing, so the sensitivity search keeps the units that need it in float.
     provides = (Provides("int8", VISION, preferred_for=(Task.DETECT, Task.SEGMENT, Task.POSE)),)
     Settings = MixedInt8Settings
-    settings_version = 2
+    settings_version = 3
 
     @staticmethod
     def migrate(data: dict, version: int) -> dict:
-        # Version 1 judged against its own float input (there was no reference).
+        # Version 1 judged against its own float input (there was no reference); versions 1 and 2 quantized
+        # the stem too.
         if version < 2:
             data = {**data, "reference": "input"}
+        if version < 3:
+            data = {**data, "float_stem": False}
         return data
 
     def check(self, model: ModelHandle) -> list[str]:
@@ -118,6 +129,8 @@ class MixedInt8:
         import onnx
 
         float_graph = prepared_float_graph(model, ctx.sub(0.0, 0.02))
+        stem = keep_stem_float(float_graph) if settings.float_stem else None
+        always_float = (stem or {}).get("nodes", [])
         graph = onnx.load(str(float_graph), load_external_data=False).graph
         frames, info, choosing, choosing_note = calibration_and_choosing_frames(
             settings.calibration, settings.samples, settings.fidelity_frames, ctx.sub(0.02, 0.05))
@@ -126,14 +139,18 @@ class MixedInt8:
         reader = TensorReader(graph.input[0].name, tensors, ctx.sub(0.05, 0.15))
         workdir = float_graph.parent
 
-        def build(name: str, **selection: Any) -> Path:
+        def build(name: str, exclude: tuple[str, ...] = (), only: list[str] | None = None) -> Path:
             reader.rewind()
-            return quantize_static_graph(float_graph, workdir / name, reader, settings, cache=cache, **selection)
+            return quantize_static_graph(float_graph, workdir / name, reader, settings, cache=cache,
+                                         exclude=[*always_float, *exclude], only=only)
 
-        full = build("full_int8.onnx")  # also fills the calibration cache
+        full = build("full_int8.onnx")  # also fills the calibration cache; "full": all but the float stem
         reference = _reference(model, settings, ctx)
         scorer = _Scorer(model, float_graph, choosing, choosing_note, reference)
-        units = quant_units(graph, settings.granularity)
+        units: dict[str, list[str]] = {}
+        for unit, nodes in quant_units(graph, settings.granularity).items():
+            if rest := [n for n in nodes if n not in always_float]:  # the stem is float already: not ranked
+                units[unit] = rest
         # the float graph against the reference: itself (mAP50 tops out at 0.995), or what the float input
         # keeps of the original, which no unit kept float can raise: then that is as far as the search goes
         ceiling = scorer(float_graph)
@@ -147,7 +164,7 @@ class MixedInt8:
                 break
             ctx.progress(0.85 + 0.15 * len(kept) / len(rows), f"keeping {row['unit']} in float")
             kept.append(row["unit"])
-            final = build(f"mixed_{len(kept)}.onnx", exclude=[n for u in kept for n in units[u]])
+            final = build(f"mixed_{len(kept)}.onnx", exclude=tuple(n for u in kept for n in units[u]))
             fidelity = scorer(final)
         for row in rows:
             row["status"] = "kept in float" if row["unit"] in kept else "quantized"
@@ -174,15 +191,16 @@ class MixedInt8:
                         "fidelity_final_interval": final_result.get("interval"),
                         "evidence": final_result["evidence"],
                         "warnings": [final_result["evidence"]["warning"]] if final_result["evidence"]["thin"] else [],
-                        "kept_in_float": kept, "sensitivity": rows,
+                        "kept_in_float": kept, "float_stem": stem, "sensitivity": rows,
                         "judging_frames": judge.note,
                         "method": f"units ranked and kept in float by fidelity on {scorer.note} against {against} "
                                   "(drop = fidelity of the float graph − fidelity when only that unit is INT8), "
                                   "until the target is met or, when the float graph itself is below it, the float "
                                   f"graph's own figure; the final fidelity judged on {judge.note}"})
         ctx.progress(1.0, "done")
-        note = (f"INT8 mixed: {len(kept)} unit(s) kept in float, fidelity {judged:.3f} on judging frames "
-                f"(target {settings.target})")
+        note = (f"INT8 mixed: {len(kept)} unit(s) kept in float"
+                + (" and the first layer" if always_float else "")
+                + f", fidelity {judged:.3f} on judging frames (target {settings.target})")
         return onnx_variant(model, final, suffix="int8mixed", note=note)
 
 

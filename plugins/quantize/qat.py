@@ -63,13 +63,14 @@ class QatSettings(RecoverySettings, _QatOwnSettings):
 
 
 def static_settings(settings: QatSettings) -> Any:
-    """The static INT8 step's settings from the QAT settings (MinMax: the ranges the simulation used)."""
+    """The static INT8 step's settings from the QAT settings (MinMax: the ranges the simulation used; the stem
+    quantized too, as the simulation quantizes every Conv — the exported graph is the one that was tuned)."""
     from plugins.quantize.static_int8 import StaticInt8Settings
 
     return StaticInt8Settings(calibration=settings.calibration, samples=settings.samples, method="minmax",
                               per_channel=settings.per_channel, activations=settings.activations,
                               exclude=list(settings.exclude), outlier_report=False,
-                              reduce_range=settings.reduce_range)
+                              reduce_range=settings.reduce_range, float_stem=False)
 
 
 class Qat:

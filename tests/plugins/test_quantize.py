@@ -17,7 +17,7 @@ from studio.tasks import TaskContext
 
 def _recipe(tmp_path: Path, plugin: str, **settings) -> Path:
     path = tmp_path / f"{plugin}.toml"
-    save_recipe(Recipe((Step(plugin, settings, 1),)), path)
+    save_recipe(Recipe((Step(plugin, settings, default_registry().get(plugin).settings_version),)), path)
     return path
 
 
@@ -60,7 +60,7 @@ def test_the_saved_recipe_spells_out_every_setting(static_report):
 
     saved = load_recipe(Path(static_report["output"]).parent / "recipe.toml")
     step = saved.steps[0]
-    assert step.plugin == "quantize.static_int8" and step.settings_version == 1
+    assert step.plugin == "quantize.static_int8" and step.settings_version == 2
     assert step.settings["samples"] == 16 and step.settings["method"] == "minmax"  # defaults written out
 
 
@@ -73,6 +73,23 @@ def test_static_int8_report_has_latency_and_fidelity(static_report):
     assert fidelity["metric"] == "map50" and fidelity["targets"] > 5
     assert 0.5 < fidelity["map50"] <= 0.995  # YOLOv3-tiny survives plain INT8 well
     assert "map50_95" in fidelity and fidelity["frames"] == 12
+
+
+def test_static_int8_keeps_the_layer_reading_the_image_float_with_its_pool_before_its_activation(static_report):
+    """yolov3-tiny's stem (Conv → LeakyRelu → MaxPool) as written: the image feeds a float convolution, the pool
+    runs on its float output before the activation, and quantization starts at the next layer's input."""
+    graph = onnx.load(static_report["output"], load_external_data=False).graph
+    readers = {name: n for n in graph.node for name in n.input}
+    conv = readers["images"]
+    assert conv.op_type == "Conv" and conv.name == "/layers.0/layers.0.0/Conv"
+    pool = readers[conv.output[0]]
+    activation = readers[pool.output[0]]
+    assert (pool.op_type, activation.op_type) == ("MaxPool", "LeakyRelu")
+    assert readers[activation.output[0]].op_type == "QuantizeLinear"
+    details = {k: v for d in static_report["steps"][0]["details"] for k, v in d.items()}
+    stem = details["float_stem"]
+    assert set(stem["nodes"]) == {conv.name, pool.name, activation.name} <= set(details["kept_in_float"])
+    assert stem["pools_moved"] >= 1
 
 
 def test_static_int8_reports_calibration_and_activation_outliers(static_report):
@@ -135,6 +152,9 @@ def test_mixed_int8_finds_the_yolo_head_by_measuring(fall_handle, tmp_path):
     assert "of the calibration frames" in choosing["frames"] and "bus.jpg" in report["judging_frames"]
     assert report["target_met"] == (report["fidelity_final"] >= 0.9) and report["fidelity_final"] >= 0.8
     assert report["sensitivity"][0]["unit"].startswith("/model.22")  # measured most harmful: the head
+    # the stem is float from the start (the float stem), so it is neither ranked nor counted among the units kept
+    assert {"/model.0/conv/Conv", "/model.0/act/Mul"} <= set(report["float_stem"]["nodes"])
+    assert not any(row["unit"].startswith("/model.0 ") for row in report["sensitivity"])
     assert report["kept_in_float"] and len(report["kept_in_float"]) <= 3
     statuses = {row["status"] for row in report["sensitivity"]}
     assert statuses == {"kept in float", "quantized"}
@@ -155,7 +175,7 @@ def test_mixed_int8_after_another_step_judges_against_the_model_the_recipe_start
 
     ctx = TaskContext(workdir=tmp_path)
     recipe = Recipe((Step("input.size", {"size": 320}, 1),
-                     Step("quantize.mixed_int8", {"samples": 8, "fidelity_frames": 6}, 2)))
+                     Step("quantize.mixed_int8", {"samples": 8, "fidelity_frames": 6}, 3)))
     apply_recipe(load_model("zoo:yolo11n-pose"), recipe, default_registry(), ctx)
     report = ctx.reports[-1]["details"][-1]
     assert report["against"] == "yolo11n-pose, the model the recipe started from"

@@ -261,10 +261,20 @@ def test_mixed_int8_recipes_of_version_1_replay_against_their_own_input():
     from plugins.quantize.mixed_int8 import MixedInt8
     from studio.plugin_api import settings_from_dict
 
-    assert MixedInt8.migrate({"target": 0.95}, 1) == {"target": 0.95, "reference": "input"}
-    assert MixedInt8.migrate({"target": 0.95}, 2) == {"target": 0.95}
+    assert MixedInt8.migrate({"target": 0.95}, 1) == {"target": 0.95, "reference": "input", "float_stem": False}
+    assert MixedInt8.migrate({"target": 0.95}, 3) == {"target": 0.95}
     assert settings_from_dict(MixedInt8, {}, 1).reference == "input"
     assert settings_from_dict(MixedInt8, {}, 2).reference == "original"
+
+
+def test_int8_recipes_written_before_the_float_stem_still_quantize_it():
+    from plugins.quantize.mixed_int8 import MixedInt8
+    from plugins.quantize.static_int8 import StaticInt8
+    from studio.plugin_api import settings_from_dict
+
+    for plugin, before in ((StaticInt8, 1), (MixedInt8, 2)):
+        assert settings_from_dict(plugin, {}, before).float_stem is False
+        assert settings_from_dict(plugin, {}, plugin.settings_version).float_stem is True
 
 
 def test_per_layer_units_keep_each_weight_layer_alone_and_group_the_rest_by_block():

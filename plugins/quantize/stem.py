@@ -86,9 +86,11 @@ def stem_nodes(graph: Any) -> list[str]:
     graph without named nodes or whose input no weight layer reads first.
     """
     initializers = {init.name for init in graph.initializer}
-    image = graph.input[0].name
+    # every real input (older graphs list their weights as inputs too): a detector exported with its image size
+    # or scale as extra inputs (PaddleDetection) has its image among them
+    inputs = {i.name for i in graph.input} - initializers
     constants = initializers | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
-    produced: set[str] = {image}
+    produced: set[str] = set(inputs)
     region: list[str] = []
     stem_started = False
     for node in graph.node:  # graph order is topological: one pass sees every producer first
@@ -98,7 +100,7 @@ def stem_nodes(graph: Any) -> list[str]:
         if not data or not all(name in produced for name in data):
             continue
         if node.op_type in WEIGHT_OPS:
-            if stem_started and image not in data:
+            if stem_started and not inputs & set(data):
                 continue  # the next weight layer: the stem ends before it
             stem_started = True
         if not node.name:

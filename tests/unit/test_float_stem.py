@@ -86,3 +86,14 @@ def test_a_graph_whose_image_no_layer_reads_has_no_stem():
     nodes = [helper.make_node("Flatten", ["images"], ["f"], name="/flat"),
              helper.make_node("Relu", ["f"], ["y"], name="/relu")]
     assert stem_nodes(_model(nodes, []).graph) == []
+
+
+def test_the_stem_is_found_when_the_image_is_not_the_first_input():
+    """PaddleDetection exports take (im_shape, image, scale_factor): the image is one input among others."""
+    nodes = [helper.make_node("Conv", ["images", "w0"], ["c"], name="/0/Conv"),
+             helper.make_node("Relu", ["c"], ["r"], name="/0/Relu"),
+             helper.make_node("Conv", ["r", "w1"], ["y"], name="/1/Conv")]
+    model = _model(nodes, [_weight("w0", (8, 3, 3, 3)), _weight("w1", (4, 8, 1, 1))])
+    model.graph.input.insert(0, helper.make_tensor_value_info("im_shape", TensorProto.FLOAT, [1, 2]))
+    onnx.checker.check_model(model)
+    assert stem_nodes(model.graph) == ["/0/Conv", "/0/Relu"]

@@ -66,10 +66,7 @@ def connect(address: str | None, workers: int) -> Cluster:
             _join(ray, address, env)
         else:
             # "local": a new cluster of this search's own, never one that `ray start` left running here. Its
-            # workers inherit this process's environment (the offline switches included). Token authentication
-            # is what Ray does by default for a new local cluster; asked for explicitly, Ray does not print a
-            # warning line about it into the user's log (an explicit "disabled" is respected).
-            os.environ.setdefault("RAY_AUTH_MODE", "token")
+            # workers inherit this process's environment (the offline switches included).
             ray.init("local", num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False,
                      object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     except (ConnectionError, RuntimeError, TimeoutError) as exc:

@@ -3,8 +3,8 @@
 Why float. onnxruntime's ``QLinearConv`` on a 3-channel image is slower than its float convolution (the
 INT8 GEMM's inner dimension is only 3 × k × k): on an AVX-512 VNNI CPU, one thread, the stem of
 yolov3-tiny pruned 50 % took 2.9 ms as INT8 and 1.5 ms as float (onnxruntime's profiler), and keeping the
-stems of yolov8s-fall and yolov3-tiny float made the whole INT8 graph 5–30 % faster (README, "The stem
-stays float"). It is also the layer whose quantization the image's own rounding hurts most, which is why
+stem float made the whole INT8 graph of each of four zoo models faster, by 7 % (yolo11n-pose) to 37 %
+(yolov3-tiny) (``bench/int8_stem.py``; README, "The stem stays float"). It is also the layer whose quantization the image's own rounding hurts most, which is why
 quantization toolkits commonly leave the first layer in higher precision.
 
 Why the reorder. A float stem ending in ``activation → MaxPool`` hands onnxruntime a MaxPool whose output

@@ -74,8 +74,10 @@ def _int8_row(baseline, pruned, row: dict, target: float, args, ctx: TaskContext
     fidelity = judged_fidelity(baseline, variant, args.threads, args.fidelity_frames, ctx)
     # what INT8 alone changed on the judging side: against the recovered float model it quantized
     alone = judged_fidelity(pruned, variant, args.threads, args.fidelity_frames, ctx)["value"]
-    float_units = len(search.get("kept_in_float", []))
-    return row | {"recovery": f"{row['recovery']} + INT8 (target {target}, {float_units} unit(s) float; "
+    kept = search.get("kept_in_float", [])
+    stem = "the stem and " if (search.get("float_stem") or {}).get("nodes") else ""
+    float_units = f"{stem}{len(kept)} unit(s) float{': ' + ', '.join(kept) if kept else ''}"
+    return row | {"recovery": f"{row['recovery']} + INT8 (target {target}, {float_units}; "
                               f"{alone:.3f} against the recovered float on the judging frames, "
                               f"{search['choosing']['fidelity_final']:.3f} on the search's choosing frames)",
                   "speedup": base_latency["p50"] / variant_latency["p50"],

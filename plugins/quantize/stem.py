@@ -4,8 +4,9 @@ Why float. onnxruntime's ``QLinearConv`` on a 3-channel image is slower than its
 INT8 GEMM's inner dimension is only 3 × k × k): on an AVX-512 VNNI CPU, one thread, the stem of
 yolov3-tiny pruned 50 % took 2.9 ms as INT8 and 1.5 ms as float (onnxruntime's profiler), and keeping the
 stem float made the whole INT8 graph of each of four zoo models faster, by 7 % (yolo11n-pose) to 37 %
-(yolov3-tiny) (``bench/int8_stem.py``; README, "The stem stays float"). It is also the layer whose quantization the image's own rounding hurts most, which is why
-quantization toolkits commonly leave the first layer in higher precision.
+(yolov3-tiny) (``bench/int8_stem.py``; README, "The stem stays float"). It is also the layer whose
+quantization the image's own rounding hurts most, which is why quantization toolkits commonly leave the
+first layer in higher precision.
 
 Why the reorder. A float stem ending in ``activation → MaxPool`` hands onnxruntime a MaxPool whose output
 is quantized; its QDQ propagation moves that quantization above the pool, which then runs on onnxruntime's

@@ -155,6 +155,9 @@ def test_mixed_int8_finds_the_yolo_head_by_measuring(fall_handle, tmp_path):
     # the stem is float from the start (the float stem), so it is neither ranked nor counted among the units kept
     assert {"/model.0/conv/Conv", "/model.0/act/Mul"} <= set(report["float_stem"]["nodes"])
     assert not any(row["unit"].startswith("/model.0 ") for row in report["sensitivity"])
+    graph = onnx.load(str(variant.onnx_path), load_external_data=False).graph
+    image_readers = [n for n in graph.node if graph.input[0].name in n.input]
+    assert [n.name for n in image_readers] == ["/model.0/conv/Conv"]  # a float Conv, no QuantizeLinear before it
     assert report["kept_in_float"] and len(report["kept_in_float"]) <= 3
     statuses = {row["status"] for row in report["sensitivity"]}
     assert statuses == {"kept in float", "quantized"}

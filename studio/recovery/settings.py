@@ -51,7 +51,8 @@ class RecoverySettings:
     recovery_labels: bool = option(True, label="Use labels when the model's frames have them",
                                    help="A YOLO folder, data.yaml or COCO json (detectors), or class folders "
                                         "ROOT/<split>/<class>/*.jpg (classifiers) as the model's frames: the "
-                                        "model's own loss on the labelled training frames is mixed in")
+                                        "model's own loss on the labelled training frames is mixed in (when they "
+                                        "are at least half of the training side's images)")
 
 
 def recovery_wanted(settings: RecoverySettings) -> bool:

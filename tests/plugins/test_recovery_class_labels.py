@@ -159,3 +159,40 @@ def test_an_ultralytics_classifier_is_distilled_and_trained_on_its_logits_not_it
     labels = torch.tensor([3, 7])
     expected = torch.nn.functional.cross_entropy(logits, labels)
     assert "cross-entropy" in how and torch.allclose(loss(outputs, {"img": images, "cls": labels}), expected)
+
+
+def test_a_few_images_in_a_folder_that_happens_to_name_a_class_do_not_replace_the_frames(
+        teacher_labelled_classes, effnet_handle, tmp_path):
+    """Labelled training trains on the labelled images only: one image in a folder named "brass" among many
+    unlabelled ones must not leave a recovery training on that one image (measured on a 921-image folder)."""
+    import shutil
+
+    from studio.recovery.distill import MIN_LABELLED_SHARE, _batches
+    from studio.train import TrainPlan
+
+    root, _ = teacher_labelled_classes
+    images = sorted(root.rglob("*.jpg"))
+    for number, image in enumerate(images[1:]):  # every frame in folders that name no class of the model …
+        folder = tmp_path / "frames" / f"album {number % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(image, folder / f"{number:03d}.jpg")
+    (tmp_path / "frames" / "brass").mkdir()
+    for name in (f"{k}.jpg" for k in range(20)):  # … but one, on the training side (the split hashes names)
+        shutil.copyfile(images[0], tmp_path / "frames" / "brass" / name)
+        frames = FrameSet.open(tmp_path / "frames")
+        training = [span.path for span in frames.calibration]
+        if any(path.parent.name == "brass" for path in training):
+            break
+        (tmp_path / "frames" / "brass" / name).unlink()
+    else:
+        pytest.fail("no name put the brass image on the training side")
+    ctx = TaskContext(frames=frames)
+    plan = TrainPlan(steps=40, batch=4)
+    plain = [cv2.imread(str(path)) for path in training]
+    batches, task_loss, info, _, sized = _batches(plain, [], effnet_handle, effnet_handle.torch_module, (224, 224),
+                                                  plan, None, True, ctx)
+    assert MIN_LABELLED_SHARE * len(training) > 1
+    assert info["labelled"] == 1 and info["training_images"] == len(training)  # "brass" is found …
+    assert task_loss is None and not info["used"] and not isinstance(batches[0], dict)  # … and not trained alone
+    assert len(batches.frames) == len(training) and sized.steps == plan.steps  # distillation on every frame
+    assert f"labels on 1 of {len(training)} training images" in info["note"]

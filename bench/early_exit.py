@@ -11,6 +11,9 @@ each score's separation (ROC AUC for "this exit agrees with the final layer") pe
 
     .venv/bin/python bench/early_exit.py [--exits auto] [--score gate|softmax] [--steps 300] [--lr 1e-3]
         [--batch 16] [--minutes 0] [--device auto] [--target 0.95] [--frames PATH] [--json OUT]
+
+``--frames "$(.venv/bin/python bench/media.py --set images)"``: 1,519 images of objects, animals, places and
+drawings (``bench/media.py``), on which the classifier's answers are not the near-ties of a street video.
 """
 
 from __future__ import annotations

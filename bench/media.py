@@ -31,6 +31,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeGuard
 
 import cv2
 import numpy as np
@@ -98,7 +99,7 @@ def vtest() -> Path:
     return _cached("vtest.avi", _build_vtest)
 
 
-def _keep(image: np.ndarray | None) -> bool:
+def _keep(image: np.ndarray | None) -> TypeGuard[np.ndarray]:
     return image is not None and min(image.shape[:2]) >= MIN_SIDE
 
 
@@ -146,7 +147,7 @@ def _tuxpaint_images(root: Path, out: Path) -> int:
     stamps = root / TUXPAINT_STAMPS
     for png in sorted(stamps.rglob("*.png")):
         image = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
-        if image is None or not _keep(image):
+        if not _keep(image):
             continue
         dest = (out / "tuxpaint" / png.relative_to(stamps)).with_suffix(".jpg")
         dest.parent.mkdir(parents=True, exist_ok=True)

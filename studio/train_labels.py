@@ -5,9 +5,12 @@ When the user's frames are a labelled dataset — a YOLO folder (``images/`` bes
 recovery trainer mixes the model's own task loss into distillation. Only the training (calibration)
 side is read: the judging side's labels are never used for training.
 
-A frame counts as labelled when it has a label file (an empty one is a background image). When any
-training frame is labelled, recovery trains on the labelled frames only: Ultralytics' loss would
-read a frame without labels as "nothing here" and teach the model to miss what is there.
+A frame counts as labelled when it has a label file (an empty one is a background image); in an
+``images/`` + ``labels/`` layout an image without one is a background image too, as Ultralytics' trainer
+and the studio's own labelled evaluation read it. Beside plain images a missing ``.txt`` says nothing (the
+folder may be a photo folder with a stray text file), so such an image is unlabelled. When the labelled
+frames are most of the training side, recovery trains on them only: Ultralytics' loss would read a frame
+without labels as "nothing here" and teach the model to miss what is there.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from studio.evaluate.labelled import coco_index, yolo_labels
+from studio.evaluate.labelled import coco_annotation, coco_index, yolo_labels
 from studio.model import ModelHandle
 from studio.runtime.preprocess import prepare
 from studio.sources import VIDEO_SUFFIXES, read_image
@@ -35,25 +38,41 @@ class LabelledFrame:
     classes: np.ndarray  # (N,) int64
 
 
+def _paired_labels(image: Path) -> tuple[Path, Path] | None:
+    """Ultralytics' convention: (the dataset's ``labels`` folder, the image's label file in it), the last
+    ``images`` folder of the image's path become ``labels``; None when the path has no ``images`` folder."""
+    parts = list(image.parts)
+    if "images" not in parts:
+        return None
+    index = len(parts) - 1 - parts[::-1].index("images")
+    labels = Path(*parts[:index], "labels")
+    return labels, labels.joinpath(*parts[index + 1:]).with_suffix(".txt")
+
+
 def yolo_label_file(image: Path) -> Path | None:
     """Ultralytics' convention (the last ``images`` folder in the path becomes ``labels``), else a ``.txt``
     beside the image; None when there is neither."""
-    parts = list(image.parts)
-    if "images" in parts:
-        index = len(parts) - 1 - parts[::-1].index("images")
-        candidate = Path(*parts[:index], "labels", *parts[index + 1:]).with_suffix(".txt")
-        if candidate.is_file():
-            return candidate
+    paired = _paired_labels(image)
+    if paired is not None and paired[1].is_file():
+        return paired[1]
     beside = image.with_suffix(".txt")
     return beside if beside.is_file() else None
 
 
+def is_background(image: Path) -> bool:
+    """An image of an ``images/`` + ``labels/`` dataset that has no label file: a background image."""
+    paired = _paired_labels(image)
+    return paired is not None and paired[0].is_dir() and yolo_label_file(image) is None
+
+
 def _coco_index(root: Path, names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Image file name → (boxes, classes) from the first COCO .json in ``root`` or ``root/annotations``."""
-    found = sorted(root.glob("*.json")) + sorted((root / "annotations").glob("*.json"))
-    if not found:
+    """Image file name → (boxes, classes) from the folder's COCO annotation file (a .json in ``root`` or
+    ``root/annotations`` that holds ``images`` and ``annotations``; a labelling tool's other .json files
+    beside it are not one)."""
+    annotation = coco_annotation(root)
+    if annotation is None:
         return {}
-    return {Path(name).name: labels for name, labels in coco_index(found[0], names).items()}
+    return {Path(name).name: labels for name, labels in coco_index(annotation, names).items()}
 
 
 def training_labels(frames: Any, names: tuple[str, ...], limit: int, ctx: Any = None
@@ -64,8 +83,11 @@ def training_labels(frames: Any, names: tuple[str, ...], limit: int, ctx: Any = 
     images = [span.path for span in frames.calibration if span.path.suffix.lower() not in VIDEO_SUFFIXES]
     coco = _coco_index(frames.path if frames.path.is_dir() else frames.path.parent, names)
     labelled: list[tuple[Path, Any]] = []
+    backgrounds = 0
     for path in images:
         label = yolo_label_file(path) or coco.get(path.name)
+        if label is None and is_background(path):
+            label, backgrounds = (np.zeros((0, 4), np.float32), np.zeros(0, np.int64)), backgrounds + 1
         if label is not None:
             labelled.append((path, label))
     chosen = spread(labelled, limit)
@@ -79,7 +101,7 @@ def training_labels(frames: Any, names: tuple[str, ...], limit: int, ctx: Any = 
         keep = (classes >= 0) & (classes < len(names))  # a class the model does not have cannot be learnt
         items.append(LabelledFrame(path, image, boxes[keep], classes[keep]))
     info = {"labelled": len(items), "labelled_available": len(labelled), "training_images": len(images),
-            "boxes": int(sum(len(item.boxes) for item in items)),
+            "boxes": int(sum(len(item.boxes) for item in items)), "backgrounds_without_label_file": backgrounds,
             "format": "COCO json" if coco else "YOLO .txt"}
     return items, info
 

@@ -215,7 +215,7 @@ def load_coco_folder(folder: Path, annotation: Path, label_names: tuple[str, ...
     return items
 
 
-def _coco_annotation(folder: Path) -> Path | None:
+def coco_annotation(folder: Path) -> Path | None:
     """The folder's COCO annotation file: a .json holding ``images`` and ``annotations`` (a labelling tool's
     other .json files, such as Label Studio's notes.json beside a YOLO export, are not one)."""
     for candidate in sorted(folder.glob("*.json")) + sorted((folder / "annotations").glob("*.json")):
@@ -234,7 +234,7 @@ def load_labelled(folder: Path, label_names: tuple[str, ...], task: str | None =
     segment, pose, obb) reads YOLO rows as that task's; COCO folders give boxes."""
     if not folder.is_dir():
         raise BadInputError("not a folder", path=folder, fix="give a folder with images and labels")
-    annotation = _coco_annotation(folder)
+    annotation = coco_annotation(folder)
     items = (load_coco_folder(folder, annotation, label_names) if annotation is not None
              else load_yolo_folder(folder, task, kpt_shape))
     if not items:

@@ -73,12 +73,11 @@ def test_a_class_the_model_does_not_have_is_not_trained(tmp_path):
     assert items and info["boxes"] == 0 and all(isinstance(i, LabelledFrame) for i in items)
 
 
-def test_a_coco_json_labels_the_training_side_by_category_name(tmp_path):
+def _coco_dataset(root, yolo, annotation="annotations.json"):
+    """``root/images`` (the YOLO folder's images) and a COCO file labelling their rectangles as category 9 "box"."""
     import json
     import shutil
 
-    yolo = _dataset(tmp_path / "yolo", 10)
-    root = tmp_path / "coco"
     shutil.copytree(yolo / "images", root / "images")
     images, annotations = [], []
     for number, image in enumerate(sorted((root / "images").iterdir())):
@@ -86,14 +85,59 @@ def test_a_coco_json_labels_the_training_side_by_category_name(tmp_path):
         images.append({"id": number, "file_name": image.name})
         annotations.append({"id": number, "image_id": number, "category_id": 9, "iscrowd": 0,
                             "bbox": [(cx - w / 2) * 320, (cy - h / 2) * 240, w * 320, h * 240]})
-    (root / "annotations.json").write_text(json.dumps(
+    (root / annotation).write_text(json.dumps(
         {"images": images, "annotations": annotations, "categories": [{"id": 9, "name": "box"}]}))
+    return root
+
+
+def test_a_coco_json_labels_the_training_side_by_category_name(tmp_path):
+    root = _coco_dataset(tmp_path / "coco", _dataset(tmp_path / "yolo", 10))
     frames = FrameSet.open(root)
     items, info = training_labels(frames, ("other", "box"), 1000)
     assert info["format"] == "COCO json" and {i.path for i in items} == {s.path for s in frames.calibration}
     assert all(item.classes.tolist() == [1] for item in items)  # matched by name, not by COCO id
     bright = np.argwhere(items[0].image.mean(axis=2) > 128)
     assert np.allclose(items[0].boxes[0], [*bright.min(axis=0)[::-1], *(bright.max(axis=0) + 1)[::-1]], atol=1)
+
+
+def test_the_coco_file_is_the_json_that_holds_images_and_annotations_not_the_first_json(tmp_path):
+    """Label Studio's COCO export is ``result.json``; a labelling tool's config beside it sorts first."""
+    root = _coco_dataset(tmp_path / "coco", _dataset(tmp_path / "yolo", 10), annotation="result.json")
+    (root / "config.json").write_text('["box", "other"]')
+    frames = FrameSet.open(root)
+    items, info = training_labels(frames, ("other", "box"), 1000)
+    assert info["format"] == "COCO json" and {i.path for i in items} == {s.path for s in frames.calibration}
+    assert all(item.classes.tolist() == [1] for item in items)
+
+
+def test_an_image_without_a_label_file_is_a_background_in_a_labels_folder_and_unlabelled_beside_images(tmp_path):
+    """As Ultralytics' trainer (and the studio's labelled evaluation) read an images/ + labels/ dataset: an image
+    without a label file has no objects. Beside plain images a missing .txt says nothing."""
+    import shutil
+
+    root = _dataset(tmp_path / "set", 30)
+    removed = {label.stem for label in sorted((root / "labels").iterdir())[::2]}
+    flat = tmp_path / "flat"
+    shutil.copytree(root / "images", flat)
+    for label in (root / "labels").iterdir():
+        if label.stem in removed:
+            label.unlink()
+        else:
+            shutil.copy(label, flat / label.name)
+    frames = FrameSet.open(root)
+    items, info = training_labels(frames, ("box",), 1000)
+    assert {item.path for item in items} == {span.path for span in frames.calibration}
+    backgrounds = [item for item in items if item.path.stem in removed]
+    assert backgrounds and all(len(item.boxes) == 0 for item in backgrounds)
+    assert all(len(item.boxes) == 1 for item in items if item.path.stem not in removed)
+    assert info["backgrounds_without_label_file"] == len(backgrounds)
+    assert info["labelled_available"] == info["training_images"]
+
+    frames = FrameSet.open(flat)
+    items, info = training_labels(frames, ("box",), 1000)
+    labelled = {span.path for span in frames.calibration if span.path.stem not in removed}
+    assert labelled and {item.path for item in items} == labelled
+    assert info["backgrounds_without_label_file"] == 0 and info["training_images"] > len(labelled)
 
 
 def _class_folders(root, folders, per_folder=4):

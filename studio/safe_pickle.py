@@ -8,9 +8,14 @@ containers. Anything else is refused with the names it asked for, unless the use
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import pickle
+import sys
+import threading
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +90,56 @@ def _class_function(owner: Any, name: Any) -> Any:
 
 # Globals that are not classes, admitted in a narrowed form.
 _NARROWED = {"builtins.getattr": _class_function}
+_LOADING = threading.Lock()  # one allow-listed load at a time: each edits torch's process-wide allow-list
+
+
+def _global_name(entry: Any) -> str:
+    """The name a torch allow-list entry answers to: ``(obj, "module.Name")``, or the object's own."""
+    return entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}"
+
+
+@contextlib.contextmanager
+def _only_these_globals(allowed: dict[str, Any]) -> Iterator[None]:
+    """torch's weights-only unpickler resolves a name through one process-wide set of entries, and when two
+    entries answer to the same name, whichever the set iterates last wins: an arbitrary one. Ultralytics' own
+    restricted loading (``ULTRALYTICS_SAFE_LOAD``, which ``studio.offline`` turns on) registers, for the life of
+    the process, a ``builtins.getattr`` that admits any non-dunder attribute of any module class; with it in the
+    set the narrowed getattr above was the one used only by chance (a test run in another order admitted
+    ``getattr(Detect, "_inference")``). So while the studio loads, every other entry under a name the file
+    needs is taken out of the set, and put back after for Ultralytics' own later loads. Ultralytics registers
+    under its lock, held here too so that none of its loads in another thread puts one back meanwhile."""
+    import torch
+
+    tasks = sys.modules.get("ultralytics.nn.tasks")  # not imported: it registered nothing and loads nothing
+    theirs = getattr(getattr(tasks, "_SafeLoad", None), "_lock", None) or contextlib.nullcontext()
+    with _LOADING, theirs:
+        others = [entry for entry in torch.serialization.get_safe_globals()
+                  if _global_name(entry) in allowed and (entry[0] if isinstance(entry, tuple) else entry)
+                  is not allowed[_global_name(entry)]]
+        if others:  # torch has no public remove: leaving a safe_globals block removes the entries it was given
+            with torch.serialization.safe_globals(others):
+                pass
+        try:
+            with torch.serialization.safe_globals([(cls, name) for name, cls in allowed.items()]):
+                yield
+        finally:
+            torch.serialization.add_safe_globals(others)
 
 
 def _unsafe_globals(path: Path) -> list[str]:
+    """Every global the checkpoint names that torch itself does not admit. torch's own scan leaves out what any
+    code registered for the process (Ultralytics registers its allow-list, its getattr among them: then a file
+    asking for ``getattr`` was not narrowed at all), so the names are read from the pickle and only torch's
+    built-in allow-list is taken off."""
     import torch
+    from torch import _weights_only_unpickler as unpickler
 
     try:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+        torch.serialization.get_unsafe_globals_in_checkpoint(str(path))  # torch's checks: a zip, not TorchScript
+        with zipfile.ZipFile(path) as archive:
+            record = min((name for name in archive.namelist() if name.rpartition("/")[2] == "data.pkl"), key=len)
+            data = archive.read(record)
+        return sorted(unpickler.get_globals_in_pkl(io.BytesIO(data)) - set(unpickler._get_allowed_globals()))
     except (RuntimeError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError) as exc:
         raise BadInputError(
             f"not a readable PyTorch checkpoint ({first_line(exc, 160)})",
@@ -200,9 +248,8 @@ def _load_allow_listed(path: Path) -> Any:
         raise NeedsTrustError(f"the checkpoint asks to run code outside the allow-list ({shown})",
                               path=path, fix=TRUST_FIX)
     try:
-        # (class, name-in-file) pairs: the file may name a class by an older or re-exported path. (None is refused
-        # above; the filter only tells the type checker so.)
-        with torch.serialization.safe_globals([(cls, name) for name, cls in allowed.items() if cls is not None]):
+        # (class, name-in-file) pairs: the file may name a class by an older or re-exported path.
+        with _only_these_globals(allowed):
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise NeedsTrustError(f"the checkpoint needs more than plain weights ({_refused_global(exc)})",

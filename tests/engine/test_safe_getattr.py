@@ -53,3 +53,35 @@ def test_ultralytics_8_0_checkpoints_from_the_zoo_open_without_trust():
     pose = zoo.load("yolo11n-pose")
     assert pose.task.value == "pose"
     assert zoo.load("yolov8n-obb-dota").task.value == "obb"
+
+
+def test_the_narrowed_getattr_holds_after_ultralytics_registered_its_wider_one(tmp_path):
+    """Ultralytics' restricted loading (on in the studio) registers, for the whole process, a getattr that admits
+    any non-dunder attribute of a module class. torch resolves a name registered twice by set order, an arbitrary
+    pick: the narrowing held only when no Ultralytics load had run before (a test order under pytest-xdist found
+    it). Several such entries make the old pick all but certain to land on a wide one."""
+    from ultralytics.nn.modules.head import Detect
+    from ultralytics.nn.tasks import torch_safe_load
+
+    from studio import safe_pickle
+
+    torch_safe_load(str(_saved(tmp_path, Detect, "forward")), safe_only=True)  # registers Ultralytics' getattr
+    wide = [entry for entry in torch.serialization.get_safe_globals()
+            if isinstance(entry, tuple) and entry[1] == "builtins.getattr"]
+    assert wide, "Ultralytics no longer registers a getattr: this test no longer tests anything"
+    more = [(lambda owner, name: getattr(owner, name), "builtins.getattr") for _ in range(15)]
+    torch.serialization.add_safe_globals(more)
+    try:
+        for name in ("_inference", "stride", "__init_subclass__"):
+            with pytest.raises(NeedsTrustError):
+                safe_torch_load(_saved(tmp_path, Detect, name))
+        assert safe_torch_load(_saved(tmp_path, Detect, "forward"))["hook"] is Detect.forward
+        with safe_pickle._only_these_globals({"builtins.getattr": safe_pickle._class_function}):
+            from torch._weights_only_unpickler import _get_user_allowed_globals
+
+            assert _get_user_allowed_globals()["builtins.getattr"] is safe_pickle._class_function
+        registered = torch.serialization.get_safe_globals()
+        assert all(entry in registered for entry in wide + more)  # Ultralytics' own later loads still have theirs
+    finally:
+        with torch.serialization.safe_globals(more):  # leaving the block removes the test's entries
+            pass

@@ -7,6 +7,7 @@ own retries. Every remote node must run this version of the studio: checked once
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -18,6 +19,20 @@ PROBE_TIMEOUT_S = 3.0
 JOIN_ATTEMPTS = 3
 LOCAL_OBJECT_STORE_BYTES = 1_000_000_000  # models and data of one search; Ray's default takes 30 % of memory
 RAY_FIX = "start one with `ray start --head` on that machine (Ray Client listens on port 10001), or check the address"
+
+
+class _EnabledTokenNotice(logging.Filter):
+    """Drops the line Ray logs when a local cluster takes its default, token authentication ("enabled … set
+    RAY_AUTH_MODE=disabled to opt out"): the studio wants it on, and a search's output is its own lines. Setting
+    ``RAY_AUTH_MODE=token`` instead silences it only before the first ``import ray`` in the process (set after,
+    it broke the local cluster's start), and Ray's other notices — a cluster joined *without* authentication —
+    still reach the user."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Token authentication is enabled" not in record.getMessage()
+
+
+_TOKEN_NOTICE = _EnabledTokenNotice()
 
 
 @dataclass
@@ -67,6 +82,7 @@ def connect(address: str | None, workers: int) -> Cluster:
         else:
             # "local": a new cluster of this search's own, never one that `ray start` left running here. Its
             # workers inherit this process's environment (the offline switches included).
+            logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_TOKEN_NOTICE)
             ray.init("local", num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False,
                      object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     except (ConnectionError, RuntimeError, TimeoutError) as exc:

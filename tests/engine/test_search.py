@@ -69,6 +69,7 @@ def run_search(spec: Path, out: Path, *extra: str, env: dict | None = None) -> d
     done = subprocess.run(search_command(spec, out, *extra), capture_output=True, text=True, timeout=600,
                           env=env)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "Token authentication is enabled" not in done.stderr  # Ray's default notice on a local start
     return json.loads(done.stdout)
 
 

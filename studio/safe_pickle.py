@@ -99,14 +99,15 @@ def _global_name(entry: Any) -> str:
 
 
 @contextlib.contextmanager
-def _only_these_globals(allowed: dict[str, Any]) -> Iterator[None]:
+def _only_these_globals(allowed: dict[str, Any], *, exclusive: bool = False) -> Iterator[None]:
     """torch's weights-only unpickler resolves a name through one process-wide set of entries, and when two
     entries answer to the same name, whichever the set iterates last wins: an arbitrary one. Ultralytics' own
     restricted loading (``ULTRALYTICS_SAFE_LOAD``, which ``studio.offline`` turns on) registers, for the life of
     the process, a ``builtins.getattr`` that admits any non-dunder attribute of any module class; with it in the
     set the narrowed getattr above was the one used only by chance (a test run in another order admitted
     ``getattr(Detect, "_inference")``). So while the studio loads, every other entry under a name the file
-    needs is taken out of the set, and put back after for Ultralytics' own later loads. Ultralytics registers
+    needs is taken out of the set, and put back after for Ultralytics' own later loads; with ``exclusive`` every
+    other entry is (a file whose globals cannot be listed beforehand: the legacy format). Ultralytics registers
     under its lock, held here too so that none of its loads in another thread puts one back meanwhile."""
     import torch
 
@@ -114,8 +115,8 @@ def _only_these_globals(allowed: dict[str, Any]) -> Iterator[None]:
     theirs = getattr(getattr(tasks, "_SafeLoad", None), "_lock", None) or contextlib.nullcontext()
     with _LOADING, theirs:
         others = [entry for entry in torch.serialization.get_safe_globals()
-                  if _global_name(entry) in allowed and (entry[0] if isinstance(entry, tuple) else entry)
-                  is not allowed[_global_name(entry)]]
+                  if exclusive or (_global_name(entry) in allowed and (entry[0] if isinstance(entry, tuple) else entry)
+                                   is not allowed[_global_name(entry)])]
         if others:  # torch has no public remove: leaving a safe_globals block removes the entries it was given
             with torch.serialization.safe_globals(others):
                 pass
@@ -260,11 +261,13 @@ def _load_allow_listed(path: Path) -> Any:
 
 
 def _load_legacy(path: Path) -> Any:
-    """Non-zip files: the pre-1.6 torch format or a bare pickle. weights_only refuses any code."""
+    """Non-zip files: the pre-1.6 torch format or a bare pickle. weights_only refuses any code: torch's own
+    allow-list only, whatever else the process registered (their globals cannot be listed before loading)."""
     import torch
 
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        with _only_these_globals({}, exclusive=True):
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         message = first_line(exc, 160)
         if "invalid load key" in message or "could not find MARK" in message:

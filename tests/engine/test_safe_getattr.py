@@ -85,3 +85,38 @@ def test_the_narrowed_getattr_holds_after_ultralytics_registered_its_wider_one(t
     finally:
         with torch.serialization.safe_globals(more):  # leaving the block removes the test's entries
             pass
+
+
+def _legacy_save(obj, path: pathlib.Path) -> None:
+    """torch's pre-1.6 layout (magic number, protocol, system info, the object, its storage keys) written by plain
+    pickle, as a crafted file would be: torch.save itself turns a module class into a persistent id."""
+    import pickle
+    import sys
+
+    from torch import serialization
+
+    info = {"protocol_version": serialization.PROTOCOL_VERSION, "little_endian": sys.byteorder == "little",
+            "type_sizes": {"short": 2, "int": 4, "long": 4}}
+    with open(path, "wb") as handle:
+        for item in (serialization.MAGIC_NUMBER, serialization.PROTOCOL_VERSION, info, obj, []):
+            pickle.dump(item, handle, protocol=2)
+
+
+def test_a_legacy_pickle_gets_torchs_own_allow_list_whatever_the_process_registered(tmp_path):
+    """A file in torch's pre-1.6 format (not a zip archive) cannot be scanned for its globals before loading:
+    it is loaded with torch's own allow-list only, not with what Ultralytics registered for the process."""
+    from ultralytics.nn.modules.head import Detect
+    from ultralytics.nn.tasks import torch_safe_load
+
+    torch_safe_load(str(_saved(tmp_path, Detect, "forward")), safe_only=True)  # registers Ultralytics' getattr
+    assert any(isinstance(entry, tuple) and entry[1] == "builtins.getattr"
+               for entry in torch.serialization.get_safe_globals())
+    legacy = tmp_path / "legacy.pt"
+    _legacy_save({"hook": _Getattr(Detect, "_inference")}, legacy)
+    with pytest.raises(NeedsTrustError):
+        safe_torch_load(legacy)
+    plain = tmp_path / "plain.pt"
+    torch.save({"weight": torch.ones(2)}, plain, _use_new_zipfile_serialization=False)
+    assert safe_torch_load(plain)["weight"].tolist() == [1.0, 1.0]  # plain weights still load
+    assert any(isinstance(entry, tuple) and entry[1] == "builtins.getattr"  # put back for Ultralytics' loads
+               for entry in torch.serialization.get_safe_globals())

@@ -98,6 +98,12 @@ def _global_name(entry: Any) -> str:
     return entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}"
 
 
+def _conflicts(entry: Any, allowed: dict[str, Any]) -> bool:
+    """Whether a registered entry answers to a name in ``allowed`` with another object than the studio's."""
+    name = _global_name(entry)
+    return name in allowed and (entry[0] if isinstance(entry, tuple) else entry) is not allowed[name]
+
+
 @contextlib.contextmanager
 def _only_these_globals(allowed: dict[str, Any], *, exclusive: bool = False) -> Iterator[None]:
     """torch's weights-only unpickler resolves a name through one process-wide set of entries, and when two
@@ -115,8 +121,7 @@ def _only_these_globals(allowed: dict[str, Any], *, exclusive: bool = False) -> 
     theirs = getattr(getattr(tasks, "_SafeLoad", None), "_lock", None) or contextlib.nullcontext()
     with _LOADING, theirs:
         others = [entry for entry in torch.serialization.get_safe_globals()
-                  if exclusive or (_global_name(entry) in allowed and (entry[0] if isinstance(entry, tuple) else entry)
-                                   is not allowed[_global_name(entry)])]
+                  if exclusive or _conflicts(entry, allowed)]
         if others:  # torch has no public remove: leaving a safe_globals block removes the entries it was given
             with torch.serialization.safe_globals(others):
                 pass
